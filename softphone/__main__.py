@@ -1,0 +1,5 @@
+"""Allows ``python -m softphone``."""
+
+from softphone.cli.main import main
+
+main()

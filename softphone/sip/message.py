@@ -1,0 +1,306 @@
+"""SIP requests and responses: ordered headers, a body, canonical bytes.
+
+Headers keep their order and repeat freely. Names compare case-insensitively and are stored in
+their long canonical form (``v`` and ``VIA`` both become ``Via``). List headers arrive split at
+top-level commas, one value per entry, so ``Via: a, b`` and two ``Via`` lines are the same
+message. Content-Length is not a stored header: it is derived from the body when serialising,
+which makes a wrong length impossible to send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from softphone.sip.errors import ParseError
+from softphone.sip.headers import (
+    Address,
+    CSeq,
+    MediaType,
+    Via,
+    parse_address,
+    parse_call_id,
+    parse_cseq,
+    parse_expires,
+    parse_max_forwards,
+    parse_media_type,
+    parse_token,
+    parse_via,
+)
+from softphone.sip.uri import URI
+
+# Compact forms (RFC 3261 7.3.3 and the extensions that define one).
+COMPACT_FORMS = {
+    "i": "Call-ID", "m": "Contact", "f": "From", "t": "To", "v": "Via", "l": "Content-Length",
+    "c": "Content-Type", "k": "Supported", "s": "Subject", "e": "Content-Encoding",
+    "o": "Event", "r": "Refer-To", "u": "Allow-Events", "x": "Session-Expires", "y": "Identity",
+    "a": "Accept-Contact", "b": "Referred-By", "j": "Reject-Contact", "d": "Request-Disposition",
+}
+
+_CANONICAL_NAMES = [
+    "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow",
+    "Allow-Events", "Authentication-Info", "Authorization", "Call-ID", "Call-Info", "Contact",
+    "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length",
+    "Content-Type", "CSeq", "Date", "Error-Info", "Event", "Expires", "From", "Identity",
+    "In-Reply-To", "Max-Forwards", "Min-Expires", "Min-SE", "MIME-Version", "Organization",
+    "P-Asserted-Identity", "Path", "Priority", "Proxy-Authenticate", "Proxy-Authorization",
+    "Proxy-Require", "RAck", "Reason", "Record-Route", "Refer-To", "Referred-By",
+    "Reject-Contact", "Reply-To", "Request-Disposition", "Require", "Retry-After", "Route",
+    "RSeq", "Server", "Service-Route", "Session-Expires", "Subject", "Subscription-State",
+    "Supported", "Timestamp", "To", "Unsupported", "User-Agent", "Via", "Warning",
+    "WWW-Authenticate",
+]
+_CANONICAL = {name.lower(): name for name in _CANONICAL_NAMES}
+
+# Headers whose grammar is a comma-separated list of values (RFC 3261 7.3.1). Others, such as
+# WWW-Authenticate or Date, contain commas that do not separate values and are never split.
+LIST_HEADERS = frozenset(name.lower() for name in [
+    "Accept", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow", "Allow-Events",
+    "Call-Info", "Contact", "Content-Encoding", "Content-Language", "Error-Info", "In-Reply-To",
+    "Path", "Proxy-Require", "Record-Route", "Require", "Route", "Service-Route", "Supported",
+    "Unsupported", "Via", "Warning",
+])
+
+
+_SPELLINGS: dict[str, str] = {}  # memo of canonical_name; bounded below
+
+
+def canonical_name(name: str) -> str:
+    """``v`` -> ``Via``, ``cseq`` -> ``CSeq``; unknown names keep their spelling."""
+    known = _SPELLINGS.get(name)
+    if known is not None:
+        return known
+    lowered = name.lower()
+    canonical = COMPACT_FORMS.get(lowered) if len(name) == 1 else None
+    canonical = canonical or _CANONICAL.get(lowered, name)
+    if len(_SPELLINGS) < 4096:  # hostile traffic with random names cannot grow it further
+        _SPELLINGS[name] = canonical
+    return canonical
+
+
+def split_list_value(value: str) -> list[str]:
+    """Split at commas outside quoted strings and <...>; elements are stripped."""
+    if "," not in value:
+        return [value]
+    if '"' not in value and "<" not in value:
+        return [part.strip() for part in value.split(",")]
+    parts: list[str] = []
+    start = 0
+    in_quotes = in_angle = escaped = False
+    for index, char in enumerate(value):
+        if escaped:
+            escaped = False
+        elif in_quotes:
+            if char == "\\":
+                escaped = True
+            elif char == '"':
+                in_quotes = False
+        elif char == '"':
+            in_quotes = True
+        elif char == "<":
+            in_angle = True
+        elif char == ">":
+            in_angle = False
+        elif char == "," and not in_angle:
+            parts.append(value[start:index].strip())
+            start = index + 1
+    parts.append(value[start:].strip())
+    return parts
+
+
+class Headers:
+    """Ordered, repeatable header fields with case-insensitive names."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
+
+    def get(self, name: str) -> str | None:
+        key = canonical_name(name).lower()
+        for item_name, value in self._items:
+            if item_name.lower() == key:
+                return value
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        key = canonical_name(name).lower()
+        return [value for item_name, value in self._items if item_name.lower() == key]
+
+    def count(self, name: str) -> int:
+        return len(self.get_all(name))
+
+    def add(self, name: str, value: str) -> None:
+        self._items.append((canonical_name(name), value))
+
+    def extend_canonical(self, items: list[tuple[str, str]]) -> None:
+        """Append items whose names are already canonical (the parser's fast path)."""
+        self._items.extend(items)
+
+    def prepend(self, name: str, value: str) -> None:
+        """Put a value first: Via and Route order is meaningful."""
+        self._items.insert(0, (canonical_name(name), value))
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every value of ``name`` with one, where the first one stood."""
+        key = canonical_name(name).lower()
+        index = next((i for i, (n, _) in enumerate(self._items) if n.lower() == key), None)
+        if index is None:
+            self.add(name, value)
+            return
+        spelling = self._items[index][0]
+        self.remove(name)
+        self._items.insert(index, (spelling, value))
+
+    def remove(self, name: str) -> None:
+        key = canonical_name(name).lower()
+        self._items = [(n, v) for n, v in self._items if n.lower() != key]
+
+    def copy(self) -> Headers:
+        clone = Headers()
+        clone._items = list(self._items)
+        return clone
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return [(n.lower(), v) for n, v in self._items] == [
+            (n.lower(), v) for n, v in other._items]
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+class Message:
+    """What requests and responses share: headers, body, and typed header views."""
+
+    def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
+        self.headers = headers if headers is not None else Headers()
+        self.body = body
+
+    @property
+    def vias(self) -> list[Via]:
+        return [parse_via(v) for v in self.headers.get_all("Via")]
+
+    @property
+    def top_via(self) -> Via:
+        return parse_via(self._required("Via"))
+
+    @property
+    def from_address(self) -> Address:
+        return parse_address(self._required("From"))
+
+    @property
+    def to_address(self) -> Address:
+        return parse_address(self._required("To"))
+
+    @property
+    def call_id(self) -> str:
+        return parse_call_id(self._required("Call-ID"))
+
+    @property
+    def cseq(self) -> CSeq:
+        return parse_cseq(self._required("CSeq"))
+
+    @property
+    def contacts(self) -> list[Address]:
+        """Contact addresses; empty for none and for the REGISTER wildcard ``*``."""
+        return [parse_address(v) for v in self.headers.get_all("Contact") if v.strip() != "*"]
+
+    @property
+    def contact_is_wildcard(self) -> bool:
+        return any(v.strip() == "*" for v in self.headers.get_all("Contact"))
+
+    @property
+    def routes(self) -> list[Address]:
+        return [parse_address(v) for v in self.headers.get_all("Route")]
+
+    @property
+    def record_routes(self) -> list[Address]:
+        return [parse_address(v) for v in self.headers.get_all("Record-Route")]
+
+    @property
+    def max_forwards(self) -> int | None:
+        value = self.headers.get("Max-Forwards")
+        return parse_max_forwards(value) if value is not None else None
+
+    @property
+    def expires(self) -> int | None:
+        value = self.headers.get("Expires")
+        return parse_expires(value) if value is not None else None
+
+    @property
+    def content_type(self) -> MediaType | None:
+        value = self.headers.get("Content-Type")
+        return parse_media_type(value) if value is not None else None
+
+    def tokens(self, name: str) -> list[str]:
+        """The values of a token-list header (Allow, Supported, Require ...)."""
+        return [parse_token(v) for v in self.headers.get_all(name)]
+
+    def _required(self, name: str) -> str:
+        value = self.headers.get(name)
+        if value is None:
+            raise ParseError(f"Missing {name} header")
+        return value
+
+    def _header_lines(self) -> list[str]:
+        lines = [f"{name}: {value}" for name, value in self.headers]
+        lines.append(f"Content-Length: {len(self.body)}")
+        return lines
+
+    def _serialise(self, start_line: str) -> bytes:
+        head = "\r\n".join([start_line, *self._header_lines()]) + "\r\n\r\n"
+        return head.encode("utf-8", "surrogateescape") + self.body
+
+
+class Request(Message):
+    def __init__(self, method: str, uri: URI, headers: Headers | None = None,
+                 body: bytes = b"") -> None:
+        super().__init__(headers, body)
+        self.method = method
+        self.uri = uri
+
+    def __bytes__(self) -> bytes:
+        return self._serialise(f"{self.method} {self.uri} SIP/2.0")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Request):
+            return NotImplemented
+        return (self.method, self.uri, self.headers, self.body) == (
+            other.method, other.uri, other.headers, other.body)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri} body={len(self.body)}B>"
+
+
+class Response(Message):
+    def __init__(self, status: int, reason: str, headers: Headers | None = None,
+                 body: bytes = b"") -> None:
+        super().__init__(headers, body)
+        self.status = status
+        self.reason = reason
+
+    def __bytes__(self) -> bytes:
+        return self._serialise(f"SIP/2.0 {self.status} {self.reason}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Response):
+            return NotImplemented
+        return (self.status, self.reason, self.headers, self.body) == (
+            other.status, other.reason, other.headers, other.body)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason} headers={len(self.headers)}>"
