@@ -151,6 +151,15 @@ class Headers:
         self.remove(name)
         self._items.insert(index, (spelling, value))
 
+    def replace_first(self, name: str, value: str) -> None:
+        """Change the first value of ``name`` in place (the top Via, say), keeping the rest."""
+        key = canonical_name(name).lower()
+        for index, (item_name, _) in enumerate(self._items):
+            if item_name.lower() == key:
+                self._items[index] = (item_name, value)
+                return
+        raise KeyError(name)
+
     def remove(self, name: str) -> None:
         key = canonical_name(name).lower()
         self._items = [(n, v) for n, v in self._items if n.lower() != key]

@@ -1,0 +1,549 @@
+"""SIP transactions (RFC 3261 section 17, with the RFC 6026 Accepted state), sans-IO.
+
+The layer is driven by three inputs only, as aioquic's connection is: ``receive(message,
+source, now)``, calls from the transaction user (``send_request``, ``respond``), and
+``handle_timer(now)``. It answers with ``datagrams_to_send()``, ``next_event()`` and
+``get_timer()`` (the next deadline or None). Time is a number the caller passes in, so tests
+drive Timers A to M with a fake clock and never sleep. Timer values derive from T1, T2 and T4
+in one place, and keep their RFC names.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from softphone.sip.builder import make_ack_for_failure, make_response
+from softphone.sip.errors import LocalProtocolError, ParseError
+from softphone.sip.headers import BRANCH_MAGIC_COOKIE, Via
+from softphone.sip.message import Headers, Request, Response
+
+TransactionKey = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TimerSettings:
+    """RFC 3261 table 4: T1 (RTT estimate), T2 (max non-INVITE retransmit interval), T4
+    (max time a message stays in the network)."""
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+
+    @property
+    def b(self) -> float:  # also F, H, J, L, M
+        return 64 * self.t1
+
+    @property
+    def d(self) -> float:
+        return max(32.0, self.b)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Where a message comes from or goes to."""
+
+    transport: str  # "udp" or "tcp"
+    host: str
+    port: int
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport != "udp"
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}:{host}:{self.port}"
+
+
+# --- events for the transaction user --------------------------------------------------------
+
+@dataclass(frozen=True)
+class RequestReceived:
+    """A new request. ``transaction`` is None for an ACK to a 2xx (it has none of its own);
+    for a CANCEL, ``cancels`` names the INVITE transaction it matches (None: 481)."""
+
+    request: Request
+    source: Peer
+    transaction: TransactionKey | None
+    cancels: TransactionKey | None = None
+
+
+@dataclass(frozen=True)
+class ResponseReceived:
+    """A response for a client transaction; ``transaction`` is None for a 2xx retransmission
+    that arrived after the INVITE transaction ended (the dialog ACKs it again)."""
+
+    response: Response
+    transaction: TransactionKey | None
+
+
+@dataclass(frozen=True)
+class TransactionTimedOut:
+    """Timer B or F fired, or the transport failed: the TU treats it as a 408 (or 503)."""
+
+    transaction: TransactionKey
+    request: Request
+    status: int = 408
+
+
+@dataclass(frozen=True)
+class AckNotReceived:
+    """Timer H or L fired without an ACK for our final response (a 2xx one ends the call)."""
+
+    transaction: TransactionKey
+    request: Request
+    status: int
+
+
+TransactionEvent = RequestReceived | ResponseReceived | TransactionTimedOut | AckNotReceived
+
+
+# --- the four machines -----------------------------------------------------------------------
+
+class _Transaction:
+    """What every machine shares: its request, peer, named timers and a terminated flag."""
+
+    def __init__(self, layer: TransactionLayer, key: TransactionKey, request: Request,
+                 peer: Peer) -> None:
+        self.layer = layer
+        self.key = key
+        self.request = request
+        self.peer = peer
+        self.state = "init"
+        self.timers: dict[str, float] = {}
+        self.intervals: dict[str, float] = {}
+
+    @property
+    def settings(self) -> TimerSettings:
+        return self.layer.settings
+
+    @property
+    def terminated(self) -> bool:
+        return self.state == "terminated"
+
+    def deadline(self) -> float | None:
+        return min(self.timers.values(), default=None)
+
+    def handle_timer(self, now: float) -> None:
+        for name, when in sorted(self.timers.items(), key=lambda item: item[1]):
+            if when <= now and self.timers.get(name) == when and not self.terminated:
+                del self.timers[name]
+                self.fire(name, now)
+
+    def fire(self, name: str, now: float) -> None:
+        raise NotImplementedError
+
+    def arm(self, name: str, now: float, interval: float) -> None:
+        self.intervals[name] = interval
+        self.timers[name] = now + interval
+
+    def rearm_backoff(self, name: str, now: float, cap: float | None) -> None:
+        """Double the interval (capped): ``min(T1 << n, T2)`` as RFC 3261 17.1.2.2 has it."""
+        interval = self.intervals[name] * 2
+        self.arm(name, now, min(interval, cap) if cap is not None else interval)
+
+    def terminate(self) -> None:
+        self.state = "terminated"
+        self.timers.clear()
+
+    def send(self, message: Request | Response) -> None:
+        self.layer.queue_send(message, self.peer)
+
+
+class ClientInviteTransaction(_Transaction):
+    """RFC 3261 17.1.1 with RFC 6026: Calling, Proceeding, Completed, Accepted, Terminated."""
+
+    def start(self, now: float) -> None:
+        self.state = "calling"
+        self.send(self.request)
+        if not self.peer.reliable:
+            self.arm("A", now, self.settings.t1)
+        self.arm("B", now, self.settings.b)
+
+    def expect_final_within(self, now: float, seconds: float) -> None:
+        """After a CANCEL: a final response must come, or the call is given up (RFC 9.1)."""
+        if self.state in ("calling", "proceeding"):
+            self.arm("B", now, seconds)
+
+    def receive(self, response: Response, now: float) -> None:
+        status = response.status
+        if self.state in ("calling", "proceeding"):
+            if status < 200:
+                self.state = "proceeding"
+                self.timers.pop("A", None)
+                self.timers.pop("B", None)
+            elif status < 300:
+                self.state = "accepted"
+                self.timers.clear()
+                self.arm("M", now, self.settings.b)
+            else:
+                self._ack(response)
+                self.state = "completed"
+                self.timers.clear()
+                self.arm("D", now, 0 if self.peer.reliable else self.settings.d)
+            self.layer.emit(ResponseReceived(response, self.key))
+        elif self.state == "completed" and status >= 300:
+            self._ack(response)  # our ACK was lost: send it again, tell nobody
+        elif self.state == "accepted" and 200 <= status < 300:
+            self.layer.emit(ResponseReceived(response, self.key))
+
+    def _ack(self, response: Response) -> None:
+        self.send(make_ack_for_failure(self.request, response))
+
+    def fire(self, name: str, now: float) -> None:
+        if name == "A":
+            self.send(self.request)
+            self.rearm_backoff("A", now, cap=None)
+        elif name == "B":
+            self.terminate()
+            self.layer.emit(TransactionTimedOut(self.key, self.request))
+        else:  # D, M
+            self.terminate()
+
+
+class ClientNonInviteTransaction(_Transaction):
+    """RFC 3261 17.1.2: Trying, Proceeding, Completed, Terminated."""
+
+    def start(self, now: float) -> None:
+        self.state = "trying"
+        self.send(self.request)
+        if not self.peer.reliable:
+            self.arm("E", now, self.settings.t1)
+        self.arm("F", now, self.settings.b)
+
+    def receive(self, response: Response, now: float) -> None:
+        if self.state not in ("trying", "proceeding"):
+            return
+        if response.status < 200:
+            self.state = "proceeding"
+        else:
+            self.state = "completed"
+            self.timers.clear()
+            self.arm("K", now, 0 if self.peer.reliable else self.settings.t4)
+        self.layer.emit(ResponseReceived(response, self.key))
+
+    def fire(self, name: str, now: float) -> None:
+        if name == "E":
+            self.send(self.request)
+            if self.state == "trying":
+                self.rearm_backoff("E", now, cap=self.settings.t2)
+            else:
+                self.arm("E", now, self.settings.t2)
+        elif name == "F":
+            self.terminate()
+            self.layer.emit(TransactionTimedOut(self.key, self.request))
+        else:  # K
+            self.terminate()
+
+
+class ServerInviteTransaction(_Transaction):
+    """RFC 3261 17.2.1 with RFC 6026: Proceeding, Completed, Confirmed, Accepted, Terminated.
+
+    In Accepted it also retransmits the 2xx until the dialog's ACK arrives (RFC 3261 13.3.1.4
+    gives that job to the UA core; it lives here because this is where the 2xx is held)."""
+
+    last_response: Response | None = None
+    acked = False
+
+    def start(self, now: float) -> None:
+        self.state = "proceeding"
+        self.respond(make_response(self.request, 100), now)
+
+    def receive_request(self, request: Request, now: float) -> None:
+        if request.method == "ACK":
+            if self.state == "completed":
+                self.state = "confirmed"
+                self.timers.clear()
+                self.arm("I", now, 0 if self.peer.reliable else self.settings.t4)
+            return
+        if self.state in ("proceeding", "completed") and self.last_response is not None:
+            self.send(self.last_response)  # a retransmitted INVITE: repeat our answer
+
+    def respond(self, response: Response, now: float) -> None:
+        if self.state != "proceeding":
+            raise LocalProtocolError(f"INVITE transaction already answered ({self.state})")
+        self.last_response = response
+        self.send(response)
+        if response.status < 200:
+            return
+        if response.status < 300:
+            self.state = "accepted"
+            self.arm("2xx", now, self.settings.t1)
+            self.arm("L", now, self.settings.b)
+        else:
+            self.state = "completed"
+            if not self.peer.reliable:
+                self.arm("G", now, self.settings.t1)
+            self.arm("H", now, self.settings.b)
+
+    def ack_for_2xx(self) -> None:
+        self.acked = True
+        self.timers.pop("2xx", None)
+
+    def fire(self, name: str, now: float) -> None:
+        if name in ("G", "2xx") and self.last_response is not None:
+            self.send(self.last_response)
+            self.rearm_backoff(name, now, cap=self.settings.t2)
+        elif name in ("H", "L"):
+            self.terminate()
+            if not self.acked and self.last_response is not None:
+                self.layer.emit(AckNotReceived(self.key, self.request,
+                                               self.last_response.status))
+        else:  # I
+            self.terminate()
+
+
+class ServerNonInviteTransaction(_Transaction):
+    """RFC 3261 17.2.2: Trying, Proceeding, Completed, Terminated."""
+
+    last_response: Response | None = None
+
+    def start(self, now: float) -> None:
+        self.state = "trying"
+
+    def receive_request(self, request: Request, now: float) -> None:
+        if self.last_response is not None:
+            self.send(self.last_response)
+
+    def respond(self, response: Response, now: float) -> None:
+        if self.state not in ("trying", "proceeding"):
+            raise LocalProtocolError(f"{self.request.method} transaction already answered")
+        self.last_response = response
+        self.send(response)
+        if response.status < 200:
+            self.state = "proceeding"
+        else:
+            self.state = "completed"
+            self.arm("J", now, 0 if self.peer.reliable else self.settings.b)
+
+    def fire(self, name: str, now: float) -> None:
+        self.terminate()
+
+
+ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
+ClientTransaction = ClientInviteTransaction | ClientNonInviteTransaction
+
+
+def server_key(request: Request) -> TransactionKey:
+    """RFC 3261 17.2.3: branch, sent-by and method (ACK matches its INVITE); the RFC 2543
+    fallback for branches without the magic cookie."""
+    via = request.top_via
+    method = "INVITE" if request.method == "ACK" else request.method
+    branch = via.branch or ""
+    if branch.startswith(BRANCH_MAGIC_COOKIE) and len(branch) > len(BRANCH_MAGIC_COOKIE):
+        return (branch, via.sent_by.lower(), method)
+    return ("rfc2543", request.call_id, request.from_address.tag or "",
+            str(request.cseq.number), via.sent_by.lower(), method)
+
+
+def client_key(message: Request | Response) -> TransactionKey:
+    """RFC 3261 17.1.3: top Via branch and CSeq method."""
+    method = message.cseq.method
+    return (message.top_via.branch or "", "INVITE" if method == "ACK" else method)
+
+
+def response_destination(via: Via, source: Peer) -> Peer:
+    """RFC 3261 18.2.2 with RFC 3581: reliable transports answer on the connection; UDP
+    answers the source address, at the source port when the client asked for rport."""
+    if source.reliable:
+        return source
+    if via.maddr:
+        return Peer("udp", via.maddr, via.port or 5060)
+    return Peer("udp", source.host, source.port if via.wants_rport else (via.port or 5060))
+
+
+@dataclass
+class TransactionLayer:
+    """All transactions of one user agent, matched, timed and reaped."""
+
+    settings: TimerSettings = field(default_factory=TimerSettings)
+    max_server_transactions: int = 20_000
+    client: dict[TransactionKey, ClientTransaction] = field(default_factory=dict)
+    server: dict[TransactionKey, ServerTransaction] = field(default_factory=dict)
+    _outbox: list[tuple[bytes, Peer]] = field(default_factory=list)
+    _events: deque[TransactionEvent] = field(default_factory=deque)
+    # (call-id, from-tag, cseq number) -> key of INVITE server transactions awaiting a 2xx ACK
+    _awaiting_ack: dict[tuple[str, str, int], TransactionKey] = field(default_factory=dict)
+    # (call-id, from-tag, cseq number, method) of requests without To tag -> key (RFC 8.2.2.2)
+    _merge_index: dict[tuple[str, str, int, str], TransactionKey] = field(default_factory=dict)
+
+    # --- outputs -----------------------------------------------------------------------------
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Peer]]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def next_event(self) -> TransactionEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> float | None:
+        deadlines = [d for t in self._all() if (d := t.deadline()) is not None]
+        return min(deadlines, default=None)
+
+    # --- inputs from the transaction user --------------------------------------------------
+
+    def send_request(self, request: Request, peer: Peer, now: float) -> TransactionKey:
+        """Start a client transaction (any method but ACK) and send the request."""
+        if request.method == "ACK":
+            raise LocalProtocolError("ACK for a 2xx has no transaction: use send_stateless")
+        key = client_key(request)
+        transaction: ClientTransaction
+        if request.method == "INVITE":
+            transaction = ClientInviteTransaction(self, key, request, peer)
+        else:
+            transaction = ClientNonInviteTransaction(self, key, request, peer)
+        self.client[key] = transaction
+        transaction.start(now)
+        return key
+
+    def send_stateless(self, message: Request | Response, peer: Peer) -> None:
+        self.queue_send(message, peer)
+
+    def respond(self, key: TransactionKey, response: Response, now: float) -> None:
+        transaction = self.server.get(key)
+        if transaction is None or transaction.terminated:
+            raise LocalProtocolError("No such server transaction")
+        transaction.respond(response, now)
+        if isinstance(transaction, ServerInviteTransaction) and 200 <= response.status < 300:
+            request = transaction.request
+            ack_key = (request.call_id, request.from_address.tag or "", request.cseq.number)
+            self._awaiting_ack[ack_key] = key
+        self._reap()
+
+    def expect_final_within(self, key: TransactionKey, now: float, seconds: float) -> None:
+        transaction = self.client.get(key)
+        if isinstance(transaction, ClientInviteTransaction):
+            transaction.expect_final_within(now, seconds)
+
+    def transport_error(self, key: TransactionKey) -> None:
+        transaction = self.client.get(key)
+        if transaction is not None and not transaction.terminated:
+            transaction.terminate()
+            self.emit(TransactionTimedOut(key, transaction.request, status=503))
+        self._reap()
+
+    def server_request(self, key: TransactionKey) -> Request | None:
+        transaction = self.server.get(key)
+        return transaction.request if transaction is not None else None
+
+    def server_state(self, key: TransactionKey) -> str | None:
+        transaction = self.server.get(key)
+        return transaction.state if transaction is not None else None
+
+    # --- inputs from the network and the clock ----------------------------------------------
+
+    def receive(self, message: Request | Response, source: Peer, now: float) -> None:
+        if isinstance(message, Response):
+            self._receive_response(message, now)
+        else:
+            self._receive_request(message, source, now)
+        self._reap()
+
+    def handle_timer(self, now: float) -> None:
+        for transaction in list(self._all()):
+            deadline = transaction.deadline()
+            if deadline is not None and deadline <= now:
+                transaction.handle_timer(now)
+        self._reap()
+
+    # --- internals -------------------------------------------------------------------------
+
+    def queue_send(self, message: Request | Response, peer: Peer) -> None:
+        self._outbox.append((bytes(message), peer))
+
+    def emit(self, event: TransactionEvent) -> None:
+        self._events.append(event)
+
+    def _all(self) -> list[ClientTransaction | ServerTransaction]:
+        return [*self.client.values(), *self.server.values()]
+
+    def _receive_response(self, response: Response, now: float) -> None:
+        transaction = self.client.get(client_key(response))
+        if transaction is not None and not transaction.terminated:
+            transaction.receive(response, now)
+        elif response.cseq.method == "INVITE" and 200 <= response.status < 300:
+            self.emit(ResponseReceived(response, None))
+
+    def _receive_request(self, request: Request, source: Peer, now: float) -> None:
+        request = _stamp_received(request, source)
+        key = server_key(request)
+        existing = self.server.get(key)
+        if existing is not None:
+            existing.receive_request(request, now)
+            return
+        if request.method == "ACK":
+            self._receive_ack_for_2xx(request, source)
+            return
+        if len(self.server) >= self.max_server_transactions:
+            self.queue_send(make_response(request, 503, extra=Headers([("Retry-After", "5")])),
+                            response_destination(request.top_via, source))
+            return
+        transaction = self._new_server_transaction(key, request, source, now)
+        if self._is_merged(request, key):
+            transaction.respond(make_response(request, 482, to_tag="merged"), now)
+            return
+        cancels = None
+        if request.method == "CANCEL":
+            invite_key = (*key[:-1], "INVITE")
+            cancels = invite_key if invite_key in self.server else None
+        self.emit(RequestReceived(request, source, key, cancels))
+
+    def _new_server_transaction(self, key: TransactionKey, request: Request, source: Peer,
+                                now: float) -> ServerTransaction:
+        peer = response_destination(request.top_via, source)
+        transaction: ServerTransaction
+        if request.method == "INVITE":
+            transaction = ServerInviteTransaction(self, key, request, peer)
+        else:
+            transaction = ServerNonInviteTransaction(self, key, request, peer)
+        self.server[key] = transaction
+        transaction.start(now)
+        return transaction
+
+    def _is_merged(self, request: Request, key: TransactionKey) -> bool:
+        """RFC 3261 8.2.2.2: the same request reaching us twice by different paths."""
+        if request.to_address.tag is not None or request.method == "CANCEL":
+            return False
+        index = (request.call_id, request.from_address.tag or "", request.cseq.number,
+                 request.method)
+        other = self._merge_index.get(index)
+        if other is not None and other != key and other in self.server:
+            return True
+        self._merge_index[index] = key
+        return False
+
+    def _receive_ack_for_2xx(self, ack: Request, source: Peer) -> None:
+        try:
+            ack_key = (ack.call_id, ack.from_address.tag or "", ack.cseq.number)
+        except ParseError:
+            return
+        invite_key = self._awaiting_ack.pop(ack_key, None)
+        transaction = self.server.get(invite_key) if invite_key else None
+        if isinstance(transaction, ServerInviteTransaction):
+            transaction.ack_for_2xx()
+        self.emit(RequestReceived(ack, source, None))
+
+    def _reap(self) -> None:
+        for table in (self.client, self.server):
+            for key in [k for k, t in table.items() if t.terminated]:
+                del table[key]
+        if len(self._merge_index) > len(self.server) * 2 + 64:
+            self._merge_index = {k: v for k, v in self._merge_index.items() if v in self.server}
+        if len(self._awaiting_ack) > len(self.server) + 64:
+            self._awaiting_ack = {k: v for k, v in self._awaiting_ack.items() if v in self.server}
+
+
+def _stamp_received(request: Request, source: Peer) -> Request:
+    """RFC 3261 18.2.1 and RFC 3581: note where the request really came from in its Via."""
+    via = request.top_via
+    stamped = via
+    if via.host != source.host:
+        stamped = stamped.with_param("received", source.host)
+    if via.wants_rport and source.transport == "udp":
+        stamped = stamped.with_param("rport", str(source.port))
+    if stamped is via:
+        return request
+    headers = request.headers.copy()
+    headers.replace_first("Via", str(stamped))
+    return Request(request.method, request.uri, headers, request.body)
