@@ -1,0 +1,169 @@
+"""SDP offer/answer (RFC 3264) for one audio stream with telephone-event.
+
+The answerer picks the best codec both sides support: local preference first, the offer's
+order among equals; it keeps the offer's m-line order and refuses other media with port 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from softphone.sdp.model import Media, SdpError, SessionDescription
+
+
+@dataclass(frozen=True)
+class Codec:
+    key: str
+    encoding: str
+    clock_rate: int
+    channels: int = 1
+    static_pt: int | None = None
+    fmtp: str | None = None
+
+    def matches(self, encoding: str, clock_rate: int) -> bool:
+        return encoding.lower() == self.encoding.lower() and clock_rate == self.clock_rate
+
+
+CODECS = {
+    "opus": Codec("opus", "opus", 48000, 2, None, "useinbandfec=1"),
+    "pcmu": Codec("pcmu", "PCMU", 8000, 1, 0),
+    "pcma": Codec("pcma", "PCMA", 8000, 1, 8),
+    "g722": Codec("g722", "G722", 8000, 1, 9),
+}
+TELEPHONE_EVENT = Codec("telephone-event", "telephone-event", 8000, 1, None, "0-16")
+DEFAULT_CODECS = ("opus", "pcmu", "pcma")
+_DYNAMIC_PT = {"opus": 111, "telephone-event": 101}
+_DIRECTION_ANSWER = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
+
+
+@dataclass(frozen=True)
+class NegotiatedMedia:
+    """What both sides agreed on for the audio stream."""
+
+    codec: Codec
+    payload_type: int
+    remote_address: str
+    remote_port: int
+    dtmf_payload_type: int | None
+    direction: str  # ours: sendrecv, sendonly, recvonly or inactive
+    ptime: int = 20
+
+    @property
+    def description(self) -> str:
+        return f"{self.codec.encoding}/{self.codec.clock_rate}"
+
+
+def _codecs(keys: tuple[str, ...] | list[str]) -> list[Codec]:
+    unknown = [k for k in keys if k.lower() not in CODECS]
+    if unknown:
+        raise ValueError(f"Unknown codec {unknown[0]!r}; known: {', '.join(CODECS)}")
+    return [CODECS[k.lower()] for k in keys]
+
+
+def _payload_type(codec: Codec) -> int:
+    return codec.static_pt if codec.static_pt is not None else _DYNAMIC_PT[codec.key]
+
+
+def _audio_section(codecs: list[Codec], port: int, direction: str) -> Media:
+    media = Media(kind="audio", port=port, proto="RTP/AVP", formats=[])
+    for codec in [*codecs, TELEPHONE_EVENT]:
+        pt = _payload_type(codec)
+        media.formats.append(str(pt))
+        channels = f"/{codec.channels}" if codec.channels > 1 else ""
+        media.attributes.append(("rtpmap", f"{pt} {codec.encoding}/{codec.clock_rate}{channels}"))
+        if codec.fmtp:
+            media.attributes.append(("fmtp", f"{pt} {codec.fmtp}"))
+    media.attributes += [("ptime", "20"), (direction, None)]
+    return media
+
+
+def make_offer(codec_keys: tuple[str, ...] | list[str], address: str, port: int,
+               session_id: int, version: int, direction: str = "sendrecv") -> SessionDescription:
+    return SessionDescription(
+        origin_user="softphone", session_id=session_id, session_version=version,
+        origin_address=address, connection=address,
+        media=[_audio_section(_codecs(codec_keys), port, direction)])
+
+
+def answer_offer(offer: SessionDescription, codec_keys: tuple[str, ...] | list[str],
+                 address: str, port: int, session_id: int, version: int,
+                 direction: str = "sendrecv") -> tuple[SessionDescription, NegotiatedMedia]:
+    """Our answer and the agreed stream. Raises SdpError(status=488) with nothing in common."""
+    local = _codecs(codec_keys)
+    answer = SessionDescription(origin_user="softphone", session_id=session_id,
+                                session_version=version, origin_address=address,
+                                connection=address)
+    agreed: NegotiatedMedia | None = None
+    for media in offer.media:
+        chosen = None
+        if agreed is None and _is_usable_audio(media):
+            chosen = _choose(media, local)
+        if chosen is None:
+            answer.media.append(Media(kind=media.kind, port=0, proto=media.proto,
+                                      formats=media.formats[:1] or ["0"]))
+            continue
+        codec, pt, dtmf_pt = chosen
+        our_direction = _DIRECTION_ANSWER.get(media.direction, direction)
+        section = _answer_section(codec, pt, dtmf_pt, port, our_direction, media.fmtp(str(pt)))
+        answer.media.append(section)
+        remote = offer.connection_for(media)
+        if remote is None:
+            raise SdpError("SDP offer without a connection address")
+        agreed = NegotiatedMedia(codec, pt, remote, media.port, dtmf_pt, our_direction,
+                                 _ptime(media))
+    if agreed is None:
+        raise SdpError("No common codec", status=488)
+    return answer, agreed
+
+
+def _choose(media: Media, local: list[Codec]) -> tuple[Codec, int, int | None] | None:
+    offered = media.rtpmap()
+    dtmf_pt = next((int(pt) for pt, (enc, rate, _) in offered.items()
+                    if TELEPHONE_EVENT.matches(enc, rate) and pt.isdigit()), None)
+    for codec in local:
+        for pt in media.formats:
+            spec = offered.get(pt)
+            if spec is not None and codec.matches(spec[0], spec[1]) and pt.isdigit():
+                return codec, int(pt), dtmf_pt
+    return None
+
+
+def _answer_section(codec: Codec, pt: int, dtmf_pt: int | None, port: int, direction: str,
+                    offered_fmtp: str | None) -> Media:
+    media = Media(kind="audio", port=port, proto="RTP/AVP", formats=[str(pt)])
+    channels = f"/{codec.channels}" if codec.channels > 1 else ""
+    media.attributes.append(("rtpmap", f"{pt} {codec.encoding}/{codec.clock_rate}{channels}"))
+    fmtp = codec.fmtp or offered_fmtp
+    if fmtp:
+        media.attributes.append(("fmtp", f"{pt} {fmtp}"))
+    if dtmf_pt is not None:
+        media.formats.append(str(dtmf_pt))
+        media.attributes.append(("rtpmap", f"{dtmf_pt} telephone-event/8000"))
+        media.attributes.append(("fmtp", f"{dtmf_pt} 0-16"))
+    media.attributes += [("ptime", "20"), (direction, None)]
+    return media
+
+
+def _ptime(media: Media) -> int:
+    value = media.attribute("ptime")
+    return int(value) if value and value.isdigit() and 10 <= int(value) <= 120 else 20
+
+
+def _is_usable_audio(media: Media) -> bool:
+    return media.kind == "audio" and media.port != 0 and "RTP/AVP" in media.proto
+
+
+def read_answer(answer: SessionDescription,
+                codec_keys: tuple[str, ...] | list[str]) -> NegotiatedMedia:
+    """The stream an answer to our offer agreed on. Raises SdpError(status=488)."""
+    for media in answer.media:
+        if not _is_usable_audio(media):
+            continue
+        chosen = _choose(media, _codecs(codec_keys))
+        remote = answer.connection_for(media)
+        if chosen is not None and remote is not None:
+            codec, pt, dtmf_pt = chosen
+            our_direction = _DIRECTION_ANSWER.get(media.direction, "sendrecv")
+            return NegotiatedMedia(codec, pt, remote, media.port, dtmf_pt, our_direction,
+                                   _ptime(media))
+    raise SdpError("The answer accepts none of our codecs", status=488)

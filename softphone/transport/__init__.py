@@ -1,0 +1,1 @@
+"""asyncio adapters that move bytes between sockets and the sans-IO core, and RFC 3263."""

@@ -1,0 +1,50 @@
+"""SIP over UDP: one datagram is one message (RFC 3261 18.3)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+from softphone.sip import ParseError, parse
+from softphone.sip.transaction import Peer
+from softphone.transport.base import MessageSink
+
+
+class UdpTransport(asyncio.DatagramProtocol):
+    def __init__(self, sink: MessageSink) -> None:
+        self._sink = sink
+        self._transport: asyncio.DatagramTransport | None = None
+        self.host = ""
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        assert self._transport is not None
+        self.host, self.port = self._transport.get_extra_info("sockname")[:2]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The selector loop's datagram transport does not subclass DatagramTransport.
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        source = Peer("udp", str(addr[0]), int(str(addr[1])))
+        if data.strip(b"\r\n") == b"":
+            return  # keep-alive (RFC 5626 CRLF ping)
+        try:
+            message = parse(data)
+        except ParseError as error:
+            self._sink.bad_message(data, error, source)
+            return
+        self._sink.message_received(message, source)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP errors on an unconnected socket: the transaction timers handle loss
+
+    def send(self, data: bytes, peer: Peer) -> None:
+        if self._transport is not None:
+            self._transport.sendto(data, (peer.host, peer.port))
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()

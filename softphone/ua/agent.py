@@ -1,0 +1,484 @@
+"""UserAgent: the public Python API, and the asyncio adapter around the sans-IO SIP core.
+
+The adapter does three things only, as aioquic's protocol does: it feeds received messages and
+timer ticks into the transaction layer, sends what the layer wants sent, and re-arms a single
+``loop.call_at`` for the layer's next deadline. Everything else here is the transaction user:
+routing requests to calls, answering OPTIONS, and awaiting responses for the API's coroutines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+
+from softphone import __version__
+from softphone.sdp.negotiation import DEFAULT_CODECS
+from softphone.sip import Headers, ParseError, Request, Response, SipUri, parse_sip_uri
+from softphone.sip.auth import authorize, choose_challenge
+from softphone.sip.builder import make_response, new_branch, new_call_id, new_tag, reason_phrase
+from softphone.sip.errors import AuthError, SipError
+from softphone.sip.headers import Address
+from softphone.sip.recovery import bad_request_response
+from softphone.sip.transaction import (
+    AckNotReceived,
+    Peer,
+    RequestReceived,
+    ResponseReceived,
+    TimerSettings,
+    TransactionEvent,
+    TransactionKey,
+    TransactionLayer,
+    TransactionTimedOut,
+)
+from softphone.sip.validate import EndpointPolicy, check_request
+from softphone.transport.resolver import ResolutionError, resolve
+from softphone.transport.tcp import TcpTransport
+from softphone.transport.udp import UdpTransport
+from softphone.ua.call import Call
+from softphone.ua.events import Event, Listening, OptionsResult
+from softphone.ua.registration import Registration
+
+ProvisionalHandler = Callable[[Response], None]
+ACCEPT = "application/sdp"
+SUPPORTED = ""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """How the agent presents itself and where it listens."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 5060  # 0 picks a free port (the Listening event says which)
+    transport: str = "udp"   # default transport for requests we send
+    user: str = "softphone"
+    domain: str | None = None  # for From/AOR; defaults to the listening address
+    display_name: str | None = None
+    credentials: Credentials | None = None
+    outbound_proxy: str | None = None
+    codecs: tuple[str, ...] = DEFAULT_CODECS
+    timers: TimerSettings = field(default_factory=TimerSettings)
+    user_agent: str = f"softphone/{__version__}"
+
+
+class UserAgent:
+    """One SIP user agent (client and server) on one event loop.
+
+    ``async with UserAgent(AgentConfig(...)) as agent:`` binds UDP and TCP on the same port;
+    ``agent.call(uri)``, ``agent.register(...)``, ``agent.options(uri)`` act as a client;
+    incoming calls arrive on ``agent.incoming`` as Call objects.
+    """
+
+    def __init__(self, config: AgentConfig | None = None) -> None:
+        self.config = config or AgentConfig()
+        self.policy = EndpointPolicy()
+        self.layer = TransactionLayer(settings=self.config.timers)
+        self.udp = UdpTransport(self)
+        self.tcp = TcpTransport(self)
+        self.incoming: asyncio.Queue[Call] = asyncio.Queue()
+        self._subscribers: list[asyncio.Queue[Event]] = []
+        self._listeners: list[Callable[[Event], None]] = []
+        self._pending: dict[TransactionKey, tuple[asyncio.Future[Response],
+                                                  ProvisionalHandler | None]] = {}
+        self._calls_by_dialog: dict[tuple[str, str, str], Call] = {}
+        self._calls_by_invite: dict[TransactionKey, Call] = {}
+        self.calls: set[Call] = set()
+        self.registrations: list[Registration] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.udp.start(self.config.listen_host, self.config.listen_port)
+        await self.tcp.start(self.config.listen_host, self.udp.port)
+        self.emit(Listening("udp", self.udp.host, self.udp.port))
+
+    async def close(self) -> None:
+        """Hang up every call, remove every registration, then close the sockets."""
+        for call in list(self.calls):
+            with contextlib.suppress(SipError, OSError):
+                await call.hangup()
+        for registration in list(self.registrations):
+            with contextlib.suppress(SipError, OSError):
+                await registration.unregister()
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        self.udp.close()
+        self.tcp.close()
+        await self.tcp.wait_closed()
+
+    async def __aenter__(self) -> UserAgent:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- identity ----------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return self.udp.host
+
+    @property
+    def port(self) -> int:
+        return self.udp.port
+
+    @property
+    def address_of_record(self) -> SipUri:
+        return SipUri(host=self.config.domain or self.host, user=self.config.user)
+
+    def contact(self, transport: str | None = None) -> Address:
+        uri = SipUri(host=self.host, port=self.port, user=self.config.user)
+        if (transport or self.config.transport) == "tcp":
+            uri = uri.with_param("transport", "tcp")
+        return Address(uri=uri)
+
+    def local_address(self) -> Address:
+        return Address(uri=self.address_of_record, display_name=self.config.display_name)
+
+    # --- events ------------------------------------------------------------------------------
+
+    def subscribe(self) -> asyncio.Queue[Event]:
+        """A queue that receives every event from now on."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._subscribers.append(queue)
+        return queue
+
+    def add_listener(self, listener: Callable[[Event], None]) -> None:
+        self._listeners.append(listener)
+
+    def emit(self, event: Event) -> None:
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+        for listener in self._listeners:
+            listener(event)
+
+    # --- the adapter: bytes in, bytes out, one timer -------------------------------------------
+
+    def now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def message_received(self, message: Request | Response, source: Peer) -> None:
+        try:
+            self.layer.receive(message, source, self.now())
+        except ParseError:
+            return  # a header the layer needed was unusable: nothing we can answer
+        self._transmit()
+
+    def bad_message(self, data: bytes, error: ParseError, source: Peer) -> None:
+        """A request that does not parse gets a 400 naming the defect, when it can be built."""
+        answer = bad_request_response(data, error)
+        if answer is not None:
+            self._send_bytes(answer, source)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.layer.handle_timer(self.now())
+        self._transmit()
+
+    def _transmit(self) -> None:
+        for data, peer in self.layer.datagrams_to_send():
+            self._send_bytes(data, peer)
+        while (event := self.layer.next_event()) is not None:
+            self._dispatch(event)
+        self._rearm()
+
+    def _rearm(self) -> None:
+        deadline = self.layer.get_timer()
+        if self._timer is not None:
+            if deadline is not None and self._timer.when() == deadline:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None and self._loop is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _send_bytes(self, data: bytes, peer: Peer) -> None:
+        if peer.transport == "udp":
+            self.udp.send(data, peer)
+        else:
+            self.spawn(self._send_tcp(data, peer))
+
+    async def _send_tcp(self, data: bytes, peer: Peer) -> None:
+        try:
+            await self.tcp.send(data, peer)
+        except OSError:
+            for key, transaction in list(self.layer.client.items()):
+                if transaction.peer == peer:
+                    self.layer.transport_error(key)
+            self._transmit()
+
+    def spawn(self, coroutine: Coroutine[object, object, object]) -> asyncio.Task[object]:
+        """Run a background job of the agent; close() cancels whatever is left."""
+        task: asyncio.Task[object] = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- client side -------------------------------------------------------------------------
+
+    def prepare(self, request: Request, peer: Peer) -> Request:
+        """Add the Via for ``peer``'s transport (new branch, rport) and our User-Agent."""
+        headers = request.headers.copy()
+        headers.prepend("Via", f"SIP/2.0/{peer.transport.upper()} {self.host}:{self.port}"
+                               f";branch={new_branch()};rport")
+        if "Max-Forwards" not in headers:
+            headers.add("Max-Forwards", "70")
+        if "User-Agent" not in headers:
+            headers.add("User-Agent", self.config.user_agent)
+        return Request(request.method, request.uri, headers, request.body)
+
+    async def targets(self, uri: SipUri) -> list[Peer]:
+        """Where a request for ``uri`` goes: the outbound proxy if set, else ``uri`` itself."""
+        destination = parse_sip_uri(self.config.outbound_proxy) if self.config.outbound_proxy \
+            else uri
+        return await resolve(destination, self.config.transport)
+
+    def start_transaction(self, request: Request, peer: Peer,
+                          on_provisional: ProvisionalHandler | None = None
+                          ) -> tuple[TransactionKey, asyncio.Future[Response]]:
+        assert self._loop is not None
+        future: asyncio.Future[Response] = self._loop.create_future()
+        key = self.layer.send_request(request, peer, self.now())
+        self._pending[key] = (future, on_provisional)
+        self._transmit()
+        return key, future
+
+    async def send_request(self, request: Request, peers: list[Peer],
+                           on_provisional: ProvisionalHandler | None = None,
+                           on_started: Callable[[Request, TransactionKey, Peer], None] | None
+                           = None) -> tuple[Response, Request]:
+        """Send in a client transaction, answering one digest challenge per nonce.
+
+        Returns the final response and the request that got it (its CSeq and Authorization
+        are what later requests build on). A timeout or transport failure comes back as a
+        synthetic 408 or 503 response, so callers handle one kind of outcome."""
+        tried_nonces: set[str] = set()
+        current = request
+        peer = peers[0]
+        while True:
+            prepared = self.prepare(current, peer)
+            key, future = self.start_transaction(prepared, peer, on_provisional)
+            if on_started is not None:
+                on_started(prepared, key, peer)
+            response = await future
+            retry = self._authorized_retry(current, response, tried_nonces)
+            if retry is None:
+                return response, prepared
+            current = retry
+
+    def _authorized_retry(self, request: Request, response: Response,
+                          tried: set[str]) -> Request | None:
+        if response.status not in (401, 407) or self.config.credentials is None:
+            return None
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        try:
+            challenge = choose_challenge(response.headers.get_all(header))
+        except (AuthError, ParseError):
+            return None
+        if challenge.nonce in tried and not challenge.stale:
+            return None  # the same nonce twice: the password is wrong
+        tried.add(challenge.nonce)
+        credentials = self.config.credentials
+        answer = authorize(challenge, credentials.username, credentials.password,
+                           request.method, str(request.uri), request.body)
+        headers = request.headers.copy()
+        auth_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        headers.remove(auth_header)
+        headers.add(auth_header, str(answer))
+        cseq = request.cseq
+        headers.set("CSeq", f"{cseq.number + 1} {cseq.method}")
+        return Request(request.method, request.uri, headers, request.body)
+
+    def send_stateless(self, request: Request, peer: Peer) -> None:
+        """An ACK for a 2xx: no transaction of its own."""
+        self.layer.send_stateless(self.prepare(request, peer), peer)
+        self._transmit()
+
+    def respond(self, key: TransactionKey, response: Response) -> None:
+        if "User-Agent" not in response.headers and response.status != 100:
+            response.headers.add("Server", self.config.user_agent)
+        self.layer.respond(key, response, self.now())
+        self._transmit()
+
+    def new_request(self, method: str, uri: SipUri, to: Address | None = None,
+                    call_id: str | None = None, from_tag: str | None = None,
+                    cseq: int = 1) -> Request:
+        """An out-of-dialog request from our identity (RFC 3261 8.1.1), without Via."""
+        headers = Headers([
+            ("Max-Forwards", "70"),
+            ("From", str(self.local_address().with_param("tag", from_tag or new_tag()))),
+            ("To", str(to or Address(uri=uri))),
+            ("Call-ID", call_id or new_call_id(self.host)),
+            ("CSeq", f"{cseq} {method}"),
+        ])
+        if self.config.outbound_proxy:
+            proxy = parse_sip_uri(self.config.outbound_proxy)
+            loose = proxy if proxy.has_param("lr") else proxy.with_param("lr")
+            headers.add("Route", f"<{loose}>")
+        return Request(method, uri, headers)
+
+    async def options(self, uri: str) -> OptionsResult:
+        """Ask a peer what it supports, without calling it."""
+        target = parse_sip_uri(uri)
+        request = self.new_request("OPTIONS", target)
+        request.headers.add("Accept", ACCEPT)
+        response, _ = await self.send_request(request, await self.targets(target))
+        result = OptionsResult(
+            uri=uri, status=response.status, reason=response.reason,
+            allow=_tokens(response, "Allow"), accept=response.headers.get_all("Accept"),
+            supported=_tokens(response, "Supported"),
+            user_agent=response.headers.get("User-Agent") or response.headers.get("Server"))
+        self.emit(result)
+        return result
+
+    async def call(self, uri: str, duration: float | None = None,
+                   ring_timeout: float | None = None) -> Call:
+        """Place a call; returns at once with a Call whose ``answered``/``ended`` to await."""
+        call = Call.outgoing(self, parse_sip_uri(uri))
+        self.calls.add(call)
+        call.start(duration=duration, ring_timeout=ring_timeout)
+        return call
+
+    async def register(self, registrar: str, expires: int = 3600,
+                       refresh: bool = True) -> Registration:
+        """REGISTER our contact with ``registrar``; raises RegistrationError on failure."""
+        registration = Registration(self, parse_sip_uri(registrar), expires)
+        await registration.register()
+        self.registrations.append(registration)
+        if refresh:
+            registration.keep_refreshed()
+        return registration
+
+    # --- dispatch of the layer's events ----------------------------------------------------------
+
+    def _dispatch(self, event: TransactionEvent) -> None:
+        if isinstance(event, ResponseReceived):
+            self._on_response(event)
+        elif isinstance(event, TransactionTimedOut):
+            self._resolve(event.transaction, _synthetic(event.request, event.status))
+        elif isinstance(event, RequestReceived):
+            self._on_request(event)
+        elif isinstance(event, AckNotReceived):
+            call = self._calls_by_invite.get(event.transaction)
+            if call is not None and 200 <= event.status < 300:
+                call.ack_missing()
+
+    def _on_response(self, event: ResponseReceived) -> None:
+        response = event.response
+        if event.transaction is not None and event.transaction in self._pending:
+            if response.status < 200:
+                handler = self._pending[event.transaction][1]
+                if handler is not None:
+                    handler(response)
+            else:
+                self._resolve(event.transaction, response)
+            return
+        if response.cseq.method == "INVITE" and 200 <= response.status < 300:
+            call = self._calls_by_dialog.get(_dialog_key_of_response(response))
+            if call is not None:
+                call.repeat_ack(response)
+
+    def _resolve(self, key: TransactionKey, response: Response) -> None:
+        pending = self._pending.pop(key, None)
+        if pending is not None and not pending[0].done():
+            pending[0].set_result(response)
+
+    def _on_request(self, event: RequestReceived) -> None:
+        request = event.request
+        key = event.transaction
+        if key is None:  # an ACK for a 2xx
+            call = self._calls_by_dialog.get(_dialog_key_of_request(request))
+            if call is not None:
+                call.on_ack(request)
+            return
+        if request.method == "ACK":
+            return
+        rejection = check_request(request, self.policy)
+        if rejection is not None:
+            extra = Headers(list(rejection.headers))
+            self.respond(key, make_response(request, rejection.status, rejection.reason,
+                                            to_tag=new_tag(), extra=extra))
+            return
+        if request.to_address.tag is not None:
+            call = self._calls_by_dialog.get(_dialog_key_of_request(request))
+            if call is None:
+                self.respond(key, make_response(request, 481, to_tag=new_tag()))
+            else:
+                call.on_request(request, key)
+            return
+        self._on_new_request(request, key, event)
+
+    def _on_new_request(self, request: Request, key: TransactionKey,
+                        event: RequestReceived) -> None:
+        if request.method == "INVITE":
+            call = Call.incoming(self, request, key, event.source)
+            self.calls.add(call)
+            self._calls_by_invite[key] = call
+            self.incoming.put_nowait(call)
+        elif request.method == "CANCEL":
+            cancelled = self._calls_by_invite.get(event.cancels) if event.cancels else None
+            if cancelled is None:
+                self.respond(key, make_response(request, 481, to_tag=new_tag()))
+            else:
+                self.respond(key, make_response(request, 200, to_tag=cancelled.local_tag))
+                cancelled.on_cancel()
+        elif request.method == "OPTIONS":
+            self.respond(key, make_response(request, 200, to_tag=new_tag(),
+                                            extra=self.capabilities()))
+        else:
+            self.respond(key, make_response(request, 481, to_tag=new_tag()))
+
+    def capabilities(self) -> Headers:
+        """What OPTIONS answers and every dialog-creating message carries."""
+        return Headers([("Allow", self.policy.allow), ("Accept", ACCEPT),
+                        ("Supported", SUPPORTED), ("Contact", str(self.contact()))])
+
+    # --- bookkeeping for calls -----------------------------------------------------------------
+
+    def bind_dialog(self, call: Call, key: tuple[str, str, str]) -> None:
+        self._calls_by_dialog[key] = call
+
+    def forget(self, call: Call) -> None:
+        self.calls.discard(call)
+        for dialog_key in [k for k, v in self._calls_by_dialog.items() if v is call]:
+            del self._calls_by_dialog[dialog_key]
+        for invite_key in [k for k, v in self._calls_by_invite.items() if v is call]:
+            del self._calls_by_invite[invite_key]
+
+
+def _tokens(response: Response, name: str) -> list[str]:
+    try:
+        return response.tokens(name)
+    except ParseError:
+        return response.headers.get_all(name)
+
+
+def _synthetic(request: Request, status: int) -> Response:
+    """The response the TU sees when none came (RFC 3261 8.1.3.1: a timeout is a 408)."""
+    reason = "Request Timeout" if status == 408 else reason_phrase(status)
+    return make_response(request, status, reason)
+
+
+def _dialog_key_of_request(request: Request) -> tuple[str, str, str]:
+    return (request.call_id, request.to_address.tag or "", request.from_address.tag or "")
+
+
+def _dialog_key_of_response(response: Response) -> tuple[str, str, str]:
+    return (response.call_id, response.from_address.tag or "", response.to_address.tag or "")
+
+__all__ = ["AgentConfig", "Call", "Credentials", "Registration", "ResolutionError", "UserAgent"]

@@ -1,0 +1,390 @@
+"""One call, placed or received: its INVITE transaction, its dialog, its offer/answer.
+
+A Call is driven by the agent (responses and requests of its dialog) and by the API
+(``answer``, ``reject``, ``hangup`` ...). It reports everything as events; ``answered`` and
+``ended`` are futures for scripts that simply want to wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from typing import TYPE_CHECKING
+
+from softphone.sdp.model import SdpError, SessionDescription
+from softphone.sdp.negotiation import NegotiatedMedia, answer_offer, make_offer, read_answer
+from softphone.sip import Headers, ParseError, Request, Response, SipUri
+from softphone.sip.builder import make_cancel, make_response, new_call_id, new_tag, reason_phrase
+from softphone.sip.dialog import Dialog
+from softphone.sip.errors import SipError
+from softphone.sip.headers import Address
+from softphone.sip.transaction import Peer, TransactionKey
+from softphone.transport.resolver import ResolutionError, resolve
+from softphone.transport.rtp import RtpEndpoint
+from softphone.ua.events import (
+    Answered,
+    Calling,
+    Ended,
+    Incoming,
+    Progress,
+    Redirected,
+    Ringing,
+)
+
+if TYPE_CHECKING:
+    from softphone.ua.agent import UserAgent
+
+MAX_REDIRECTS = 5
+SDP_TYPE = "application/sdp"
+
+
+class Call:
+    def __init__(self, agent: UserAgent, direction: str, remote_uri: SipUri, call_id: str,
+                 local_tag: str) -> None:
+        self.agent = agent
+        self.direction = direction
+        self.remote_uri = remote_uri
+        self.call_id = call_id
+        self.local_tag = local_tag
+        self.state = "idle"
+        self.dialog: Dialog | None = None
+        self.media: NegotiatedMedia | None = None
+        self.rtp = RtpEndpoint()
+        self.answered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.ended: asyncio.Future[Ended] = asyncio.get_running_loop().create_future()
+        self.created_at = time.monotonic()
+        self.answered_at: float | None = None
+        self.invite: Request | None = None
+        self.invite_key: TransactionKey | None = None
+        self.invite_peer: Peer | None = None
+        self._session_id = secrets.randbelow(2**31)
+        self._sdp_version = 0
+        self._got_provisional = False
+        self._cancel_requested = False
+        self._cancel_sent = False
+        self._ack: tuple[Request, Peer] | None = None
+        self._offer: SessionDescription | None = None
+
+    # --- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def outgoing(cls, agent: UserAgent, uri: SipUri) -> Call:
+        return cls(agent, "outgoing", uri, new_call_id(agent.host), new_tag())
+
+    @classmethod
+    def incoming(cls, agent: UserAgent, invite: Request, key: TransactionKey,
+                 source: Peer) -> Call:
+        call = cls(agent, "incoming", invite.from_address.sip_uri, invite.call_id, new_tag())
+        call.invite, call.invite_key, call.invite_peer = invite, key, source
+        call.state = "incoming"
+        agent.emit(Incoming(call.call_id, str(invite.from_address), str(invite.to_address)))
+        return call
+
+    @property
+    def codec(self) -> str | None:
+        return self.media.description if self.media else None
+
+    @property
+    def is_over(self) -> bool:
+        return self.state == "ended"
+
+    # --- outgoing ----------------------------------------------------------------------------
+
+    def start(self, duration: float | None = None, ring_timeout: float | None = None) -> None:
+        self.agent.spawn(self._run_outgoing(duration, ring_timeout))
+
+    async def _run_outgoing(self, duration: float | None, ring_timeout: float | None) -> None:
+        try:
+            await self._place(ring_timeout)
+        except (SipError, OSError) as error:
+            self._end(503, str(error), "error")
+            return
+        if self.state == "answered" and duration is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.ended), duration)
+            if not self.is_over:
+                await self.hangup()
+
+    async def _place(self, ring_timeout: float | None) -> None:
+        self.state = "calling"
+        await self.rtp.open(self.agent.host)
+        self.agent.emit(Calling(self.call_id, str(self.remote_uri)))
+        if ring_timeout is not None:
+            asyncio.get_running_loop().call_later(
+                ring_timeout, lambda: self.agent.spawn(self.cancel()))
+        target, visited, cseq = self.remote_uri, {self.remote_uri}, 1
+        for _ in range(MAX_REDIRECTS + 1):
+            response, sent = await self._invite(target, cseq)
+            cseq = sent.cseq.number + 1
+            if 200 <= response.status < 300:
+                await self._confirm(sent, response)
+                return
+            next_target = self._redirect_target(response, visited)
+            if next_target is None:
+                by = "local" if self._cancel_requested and response.status == 487 else "remote"
+                self._end(response.status, response.reason, by)
+                return
+            visited.add(next_target)
+            self.agent.emit(Redirected(self.call_id, response.status, str(next_target)))
+            target = next_target
+        self._end(response.status, "Too many redirects", "error")
+
+    async def _invite(self, target: SipUri, cseq: int) -> tuple[Response, Request]:
+        peers = await self.agent.targets(target)
+        self._sdp_version += 1
+        self._offer = make_offer(self.agent.config.codecs, self.agent.host, self.rtp.port,
+                                 self._session_id, self._sdp_version)
+        invite = self.agent.new_request("INVITE", target, to=Address(uri=self.remote_uri),
+                                        call_id=self.call_id, from_tag=self.local_tag,
+                                        cseq=cseq)
+        invite.headers.add("Contact", str(self.agent.contact()))
+        invite.headers.add("Allow", self.agent.policy.allow)
+        invite.headers.add("Content-Type", SDP_TYPE)
+        invite.body = bytes(self._offer)
+        self._got_provisional = False
+        return await self.agent.send_request(invite, peers, self._on_provisional,
+                                             self._on_invite_started)
+
+    def _on_invite_started(self, invite: Request, key: TransactionKey, peer: Peer) -> None:
+        self.invite, self.invite_key, self.invite_peer = invite, key, peer
+        self._cancel_sent = False
+
+    def _on_provisional(self, response: Response) -> None:
+        if response.status == 100:
+            return
+        self._got_provisional = True
+        if response.status in (180, 183):
+            self.state = "ringing"
+            self.agent.emit(Ringing(self.call_id, response.status))
+        else:
+            self.agent.emit(Progress(self.call_id, response.status, response.reason))
+        if self._cancel_requested:
+            self._send_cancel()
+
+    def _redirect_target(self, response: Response, visited: set[SipUri]) -> SipUri | None:
+        """The best Contact of a 3xx not tried yet (q-values high to low, then order)."""
+        if not 300 <= response.status < 400 or self._cancel_requested:
+            return None
+        try:
+            contacts = response.contacts
+        except ParseError:
+            return None
+        ranked = sorted(enumerate(contacts), key=lambda item: (-_q(item[1]), item[0]))
+        for _, contact in ranked:
+            if isinstance(contact.uri, SipUri) and contact.uri not in visited:
+                return contact.uri
+        return None
+
+    async def _confirm(self, invite: Request, response: Response) -> None:
+        self.dialog = Dialog.from_uac(invite, response)
+        self.agent.bind_dialog(self, self.dialog.key)
+        ack = self.dialog.create_ack(invite.cseq.number)
+        peer = (await resolve(self.dialog.next_hop, self.agent.config.transport))[0]
+        prepared = self.agent.prepare(ack, peer)
+        self._ack = (prepared, peer)
+        self.agent.layer.send_stateless(prepared, peer)
+        self.agent._transmit()
+        try:
+            self.media = read_answer(SessionDescription.parse(response.body),
+                                     self.agent.config.codecs)
+        except SdpError as error:
+            await self._bye(error.status, error.reason)
+            return
+        self._mark_answered(str(response.to_address.uri))
+        if self._cancel_requested:
+            await self.hangup()
+
+    def repeat_ack(self, response: Response) -> None:
+        """A 2xx came again: our ACK was lost (RFC 3261 13.2.2.4)."""
+        if self._ack is not None:
+            self.agent.layer.send_stateless(*self._ack)
+            self.agent._transmit()
+
+    async def cancel(self) -> None:
+        """Give up an unanswered outgoing call. The CANCEL waits for a provisional response
+        (RFC 3261 9.1); the call ends when the 487 arrives."""
+        if self.direction != "outgoing" or self.state not in ("calling", "ringing"):
+            return
+        self._cancel_requested = True
+        if self._got_provisional:
+            self._send_cancel()
+
+    def _send_cancel(self) -> None:
+        if self._cancel_sent or self.invite is None or self.invite_peer is None:
+            return
+        self._cancel_sent = True
+        self.agent.start_transaction(make_cancel(self.invite), self.invite_peer)
+        if self.invite_key is not None:
+            self.agent.layer.expect_final_within(self.invite_key, self.agent.now(),
+                                                 self.agent.config.timers.b)
+
+    # --- incoming ----------------------------------------------------------------------------
+
+    def _respond(self, status: int, reason: str | None = None, body: bytes = b"",
+                 extra: Headers | None = None) -> None:
+        assert self.invite is not None and self.invite_key is not None
+        response = make_response(self.invite, status, reason, to_tag=self.local_tag,
+                                 extra=extra, body=body)
+        self.agent.respond(self.invite_key, response)
+
+    def _dialog_for_incoming(self) -> Dialog:
+        if self.dialog is None:
+            assert self.invite is not None
+            self.dialog = Dialog.from_uas(self.invite, self.local_tag, self.agent.contact())
+            self.agent.bind_dialog(self, self.dialog.key)
+        return self.dialog
+
+    async def ring(self) -> None:
+        if self.state != "incoming":
+            return
+        self._dialog_for_incoming()
+        self._respond(180, extra=Headers([("Contact", str(self.agent.contact()))]))
+        self.state = "ringing"
+        self.agent.emit(Ringing(self.call_id, 180))
+
+    async def answer(self) -> None:
+        if self.state not in ("incoming", "ringing"):
+            return
+        assert self.invite is not None
+        await self.rtp.open(self.agent.host)
+        try:
+            body = self._answer_sdp(self.invite.body)
+        except SdpError as error:
+            self._respond(error.status, error.reason)
+            self._end(error.status, error.reason, "local")
+            return
+        self._dialog_for_incoming()
+        extra = self.agent.capabilities()
+        extra.add("Content-Type", SDP_TYPE)
+        self._respond(200, body=body, extra=extra)
+        self._mark_answered(str(self.invite.from_address.uri))
+
+    def _answer_sdp(self, offer_body: bytes) -> bytes:
+        """Our SDP for a 2xx: an answer to their offer, or our offer when they made none."""
+        self._sdp_version += 1
+        codecs = self.agent.config.codecs
+        if not offer_body:
+            self._offer = make_offer(codecs, self.agent.host, self.rtp.port, self._session_id,
+                                     self._sdp_version)
+            return bytes(self._offer)
+        offer = SessionDescription.parse(offer_body)
+        answer, self.media = answer_offer(offer, codecs, self.agent.host, self.rtp.port,
+                                          self._session_id, self._sdp_version)
+        return bytes(answer)
+
+    async def reject(self, status: int = 486, reason: str | None = None) -> None:
+        if self.state not in ("incoming", "ringing"):
+            return
+        self._respond(status, reason)
+        response_reason = reason or reason_phrase(status)
+        self._end(status, response_reason, "local")
+
+    async def redirect(self, target: str, status: int = 302) -> None:
+        if self.state not in ("incoming", "ringing"):
+            return
+        self._respond(status, extra=Headers([("Contact", f"<{target}>")]))
+        self._end(status, reason_phrase(status), "local")
+
+    def on_cancel(self) -> None:
+        if self.state in ("incoming", "ringing"):
+            self._respond(487)
+            self._end(487, "Request Terminated", "remote")
+
+    def on_ack(self, ack: Request) -> None:
+        if self.media is None and ack.body and self._offer is not None:
+            with contextlib.suppress(SdpError):
+                self.media = read_answer(SessionDescription.parse(ack.body),
+                                         self.agent.config.codecs)
+        if self.dialog is not None:
+            self.dialog.state = "confirmed"
+
+    def ack_missing(self) -> None:
+        if not self.is_over:
+            self.agent.spawn(self._bye(408, "No ACK for our 200 OK"))
+
+    # --- inside the dialog ---------------------------------------------------------------------
+
+    def on_request(self, request: Request, key: TransactionKey) -> None:
+        assert self.dialog is not None
+        status = self.dialog.accept_remote_request(request)
+        if status is not None:
+            self.agent.respond(key, make_response(request, status, to_tag=self.local_tag))
+            return
+        if request.method == "BYE":
+            self.agent.respond(key, make_response(request, 200))
+            self._end(200, "Remote hangup", "remote")
+        elif request.method == "INVITE":
+            self._answer_reinvite(request, key)
+        else:  # INFO, OPTIONS: acknowledged; DTMF over INFO is read by the media layer
+            self.agent.respond(key, make_response(request, 200))
+
+    def _answer_reinvite(self, request: Request, key: TransactionKey) -> None:
+        try:
+            body = self._answer_sdp(request.body)
+        except SdpError as error:
+            self.agent.respond(key, make_response(request, error.status, error.reason))
+            return
+        extra = Headers([("Contact", str(self.agent.contact())), ("Content-Type", SDP_TYPE)])
+        self.agent.respond(key, make_response(request, 200, extra=extra, body=body))
+
+    async def hangup(self) -> None:
+        """End the call whatever its state: BYE, CANCEL or a 603 as fits."""
+        if self.is_over:
+            return
+        if self.state == "answered":
+            await self._bye(200, "Local hangup")
+        elif self.direction == "outgoing":
+            await self.cancel()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.ended), self.agent.config.timers.b)
+            if not self.is_over:
+                self._end(487, "Cancelled", "local")
+        else:
+            await self.reject(603)
+
+    async def _bye(self, status: int, reason: str) -> None:
+        if self.dialog is None or self.is_over:
+            self._end(status, reason, "local")
+            return
+        bye = self.dialog.create_request("BYE")
+        self.state = "ending"
+        try:
+            peers = await resolve(self.dialog.next_hop, self.agent.config.transport)
+            await self.agent.send_request(bye, peers)
+        except (ResolutionError, SipError, OSError):
+            pass
+        self._end(status, reason, "local")
+
+    # --- shared ------------------------------------------------------------------------------
+
+    def _mark_answered(self, peer: str) -> None:
+        self.state = "answered"
+        self.answered_at = time.monotonic()
+        if not self.answered.done():
+            self.answered.set_result(True)
+        self.agent.emit(Answered(self.call_id, peer, self.codec))
+
+    def _end(self, status: int, reason: str, by: str) -> None:
+        if self.is_over:
+            return
+        self.state = "ended"
+        if self.dialog is not None:
+            self.dialog.state = "terminated"
+        self.rtp.close()
+        duration = time.monotonic() - self.answered_at if self.answered_at else 0.0
+        event = Ended(self.call_id, status, reason, by, round(duration, 3))
+        if not self.answered.done():
+            self.answered.set_result(False)
+        if not self.ended.done():
+            self.ended.set_result(event)
+        self.agent.forget(self)
+        self.agent.emit(event)
+
+
+def _q(contact: Address) -> float:
+    try:
+        return float(contact.param("q") or 1.0)
+    except ValueError:
+        return 0.0

@@ -1,0 +1,135 @@
+"""Typed events the engine emits. The CLI's live view, its JSON lines, the scenario runner and
+the tests all consume these and nothing else; ``to_json`` is the ``--json`` line format, whose
+``"event"`` names are a contract scripts rely on."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of all engine events. ``name`` is the JSON ``event`` value."""
+
+    name: ClassVar[str] = "event"
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"event": self.name}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            data[item.name] = value if isinstance(value, (int, float, str, bool, list, dict,
+                                                          type(None))) else str(value)
+        return data
+
+
+@dataclass(frozen=True)
+class Listening(Event):
+    """The agent's SIP socket is bound; with port 0 this says which port was picked."""
+
+    name: ClassVar[str] = "listening"
+    transport: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Registered(Event):
+    name: ClassVar[str] = "registered"
+    aor: str
+    contact: str
+    expires: int  # seconds granted by the registrar
+
+
+@dataclass(frozen=True)
+class RegistrationFailed(Event):
+    name: ClassVar[str] = "registration_failed"
+    aor: str
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unregistered(Event):
+    name: ClassVar[str] = "unregistered"
+    aor: str
+
+
+@dataclass(frozen=True)
+class OptionsResult(Event):
+    """A peer's answer to OPTIONS: what it supports, without calling it."""
+
+    name: ClassVar[str] = "options"
+    uri: str
+    status: int
+    reason: str
+    allow: list[str]
+    accept: list[str]
+    supported: list[str]
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class Calling(Event):
+    name: ClassVar[str] = "calling"
+    call_id: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class Incoming(Event):
+    """A call arrives; ``caller`` is the From address, ``callee`` the To address."""
+
+    name: ClassVar[str] = "incoming"
+    call_id: str
+    caller: str
+    callee: str
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    """A provisional response other than 180/183 (100 Trying never becomes an event)."""
+
+    name: ClassVar[str] = "progress"
+    call_id: str
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ringing(Event):
+    """180 Ringing or 183 Session Progress (sent or received)."""
+
+    name: ClassVar[str] = "ringing"
+    call_id: str
+    status: int
+
+
+@dataclass(frozen=True)
+class Redirected(Event):
+    name: ClassVar[str] = "redirected"
+    call_id: str
+    status: int
+    target: str
+
+
+@dataclass(frozen=True)
+class Answered(Event):
+    name: ClassVar[str] = "answered"
+    call_id: str
+    peer: str
+    codec: str | None
+
+
+@dataclass(frozen=True)
+class Ended(Event):
+    """The call is over. ``status`` is the SIP status that ended it (200 for a normal hang-up,
+    487 for a cancelled call, 408 for a timeout ...); ``by`` is local, remote or error."""
+
+    name: ClassVar[str] = "ended"
+    call_id: str
+    status: int
+    reason: str
+    by: str
+    duration: float

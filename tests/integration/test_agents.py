@@ -1,0 +1,179 @@
+"""Two (or three) user agents in one process over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from softphone.ua.agent import AgentConfig, UserAgent
+from softphone.ua.call import Call
+from softphone.ua.events import Answered, Event, Ringing
+
+FAST = dict(listen_host="127.0.0.1", listen_port=0)
+
+
+async def wait_for(queue: asyncio.Queue[Event], kind: type[Event], timeout: float = 5.0,
+                   ) -> Event:
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await queue.get()
+            if isinstance(event, kind):
+                return event
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[UserAgent, UserAgent]]:
+    alice = UserAgent(AgentConfig(user="alice", **FAST))  # type: ignore[arg-type]
+    bob = UserAgent(AgentConfig(user="bob", **FAST))  # type: ignore[arg-type]
+    async with alice, bob:
+        yield alice, bob
+
+
+async def answer_next(agent: UserAgent, ring: bool = True) -> Call:
+    call = await asyncio.wait_for(agent.incoming.get(), 5)
+    if ring:
+        await call.ring()
+    await call.answer()
+    return call
+
+
+async def test_call_answer_and_hang_up(pair: tuple[UserAgent, UserAgent]) -> None:
+    alice, bob = pair
+    alice_events = alice.subscribe()
+    call = await alice.call(f"sip:bob@127.0.0.1:{bob.port}")
+    bob_call = await answer_next(bob)
+    assert await asyncio.wait_for(call.answered, 5)
+    await wait_for(alice_events, Ringing)
+    answered = await wait_for(alice_events, Answered)
+    assert isinstance(answered, Answered) and answered.codec == "opus/48000"
+    assert call.dialog is not None and bob_call.dialog is not None
+    assert call.dialog.remote_tag == bob_call.local_tag
+    await call.hangup()
+    bob_end = await asyncio.wait_for(bob_call.ended, 5)
+    assert (bob_end.status, bob_end.by) == (200, "remote")
+    alice_end = await asyncio.wait_for(call.ended, 5)
+    assert (alice_end.status, alice_end.by) == (200, "local")
+    assert not alice.calls and not bob.calls
+
+
+async def test_rejected_call_reports_the_status(pair: tuple[UserAgent, UserAgent]) -> None:
+    alice, bob = pair
+    call = await alice.call(f"sip:bob@127.0.0.1:{bob.port}")
+    incoming = await asyncio.wait_for(bob.incoming.get(), 5)
+    await incoming.reject(486)
+    ended = await asyncio.wait_for(call.ended, 5)
+    assert (ended.status, ended.reason, ended.by) == (486, "Busy Here", "remote")
+    assert not await call.answered
+
+
+async def test_cancel_before_answer(pair: tuple[UserAgent, UserAgent]) -> None:
+    alice, bob = pair
+    call = await alice.call(f"sip:bob@127.0.0.1:{bob.port}")
+    incoming = await asyncio.wait_for(bob.incoming.get(), 5)
+    await incoming.ring()
+    await asyncio.sleep(0.05)
+    await call.hangup()
+    ended = await asyncio.wait_for(call.ended, 5)
+    assert (ended.status, ended.by) == (487, "local")
+    remote = await asyncio.wait_for(incoming.ended, 5)
+    assert (remote.status, remote.by) == (487, "remote")
+
+
+async def test_ring_timeout_cancels(pair: tuple[UserAgent, UserAgent]) -> None:
+    alice, bob = pair
+    call = await alice.call(f"sip:bob@127.0.0.1:{bob.port}", ring_timeout=0.3)
+    incoming = await asyncio.wait_for(bob.incoming.get(), 5)
+    await incoming.ring()
+    ended = await asyncio.wait_for(call.ended, 5)
+    assert ended.status == 487
+
+
+async def test_redirect_is_followed(pair: tuple[UserAgent, UserAgent]) -> None:
+    alice, bob = pair
+    carol = UserAgent(AgentConfig(user="carol", **FAST))  # type: ignore[arg-type]
+    async with carol:
+        events = alice.subscribe()
+        call = await alice.call(f"sip:bob@127.0.0.1:{bob.port}")
+        incoming = await asyncio.wait_for(bob.incoming.get(), 5)
+        await incoming.redirect(f"sip:carol@127.0.0.1:{carol.port}")
+        carol_call = await answer_next(carol)
+        assert await asyncio.wait_for(call.answered, 5)
+        assert str(carol_call.invite.uri if carol_call.invite else "").startswith("sip:carol@")
+        redirected = [e for e in _drain(events) if e.name == "redirected"]
+        assert len(redirected) == 1
+        await call.hangup()
+
+
+async def test_duration_hangs_up_after_answer(pair: tuple[UserAgent, UserAgent]) -> None:
+    alice, bob = pair
+    call = await alice.call(f"sip:bob@127.0.0.1:{bob.port}", duration=0.3)
+    await answer_next(bob, ring=False)
+    ended = await asyncio.wait_for(call.ended, 5)
+    assert ended.by == "local" and 0.25 < ended.duration < 2.0
+
+
+async def test_options_reports_capabilities(pair: tuple[UserAgent, UserAgent]) -> None:
+    alice, bob = pair
+    result = await alice.options(f"sip:bob@127.0.0.1:{bob.port}")
+    assert result.status == 200
+    assert {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"} <= set(result.allow)
+    assert "application/sdp" in result.accept
+
+
+async def test_options_over_tcp() -> None:
+    alice = UserAgent(AgentConfig(user="alice", transport="tcp", **FAST))  # type: ignore[arg-type]
+    bob = UserAgent(AgentConfig(user="bob", **FAST))  # type: ignore[arg-type]
+    async with alice, bob:
+        result = await alice.options(f"sip:bob@127.0.0.1:{bob.port};transport=tcp")
+        assert result.status == 200
+
+
+async def test_call_over_tcp() -> None:
+    alice = UserAgent(AgentConfig(user="alice", transport="tcp", **FAST))  # type: ignore[arg-type]
+    bob = UserAgent(AgentConfig(user="bob", transport="tcp", **FAST))  # type: ignore[arg-type]
+    async with alice, bob:
+        call = await alice.call(f"sip:bob@127.0.0.1:{bob.port};transport=tcp")
+        incoming = await answer_next(bob)
+        assert await asyncio.wait_for(call.answered, 5)
+        await call.hangup()
+        assert (await asyncio.wait_for(incoming.ended, 5)).by == "remote"
+
+
+async def test_unanswered_request_times_out_as_408() -> None:
+    from softphone.sip.transaction import TimerSettings
+
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    quick = TimerSettings(t1=0.01, t2=0.04, t4=0.05)
+    async with UserAgent(AgentConfig(timers=quick, **FAST)) as alice:  # type: ignore[arg-type]
+        result = await alice.options(f"sip:nobody@127.0.0.1:{port}")
+        assert result.status == 408
+    silent.close()
+
+
+async def test_malformed_request_gets_400_and_the_agent_lives_on(
+        pair: tuple[UserAgent, UserAgent]) -> None:
+    _, bob = pair
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(5)
+    bad = (b"OPTIONS sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\n"
+           b"From: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: x\r\n"
+           b"CSeq: 99999999999 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+    sock.sendto(bad, ("127.0.0.1", bob.port))
+    data, _ = await asyncio.get_running_loop().run_in_executor(None, sock.recvfrom, 65535)
+    assert data.startswith(b"SIP/2.0 400 CSeq number too large")
+    sock.sendto(b"\x00\xff garbage", ("127.0.0.1", bob.port))
+    sock.close()
+    result = await pair[0].options(f"sip:bob@127.0.0.1:{bob.port}")
+    assert result.status == 200
+
+
+def _drain(queue: asyncio.Queue[Event]) -> list[Event]:
+    events = []
+    while not queue.empty():
+        events.append(queue.get_nowait())
+    return events
