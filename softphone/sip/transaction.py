@@ -96,6 +96,16 @@ class AckNotReceived:
     status: int
 
 
+class LocalResponse(Response):
+    """A response nobody sent: what the TU sees on a timeout (RFC 3261 8.1.3.1: a 408) or a
+    transport failure (a 503). Callers tell it from a peer's answer by its type."""
+
+
+def local_response(request: Request, status: int) -> LocalResponse:
+    made = make_response(request, status, "Request Timeout" if status == 408 else None)
+    return LocalResponse(made.status, made.reason, made.headers, made.body)
+
+
 TransactionEvent = RequestReceived | ResponseReceived | TransactionTimedOut | AckNotReceived
 
 

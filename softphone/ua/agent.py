@@ -17,7 +17,7 @@ from softphone import __version__
 from softphone.sdp.negotiation import DEFAULT_CODECS
 from softphone.sip import Headers, ParseError, Request, Response, SipUri, parse_sip_uri
 from softphone.sip.auth import authorize, choose_challenge
-from softphone.sip.builder import make_response, new_branch, new_call_id, new_tag, reason_phrase
+from softphone.sip.builder import make_response, new_branch, new_call_id, new_tag
 from softphone.sip.errors import AuthError, SipError
 from softphone.sip.headers import Address
 from softphone.sip.recovery import bad_request_response
@@ -31,6 +31,7 @@ from softphone.sip.transaction import (
     TransactionKey,
     TransactionLayer,
     TransactionTimedOut,
+    local_response,
 )
 from softphone.sip.validate import EndpointPolicy, check_request
 from softphone.transport.resolver import ResolutionError, resolve
@@ -370,7 +371,7 @@ class UserAgent:
         if isinstance(event, ResponseReceived):
             self._on_response(event)
         elif isinstance(event, TransactionTimedOut):
-            self._resolve(event.transaction, _synthetic(event.request, event.status))
+            self._resolve(event.transaction, local_response(event.request, event.status))
         elif isinstance(event, RequestReceived):
             self._on_request(event)
         elif isinstance(event, AckNotReceived):
@@ -468,10 +469,7 @@ def _tokens(response: Response, name: str) -> list[str]:
         return response.headers.get_all(name)
 
 
-def _synthetic(request: Request, status: int) -> Response:
-    """The response the TU sees when none came (RFC 3261 8.1.3.1: a timeout is a 408)."""
-    reason = "Request Timeout" if status == 408 else reason_phrase(status)
-    return make_response(request, status, reason)
+
 
 
 def _dialog_key_of_request(request: Request) -> tuple[str, str, str]:

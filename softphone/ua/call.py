@@ -20,7 +20,7 @@ from softphone.sip.builder import make_cancel, make_response, new_call_id, new_t
 from softphone.sip.dialog import Dialog
 from softphone.sip.errors import SipError
 from softphone.sip.headers import Address
-from softphone.sip.transaction import Peer, TransactionKey
+from softphone.sip.transaction import LocalResponse, Peer, TransactionKey
 from softphone.transport.resolver import ResolutionError, resolve
 from softphone.transport.rtp import RtpEndpoint
 from softphone.ua.events import (
@@ -123,8 +123,7 @@ class Call:
                 return
             next_target = self._redirect_target(response, visited)
             if next_target is None:
-                by = "local" if self._cancel_requested and response.status == 487 else "remote"
-                self._end(response.status, response.reason, by)
+                self._end(response.status, response.reason, self._who_ended(response))
                 return
             visited.add(next_target)
             self.agent.emit(Redirected(self.call_id, response.status, str(next_target)))
@@ -147,6 +146,11 @@ class Call:
         return await self.agent.send_request(invite, peers, self._on_provisional,
                                              self._on_invite_started)
 
+    def _who_ended(self, response: Response) -> str:
+        if isinstance(response, LocalResponse):
+            return "error"
+        return "local" if self._cancel_requested and response.status == 487 else "remote"
+
     def _on_invite_started(self, invite: Request, key: TransactionKey, peer: Peer) -> None:
         self.invite, self.invite_key, self.invite_peer = invite, key, peer
         self._cancel_sent = False
@@ -155,6 +159,9 @@ class Call:
         if response.status == 100:
             return
         self._got_provisional = True
+        if self.is_over:
+            self._send_cancel()
+            return
         if response.status in (180, 183):
             self.state = "ringing"
             self.agent.emit(Ringing(self.call_id, response.status))
@@ -178,6 +185,7 @@ class Call:
         return None
 
     async def _confirm(self, invite: Request, response: Response) -> None:
+        """ACK a 2xx; the call is answered, or, when it was given up meanwhile, ended by BYE."""
         self.dialog = Dialog.from_uac(invite, response)
         self.agent.bind_dialog(self, self.dialog.key)
         ack = self.dialog.create_ack(invite.cseq.number)
@@ -186,6 +194,9 @@ class Call:
         self._ack = (prepared, peer)
         self.agent.layer.send_stateless(prepared, peer)
         self.agent._transmit()
+        if self.is_over:  # answered after the user gave up: hang up at once
+            await self._send_bye()
+            return
         try:
             self.media = read_answer(SessionDescription.parse(response.body),
                                      self.agent.config.codecs)
@@ -210,6 +221,10 @@ class Call:
         self._cancel_requested = True
         if self._got_provisional:
             self._send_cancel()
+        else:
+            # No CANCEL before a provisional (RFC 3261 9.1), but the user stops waiting now;
+            # a late provisional still gets its CANCEL, a late 2xx its ACK and BYE.
+            self._end(408, "No response before the timeout", "local")
 
     def _send_cancel(self) -> None:
         if self._cancel_sent or self.invite is None or self.invite_peer is None:
@@ -348,14 +363,18 @@ class Call:
         if self.dialog is None or self.is_over:
             self._end(status, reason, "local")
             return
-        bye = self.dialog.create_request("BYE")
         self.state = "ending"
+        await self._send_bye()
+        self._end(status, reason, "local")
+
+    async def _send_bye(self) -> None:
+        assert self.dialog is not None
+        bye = self.dialog.create_request("BYE")
         try:
             peers = await resolve(self.dialog.next_hop, self.agent.config.transport)
             await self.agent.send_request(bye, peers)
         except (ResolutionError, SipError, OSError):
             pass
-        self._end(status, reason, "local")
 
     # --- shared ------------------------------------------------------------------------------
 

@@ -1,0 +1,118 @@
+"""``softphone answer``: wait for calls and answer, reject or redirect them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from softphone.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EventPrinter,
+    listen_address,
+    run,
+    sip_uri,
+    until_stopped,
+)
+from softphone.ua.agent import AgentConfig, Credentials, UserAgent
+from softphone.ua.call import Call
+from softphone.ua.registration import RegistrationError
+
+
+@click.command("answer")
+@click.option("--listen", metavar="HOST:PORT", help="Local address [default: 127.0.0.1:5060].")
+@click.option("--transport", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True)
+@click.option("--auto-answer", is_flag=True, help="Answer every call (after ringing).")
+@click.option("--answer-after", type=click.FloatRange(0), metavar="SECONDS",
+              help="Ring this long, then answer (implies --auto-answer).")
+@click.option("--reject", "reject_code", type=click.IntRange(300, 699), metavar="CODE",
+              help="Reject every call with this status (e.g. 486, 603).")
+@click.option("--redirect", metavar="URI", help="Answer every call with 302 to URI.")
+@click.option("--duration", type=click.FloatRange(0), metavar="SECONDS",
+              help="Hang up answered calls after this long.")
+@click.option("--registrar", metavar="URI", help="Register here first, to be reachable.")
+@click.option("--user", help="Our user name (and the digest user with --password).")
+@click.option("--password", help="Digest password for --registrar.")
+@click.option("--max-calls", type=click.IntRange(1), metavar="N",
+              help="Exit after N calls have ended.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def answer_command(listen: str | None, transport: str, auto_answer: bool,
+                   answer_after: float | None, reject_code: int | None, redirect: str | None,
+                   duration: float | None, registrar: str | None, user: str | None,
+                   password: str | None, max_calls: int | None, as_json: bool) -> None:
+    """Wait for incoming calls.
+
+    \b
+    Examples:
+      softphone answer --listen 127.0.0.1:5062 --auto-answer
+      softphone answer --reject 486 --max-calls 1 --json
+      softphone answer --registrar sip:127.0.0.1 --user bob --password pw --auto-answer
+    """
+    if sum(x is not None and x is not False for x in (reject_code, redirect)) > 1:
+        raise click.UsageError("--reject and --redirect exclude each other")
+    registrar_uri = sip_uri(registrar, "--registrar") if registrar else None
+    redirect_uri = str(sip_uri(redirect, "--redirect")) if redirect else None
+    if registrar_uri and not (user and password is not None):
+        raise click.UsageError("--registrar needs --user and --password")
+    host, port = listen_address(listen, registrar_uri, 5060 if listen is None else 0)
+    if listen is None and registrar_uri is None:
+        host = "127.0.0.1"
+    config = AgentConfig(
+        listen_host=host, listen_port=port, transport=transport, user=user or "softphone",
+        domain=registrar_uri.host if registrar_uri else None,
+        credentials=Credentials(user, password) if user and password is not None else None)
+    answer = auto_answer or answer_after is not None
+
+    async def handle(call: Call) -> None:
+        if reject_code is not None:
+            await call.reject(reject_code)
+        elif redirect_uri is not None:
+            await call.redirect(redirect_uri)
+        else:
+            await call.ring()
+            if answer:
+                await asyncio.sleep(answer_after or 0)
+                await call.answer()
+                if duration is not None and call.state == "answered":
+                    await asyncio.wait([call.ended], timeout=duration)
+                    await call.hangup()
+        await call.ended
+
+    async def serve(agent: UserAgent) -> bool:
+        """Handle calls concurrently until ``max_calls`` of them have ended."""
+        handlers: set[asyncio.Future[object]] = set()
+        next_call: asyncio.Future[object] = asyncio.ensure_future(agent.incoming.get())
+        finished = 0
+        try:
+            while max_calls is None or finished < max_calls:
+                done, _ = await asyncio.wait({next_call, *handlers},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is next_call:
+                        call = next_call.result()
+                        assert isinstance(call, Call)
+                        handlers.add(asyncio.ensure_future(handle(call)))
+                        next_call = asyncio.ensure_future(agent.incoming.get())
+                    else:
+                        handlers.discard(task)
+                        finished += 1
+        finally:
+            for pending in (next_call, *handlers):
+                pending.cancel()
+        return True
+
+    async def main(stop: asyncio.Event) -> int:
+        agent = UserAgent(config)
+        agent.add_listener(EventPrinter(as_json))
+        async with agent:  # closing hangs up every call and unregisters
+            if registrar_uri is not None:
+                try:
+                    await agent.register(str(registrar_uri))
+                except RegistrationError:
+                    return EXIT_FAILED
+            served = await until_stopped(serve(agent), stop)
+        return EXIT_INTERRUPTED if served is None else EXIT_OK
+
+    raise SystemExit(run(main))

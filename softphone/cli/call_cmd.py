@@ -1,0 +1,66 @@
+"""``softphone call URI``: place one call and report how it went."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from softphone.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EventPrinter,
+    listen_address,
+    run,
+    sip_uri,
+    until_stopped,
+)
+from softphone.ua.agent import AgentConfig, Credentials, UserAgent
+
+
+@click.command("call")
+@click.argument("uri")
+@click.option("--listen", metavar="HOST:PORT", help="Local address (port 0: any free port).")
+@click.option("--transport", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True)
+@click.option("--user", help="Our user name (From), and the digest user with --password.")
+@click.option("--password", help="Digest password, used when a proxy or the peer challenges.")
+@click.option("--proxy", metavar="URI", help="Outbound proxy every request goes through.")
+@click.option("--duration", type=click.FloatRange(0), metavar="SECONDS",
+              help="Hang up this long after the call is answered.")
+@click.option("--timeout", type=click.FloatRange(0), metavar="SECONDS",
+              help="Cancel the call if it is not answered by then.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def call_command(uri: str, listen: str | None, transport: str, user: str | None,
+                 password: str | None, proxy: str | None, duration: float | None,
+                 timeout: float | None, as_json: bool) -> None:
+    """Call URI; exits 0 if it was answered, 1 if it failed (the status is printed).
+
+    \b
+    Examples:
+      softphone call sip:bob@127.0.0.1:5062 --duration 5
+      softphone call bob@127.0.0.1 --proxy sip:127.0.0.1:5060 --user alice --password pw
+    """
+    target = sip_uri(uri)
+    proxy_uri = sip_uri(proxy, "--proxy") if proxy else None
+    if password is not None and user is None:
+        raise click.BadParameter("--password needs --user", param_hint="--password")
+    host, port = listen_address(listen, proxy_uri or target, 0)
+    config = AgentConfig(
+        listen_host=host, listen_port=port, transport=transport, user=user or "softphone",
+        domain=proxy_uri.host if proxy_uri else None,
+        credentials=Credentials(user, password) if user and password is not None else None,
+        outbound_proxy=str(proxy_uri) if proxy_uri else None)
+
+    async def main(stop: asyncio.Event) -> int:
+        agent = UserAgent(config)
+        agent.add_listener(EventPrinter(as_json))
+        async with agent:
+            call = await agent.call(str(target), duration=duration, ring_timeout=timeout)
+            ended = await until_stopped(asyncio.shield(call.ended), stop)
+            if ended is None:
+                await call.hangup()
+                return EXIT_INTERRUPTED
+        return EXIT_OK if call.answered_at is not None else EXIT_FAILED
+
+    raise SystemExit(run(main))

@@ -1,0 +1,145 @@
+"""What every command shares: option parsing helpers, the event printer, the run loop with
+its exit codes (0 success, 1 failure, 2 usage, 130 interrupted after a clean end)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+from rich.console import Console
+
+from softphone.sip import ParseError, SipUri, parse_sip_uri
+from softphone.ua.events import (
+    Answered,
+    Calling,
+    Ended,
+    Event,
+    Incoming,
+    Listening,
+    OptionsResult,
+    Progress,
+    Redirected,
+    Registered,
+    RegistrationFailed,
+    Ringing,
+    Unregistered,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+T = TypeVar("T")
+
+
+def sip_uri(text: str, what: str = "URI") -> SipUri:
+    """A SIP URI from the command line; ``user@host`` and ``host`` get ``sip:`` prepended."""
+    candidate = text if text.lower().startswith(("sip:", "sips:")) else f"sip:{text}"
+    try:
+        return parse_sip_uri(candidate)
+    except ParseError as error:
+        raise click.BadParameter(f"{text!r} is not a SIP URI ({error.reason})",
+                                 param_hint=what) from None
+
+
+def listen_address(text: str | None, toward: SipUri | None, default_port: int) -> tuple[str, int]:
+    """``HOST:PORT`` (port 0 = any free port). Without it: the local address that routes
+    toward ``toward`` (loopback when there is none), on ``default_port``."""
+    if text is None:
+        return _local_address_toward(toward), default_port
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise click.BadParameter(f"{text!r} is not HOST:PORT", param_hint="--listen")
+    return host, int(port)
+
+
+def _local_address_toward(target: SipUri | None) -> str:
+    if target is None or target.host in ("localhost",):
+        return "127.0.0.1"
+    probe = socket.socket(socket.AF_INET6 if ":" in target.host else socket.AF_INET,
+                          socket.SOCK_DGRAM)
+    try:
+        probe.connect((target.host, target.port or 5060))  # no packet is sent
+        return str(probe.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        probe.close()
+
+
+class EventPrinter:
+    """Renders engine events: JSON lines with --json, short human lines otherwise."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.console = Console(stderr=False, highlight=False)
+
+    def __call__(self, event: Event) -> None:
+        if self.as_json:
+            sys.stdout.write(json.dumps(event.to_json()) + "\n")
+            sys.stdout.flush()
+            return
+        line = describe(event)
+        if line:
+            self.console.print(line)
+
+
+def describe(event: Event) -> str:
+    """One human line per event."""
+    if isinstance(event, Listening):
+        return f"[dim]listening on {event.transport} {event.host}:{event.port}[/dim]"
+    if isinstance(event, Registered):
+        return f"[green]registered[/green] {event.aor} as {event.contact} for {event.expires}s"
+    if isinstance(event, RegistrationFailed):
+        return f"[red]registration failed[/red]: {event.status} {event.reason}"
+    if isinstance(event, Unregistered):
+        return f"unregistered {event.aor}"
+    if isinstance(event, OptionsResult):
+        return (f"{event.status} {event.reason}  allow: {', '.join(event.allow) or '-'}  "
+                f"accept: {', '.join(event.accept) or '-'}  agent: {event.user_agent or '-'}")
+    if isinstance(event, Calling):
+        return f"calling {event.uri}"
+    if isinstance(event, Incoming):
+        return f"[bold]incoming call[/bold] from {event.caller}"
+    if isinstance(event, Ringing):
+        return f"ringing ({event.status})"
+    if isinstance(event, Progress):
+        return f"progress: {event.status} {event.reason}"
+    if isinstance(event, Redirected):
+        return f"redirected ({event.status}) to {event.target}"
+    if isinstance(event, Answered):
+        return f"[green]answered[/green] by {event.peer} ({event.codec or 'no media'})"
+    if isinstance(event, Ended):
+        colour = "green" if event.status < 300 else "red"
+        return (f"[{colour}]ended[/{colour}]: {event.status} {event.reason} "
+                f"(by {event.by}, {event.duration:.1f}s)")
+    return ""
+
+
+async def until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """``work``'s result, or None when Ctrl-C (or SIGTERM) came first."""
+    work_task = asyncio.ensure_future(work)
+    stop_task = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({work_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    if work_task in done:
+        stop_task.cancel()
+        return work_task.result()
+    work_task.cancel()
+    return None
+
+
+def run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+    """Run a command's coroutine with Ctrl-C and SIGTERM turned into a clean stop."""
+
+    async def runner() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        return await main(stop)
+
+    return asyncio.run(runner())

@@ -1,0 +1,65 @@
+"""``softphone register``: register an account, keep it registered, unregister on exit."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from softphone.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EventPrinter,
+    listen_address,
+    run,
+    sip_uri,
+    until_stopped,
+)
+from softphone.ua.agent import AgentConfig, Credentials, UserAgent
+from softphone.ua.registration import RegistrationError
+
+
+@click.command("register")
+@click.option("--registrar", required=True, metavar="URI", help="The registrar, e.g. sip:pbx.")
+@click.option("--user", required=True, help="Account user name (also the digest user).")
+@click.option("--password", required=True, help="Digest password.")
+@click.option("--domain", help="Domain of the address of record (default: registrar host).")
+@click.option("--expires", type=click.IntRange(0, 2**32 - 1), default=3600, show_default=True)
+@click.option("--once", is_flag=True, help="Register, report, unregister and exit.")
+@click.option("--listen", metavar="HOST:PORT", help="Local address (port 0: any free port).")
+@click.option("--transport", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def register_command(registrar: str, user: str, password: str, domain: str | None,
+                     expires: int, once: bool, listen: str | None, transport: str,
+                     as_json: bool) -> None:
+    """Register USER with a registrar and stay registered (refreshing) until Ctrl-C.
+
+    \b
+    Examples:
+      softphone register --registrar sip:127.0.0.1:5060 --user alice --password secret
+      softphone register --registrar sip:pbx.example.com --user 201 --password pw --once
+    """
+    registrar_uri = sip_uri(registrar, "--registrar")
+    host, port = listen_address(listen, registrar_uri, 0)
+    config = AgentConfig(listen_host=host, listen_port=port, transport=transport, user=user,
+                         domain=domain or registrar_uri.host,
+                         credentials=Credentials(user, password))
+
+    async def main(stop: asyncio.Event) -> int:
+        agent = UserAgent(config)
+        agent.add_listener(EventPrinter(as_json))
+        async with agent:  # closing unregisters
+            try:
+                done = await until_stopped(
+                    agent.register(str(registrar_uri), expires, refresh=not once), stop)
+            except RegistrationError:
+                return EXIT_FAILED
+            if done is None:
+                return EXIT_INTERRUPTED
+            if once:
+                return EXIT_OK
+            await stop.wait()
+            return EXIT_INTERRUPTED
+
+    raise SystemExit(run(main))

@@ -1,0 +1,155 @@
+"""The CLI contract, run as a user runs it: separate processes, real sockets, exit codes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+SOFTPHONE = [sys.executable, "-m", "softphone"]
+
+
+class Agent:
+    """A ``softphone`` process with --json output read line by line."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen([*SOFTPHONE, *args, "--json"], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+        self.events: list[dict[str, Any]] = []
+
+    def next_event(self, timeout: float = 10.0) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        line = self.process.stdout.readline()
+        if not line or time.monotonic() > deadline:
+            raise AssertionError(f"no event; stderr: {self.stderr()}")
+        event: dict[str, Any] = json.loads(line)
+        self.events.append(event)
+        return event
+
+    def wait_event(self, name: str) -> dict[str, Any]:
+        while True:
+            event = self.next_event()
+            if event["event"] == name:
+                return event
+
+    @property
+    def port(self) -> int:
+        first = self.events[0] if self.events else self.next_event()
+        assert first["event"] == "listening"
+        return int(first["port"])
+
+    def finish(self, timeout: float = 15.0) -> int:
+        code = self.process.wait(timeout)
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.events.append(json.loads(line))
+        return code
+
+    def stderr(self) -> str:
+        if self.process.poll() is None:
+            return "(running)"
+        assert self.process.stderr is not None
+        return self.process.stderr.read()
+
+    def names(self) -> list[str]:
+        return [e["event"] for e in self.events]
+
+
+@pytest.fixture
+def agents() -> Iterator[list[Agent]]:
+    started: list[Agent] = []
+    yield started
+    for agent in started:
+        if agent.process.poll() is None:
+            agent.process.kill()
+        agent.process.wait()
+        for stream in (agent.process.stdout, agent.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def start(agents: list[Agent], *args: str) -> Agent:
+    agent = Agent(*args)
+    agents.append(agent)
+    return agent
+
+
+def test_call_answered_then_hung_up_after_duration(agents: list[Agent]) -> None:
+    bob = start(agents, "answer", "--listen", "127.0.0.1:0", "--auto-answer", "--max-calls", "1")
+    alice = start(agents, "call", f"sip:bob@127.0.0.1:{bob.port}", "--duration", "0.5")
+    assert alice.finish() == 0
+    assert alice.names() == ["listening", "calling", "ringing", "answered", "ended"]
+    ended = alice.events[-1]
+    assert (ended["status"], ended["by"]) == (200, "local")
+    assert bob.finish() == 0
+    assert bob.names() == ["listening", "incoming", "ringing", "answered", "ended"]
+    assert bob.events[-1]["by"] == "remote"
+
+
+def test_rejected_call_exits_1_with_the_status(agents: list[Agent]) -> None:
+    bob = start(agents, "answer", "--listen", "127.0.0.1:0", "--reject", "486",
+                "--max-calls", "1")
+    alice = start(agents, "call", f"sip:bob@127.0.0.1:{bob.port}")
+    assert alice.finish() == 1
+    assert alice.events[-1]["event"] == "ended" and alice.events[-1]["status"] == 486
+    assert bob.finish() == 0
+
+
+def test_redirect_server_is_followed(agents: list[Agent]) -> None:
+    carol = start(agents, "answer", "--listen", "127.0.0.1:0", "--auto-answer",
+                  "--max-calls", "1")
+    redirector = start(agents, "answer", "--listen", "127.0.0.1:0", "--redirect",
+                       f"sip:carol@127.0.0.1:{carol.port}", "--max-calls", "1")
+    alice = start(agents, "call", f"sip:bob@127.0.0.1:{redirector.port}", "--duration", "0.2")
+    assert alice.finish() == 0
+    assert "redirected" in alice.names() and "answered" in alice.names()
+    assert carol.finish() == 0 and redirector.finish() == 0
+
+
+def test_ctrl_c_hangs_up_cleanly_and_exits_130(agents: list[Agent]) -> None:
+    bob = start(agents, "answer", "--listen", "127.0.0.1:0", "--auto-answer", "--max-calls", "1")
+    alice = start(agents, "call", f"sip:bob@127.0.0.1:{bob.port}")
+    alice.wait_event("answered")
+    alice.process.send_signal(signal.SIGINT)
+    assert alice.finish() == 130
+    assert alice.events[-1]["event"] == "ended"
+    assert bob.finish() == 0
+    assert bob.events[-1]["by"] == "remote"  # our BYE reached it
+
+
+def test_unanswered_call_is_cancelled_at_the_timeout(agents: list[Agent]) -> None:
+    bob = start(agents, "answer", "--listen", "127.0.0.1:0", "--max-calls", "1")
+    alice = start(agents, "call", f"sip:bob@127.0.0.1:{bob.port}", "--timeout", "0.5")
+    assert alice.finish() == 1
+    assert alice.events[-1]["status"] == 487
+    assert bob.finish() == 0 and bob.events[-1]["status"] == 487
+
+
+def test_options_exit_code(agents: list[Agent]) -> None:
+    bob = start(agents, "answer", "--listen", "127.0.0.1:0")
+    alice = start(agents, "options", f"sip:127.0.0.1:{bob.port}")
+    assert alice.finish() == 0
+    result = alice.events[-1]
+    assert result["event"] == "options" and result["status"] == 200
+    assert "INVITE" in result["allow"]
+
+
+@pytest.mark.parametrize("args", [
+    ["call", "sip:bad uri"],
+    ["call", "sip:a@127.0.0.1", "--listen", "nonsense"],
+    ["answer", "--reject", "200"],
+    ["call", "sip:a@127.0.0.1", "--password", "x"],
+    ["frobnicate"],
+])
+def test_usage_errors_are_one_line_and_exit_2(args: list[str]) -> None:
+    result = subprocess.run([*SOFTPHONE, *args], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("softphone: error:")
