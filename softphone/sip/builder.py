@@ -28,6 +28,9 @@ REASON_PHRASES = {
 }
 
 
+DIALOG_CREATING_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
+
+
 def reason_phrase(status: int) -> str:
     return REASON_PHRASES.get(status, {1: "Progress", 2: "OK", 3: "Redirect", 4: "Client Error",
                                        5: "Server Error", 6: "Global Failure"}[status // 100])
@@ -49,7 +52,8 @@ def make_response(request: Request, status: int, reason: str | None = None,
                   to_tag: str | None = None, extra: Headers | None = None,
                   body: bytes = b"") -> Response:
     """A response to ``request`` (RFC 3261 8.2.6): Via, From, Call-ID, CSeq copied, To copied
-    with ``to_tag`` added when it has none. 100 Trying never gets a tag (it creates no dialog)."""
+    with ``to_tag`` added when it has none. 100 Trying never gets a tag (it creates no dialog);
+    a response that can create a dialog carries the request's Record-Route (12.1.1)."""
     headers = Headers()
     for via in request.headers.get_all("Via"):
         headers.add("Via", via)
@@ -61,6 +65,9 @@ def make_response(request: Request, status: int, reason: str | None = None,
         headers.add("To", request.headers.get("To") or "")
     headers.add("Call-ID", request.headers.get("Call-ID") or "")
     headers.add("CSeq", request.headers.get("CSeq") or "")
+    if 100 < status < 300 and request.method in DIALOG_CREATING_METHODS:
+        for record_route in request.headers.get_all("Record-Route"):  # RFC 3261 12.1.1
+            headers.add("Record-Route", record_route)
     if status == 100 and "Timestamp" in request.headers:
         headers.add("Timestamp", request.headers.get("Timestamp") or "")
     for name, value in extra or ():

@@ -263,12 +263,12 @@ class UserAgent:
                            on_provisional: ProvisionalHandler | None = None,
                            on_started: Callable[[Request, TransactionKey, Peer], None] | None
                            = None) -> tuple[Response, Request]:
-        """Send in a client transaction, answering one digest challenge per nonce.
+        """Send in a client transaction, answering one digest challenge per realm.
 
         Returns the final response and the request that got it (its CSeq and Authorization
         are what later requests build on). A timeout or transport failure comes back as a
         synthetic 408 or 503 response, so callers handle one kind of outcome."""
-        tried_nonces: set[str] = set()
+        tried_realms: set[str] = set()
         current = request
         peer = peers[0]
         while True:
@@ -277,7 +277,7 @@ class UserAgent:
             if on_started is not None:
                 on_started(prepared, key, peer)
             response = await future
-            retry = self._authorized_retry(current, response, tried_nonces)
+            retry = self._authorized_retry(current, response, tried_realms)
             if retry is None:
                 return response, prepared
             current = retry
@@ -291,9 +291,9 @@ class UserAgent:
             challenge = choose_challenge(response.headers.get_all(header))
         except (AuthError, ParseError):
             return None
-        if challenge.nonce in tried and not challenge.stale:
-            return None  # the same nonce twice: the password is wrong
-        tried.add(challenge.nonce)
+        if challenge.realm in tried and not challenge.stale:
+            return None  # challenged again for a realm we answered: the password is wrong
+        tried.add(challenge.realm)
         credentials = self.config.credentials
         answer = authorize(challenge, credentials.username, credentials.password,
                            request.method, str(request.uri), request.body)
