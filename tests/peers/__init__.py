@@ -110,3 +110,85 @@ def kamailio() -> Iterator[Kamailio]:
                 yield Kamailio(port, log)
             finally:
                 stop(process)
+
+
+class Baresip:
+    """baresip 1.0 as a foreign user agent, headless (aufile in, aubridge out), driven through
+    its ctrl_tcp module (netstring-framed JSON commands)."""
+
+    def __init__(self, port: int, control_port: int, directory: Path) -> None:
+        self.port = port
+        self.control_port = control_port
+        self.directory = directory
+
+    @property
+    def uri(self) -> str:
+        return f"sip:bob@127.0.0.1:{self.port}"
+
+    def command(self, command: str, params: str = "") -> dict[str, object]:
+        """Send one command; the answer is the netstring marked ``response`` (events that
+        ctrl_tcp interleaves on the same connection are skipped)."""
+        import json
+
+        payload = json.dumps({"command": command, "params": params, "token": "t"}).encode()
+        with socket.create_connection(("127.0.0.1", self.control_port), timeout=5) as sock:
+            sock.sendall(b"%d:%s," % (len(payload), payload))
+            buffer = b""
+            while True:
+                length, colon, rest = buffer.partition(b":")
+                if colon and len(rest) > int(length):
+                    message: dict[str, object] = json.loads(rest[: int(length)])
+                    buffer = rest[int(length) + 1 :]
+                    if message.get("response"):
+                        return message
+                    continue
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise RuntimeError(f"baresip closed the control connection on {command}")
+                buffer += chunk
+
+    def log(self) -> str:
+        return (self.directory / "baresip.log").read_text(errors="replace")
+
+
+def write_tone_wav(path: Path, seconds: float = 3.0, rate: int = 8000, hz: float = 440.0) -> None:
+    import math
+    import struct
+    import wave
+
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"".join(
+            struct.pack("<h", int(8000 * math.sin(2 * math.pi * hz * i / rate)))
+            for i in range(int(rate * seconds))))
+
+
+@contextlib.contextmanager
+def baresip(answermode: str = "auto", codecs: str = "PCMU/8000/1") -> Iterator[Baresip]:
+    binary = require("baresip")
+    port, control_port, rtp_base = free_port(), free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="baresip-") as folder:
+        directory = Path(folder)
+        write_tone_wav(directory / "source.wav")
+        (directory / "config").write_text("\n".join([
+            "poll_method epoll", f"sip_listen 127.0.0.1:{port}", "net_interface 127.0.0.1",
+            f"rtp_ports {rtp_base}-{rtp_base + 20}", "audio_player aubridge,nil",
+            f"audio_source aufile,{directory / 'source.wav'}", "ausrc_srate 8000",
+            "ausrc_channels 1", "module_path /usr/lib/baresip/modules", "module g711.so",
+            "module aufile.so", "module aubridge.so", "module_app account.so",
+            "module_app menu.so", "module_app ctrl_tcp.so",
+            f"ctrl_tcp_listen 127.0.0.1:{control_port}", ""]))
+        (directory / "accounts").write_text(
+            f"<sip:bob@127.0.0.1:{port}>;regint=0;answermode={answermode};"
+            f"audio_codecs={codecs}\n")
+        (directory / "contacts").write_text("")
+        with (directory / "baresip.log").open("wb") as output:
+            process = subprocess.Popen([binary, "-f", str(directory)], stdin=subprocess.DEVNULL,
+                                       stdout=output, stderr=subprocess.STDOUT)
+            try:
+                wait_for_sip(port)
+                yield Baresip(port, control_port, directory)
+            finally:
+                stop(process)
