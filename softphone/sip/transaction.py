@@ -10,8 +10,12 @@ in one place, and keep their RFC names.
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from softphone.sip.builder import make_ack_for_failure, make_response
 from softphone.sip.errors import LocalProtocolError, ParseError
@@ -156,6 +160,7 @@ class _Transaction:
     def terminate(self) -> None:
         self.state = "terminated"
         self.timers.clear()
+        self.layer.forget(self)
 
     def send(self, message: Request | Response) -> None:
         self.layer.queue_send(message, self.peer)
@@ -368,7 +373,9 @@ class TransactionLayer:
     """All transactions of one user agent, matched, timed and reaped."""
 
     settings: TimerSettings = field(default_factory=TimerSettings)
-    max_server_transactions: int = 20_000
+    # RFC timers keep finished transactions for up to 64*T1 (32 s) to absorb retransmissions:
+    # at 1,000 calls/s that is some 64,000 alive, which this bound must allow.
+    max_server_transactions: int = 100_000
     client: dict[TransactionKey, ClientTransaction] = field(default_factory=dict)
     server: dict[TransactionKey, ServerTransaction] = field(default_factory=dict)
     _outbox: list[tuple[bytes, Peer]] = field(default_factory=list)
@@ -377,6 +384,10 @@ class TransactionLayer:
     _awaiting_ack: dict[tuple[str, str, int], TransactionKey] = field(default_factory=dict)
     # (call-id, from-tag, cseq number, method) of requests without To tag -> key (RFC 8.2.2.2)
     _merge_index: dict[tuple[str, str, int, str], TransactionKey] = field(default_factory=dict)
+    # Deadlines as (when, sequence, transaction); an entry whose time no longer matches its
+    # transaction's next deadline is stale and skipped, so re-arming never searches the heap.
+    _deadlines: list[tuple[float, int, _Transaction]] = field(default_factory=list)
+    _sequence: itertools.count[int] = field(default_factory=itertools.count)
 
     # --- outputs -----------------------------------------------------------------------------
 
@@ -388,8 +399,12 @@ class TransactionLayer:
         return self._events.popleft() if self._events else None
 
     def get_timer(self) -> float | None:
-        deadlines = [d for t in self._all() if (d := t.deadline()) is not None]
-        return min(deadlines, default=None)
+        while self._deadlines:
+            when, _, transaction = self._deadlines[0]
+            if not transaction.terminated and transaction.deadline() == when:
+                return when
+            heapq.heappop(self._deadlines)
+        return None
 
     # --- inputs from the transaction user --------------------------------------------------
 
@@ -405,6 +420,7 @@ class TransactionLayer:
             transaction = ClientNonInviteTransaction(self, key, request, peer)
         self.client[key] = transaction
         transaction.start(now)
+        self._schedule(transaction)
         return key
 
     def send_stateless(self, message: Request | Response, peer: Peer) -> None:
@@ -415,23 +431,21 @@ class TransactionLayer:
         if transaction is None or transaction.terminated:
             raise LocalProtocolError("No such server transaction")
         transaction.respond(response, now)
+        self._schedule(transaction)
         if isinstance(transaction, ServerInviteTransaction) and 200 <= response.status < 300:
-            request = transaction.request
-            ack_key = (request.call_id, request.from_address.tag or "", request.cseq.number)
-            self._awaiting_ack[ack_key] = key
-        self._reap()
+            self._awaiting_ack[_ack_key(transaction.request)] = key
 
     def expect_final_within(self, key: TransactionKey, now: float, seconds: float) -> None:
         transaction = self.client.get(key)
         if isinstance(transaction, ClientInviteTransaction):
             transaction.expect_final_within(now, seconds)
+            self._schedule(transaction)
 
     def transport_error(self, key: TransactionKey) -> None:
         transaction = self.client.get(key)
         if transaction is not None and not transaction.terminated:
             transaction.terminate()
             self.emit(TransactionTimedOut(key, transaction.request, status=503))
-        self._reap()
 
     def server_request(self, key: TransactionKey) -> Request | None:
         transaction = self.server.get(key)
@@ -448,14 +462,12 @@ class TransactionLayer:
             self._receive_response(message, now)
         else:
             self._receive_request(message, source, now)
-        self._reap()
 
     def handle_timer(self, now: float) -> None:
-        for transaction in list(self._all()):
-            deadline = transaction.deadline()
-            if deadline is not None and deadline <= now:
-                transaction.handle_timer(now)
-        self._reap()
+        while (when := self.get_timer()) is not None and when <= now:
+            _, _, transaction = heapq.heappop(self._deadlines)
+            transaction.handle_timer(now)
+            self._schedule(transaction)
 
     # --- internals -------------------------------------------------------------------------
 
@@ -465,13 +477,31 @@ class TransactionLayer:
     def emit(self, event: TransactionEvent) -> None:
         self._events.append(event)
 
-    def _all(self) -> list[ClientTransaction | ServerTransaction]:
-        return [*self.client.values(), *self.server.values()]
+    def _schedule(self, transaction: _Transaction) -> None:
+        deadline = transaction.deadline()
+        if deadline is not None and not transaction.terminated:
+            heapq.heappush(self._deadlines, (deadline, next(self._sequence), transaction))
+
+    def forget(self, transaction: _Transaction) -> None:
+        """A transaction ended: drop it and the indexes that point at it."""
+        table: dict[TransactionKey, Any] = self.client if isinstance(
+            transaction, (ClientInviteTransaction, ClientNonInviteTransaction)) else self.server
+        if table.get(transaction.key) is transaction:
+            del table[transaction.key]
+        if table is self.server:
+            request = transaction.request
+            with contextlib.suppress(ParseError):
+                if self._awaiting_ack.get(_ack_key(request)) == transaction.key:
+                    del self._awaiting_ack[_ack_key(request)]
+                merge = _merge_key(request)
+                if self._merge_index.get(merge) == transaction.key:
+                    del self._merge_index[merge]
 
     def _receive_response(self, response: Response, now: float) -> None:
         transaction = self.client.get(client_key(response))
         if transaction is not None and not transaction.terminated:
             transaction.receive(response, now)
+            self._schedule(transaction)
         elif response.cseq.method == "INVITE" and 200 <= response.status < 300:
             self.emit(ResponseReceived(response, None))
 
@@ -481,6 +511,7 @@ class TransactionLayer:
         existing = self.server.get(key)
         if existing is not None:
             existing.receive_request(request, now)
+            self._schedule(existing)
             return
         if request.method == "ACK":
             self._receive_ack_for_2xx(request, source)
@@ -492,6 +523,7 @@ class TransactionLayer:
         transaction = self._new_server_transaction(key, request, source, now)
         if self._is_merged(request, key):
             transaction.respond(make_response(request, 482, to_tag="merged"), now)
+            self._schedule(transaction)
             return
         cancels = None
         if request.method == "CANCEL":
@@ -509,14 +541,14 @@ class TransactionLayer:
             transaction = ServerNonInviteTransaction(self, key, request, peer)
         self.server[key] = transaction
         transaction.start(now)
+        self._schedule(transaction)
         return transaction
 
     def _is_merged(self, request: Request, key: TransactionKey) -> bool:
         """RFC 3261 8.2.2.2: the same request reaching us twice by different paths."""
         if request.to_address.tag is not None or request.method == "CANCEL":
             return False
-        index = (request.call_id, request.from_address.tag or "", request.cseq.number,
-                 request.method)
+        index = _merge_key(request)
         other = self._merge_index.get(index)
         if other is not None and other != key and other in self.server:
             return True
@@ -525,23 +557,24 @@ class TransactionLayer:
 
     def _receive_ack_for_2xx(self, ack: Request, source: Peer) -> None:
         try:
-            ack_key = (ack.call_id, ack.from_address.tag or "", ack.cseq.number)
+            invite_key = self._awaiting_ack.pop(_ack_key(ack), None)
         except ParseError:
             return
-        invite_key = self._awaiting_ack.pop(ack_key, None)
         transaction = self.server.get(invite_key) if invite_key else None
         if isinstance(transaction, ServerInviteTransaction):
             transaction.ack_for_2xx()
+            self._schedule(transaction)
         self.emit(RequestReceived(ack, source, None))
 
-    def _reap(self) -> None:
-        for table in (self.client, self.server):
-            for key in [k for k, t in table.items() if t.terminated]:
-                del table[key]
-        if len(self._merge_index) > len(self.server) * 2 + 64:
-            self._merge_index = {k: v for k, v in self._merge_index.items() if v in self.server}
-        if len(self._awaiting_ack) > len(self.server) + 64:
-            self._awaiting_ack = {k: v for k, v in self._awaiting_ack.items() if v in self.server}
+
+def _ack_key(request: Request) -> tuple[str, str, int]:
+    """What ties an end-to-end ACK to the INVITE it acknowledges: Call-ID, From tag, CSeq."""
+    return (request.call_id, request.from_address.tag or "", request.cseq.number)
+
+
+def _merge_key(request: Request) -> tuple[str, str, int, str]:
+    return (request.call_id, request.from_address.tag or "", request.cseq.number,
+            request.method)
 
 
 def _stamp_received(request: Request, source: Peer) -> Request:
