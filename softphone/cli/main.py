@@ -13,6 +13,7 @@ from softphone import __version__
 from softphone.cli.answer_cmd import answer_command
 from softphone.cli.call_cmd import call_command
 from softphone.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from softphone.cli.demo_cmd import demo_command
 from softphone.cli.options_cmd import options_command
 from softphone.cli.register_cmd import register_command
 from softphone.sip.errors import SipError
@@ -28,6 +29,7 @@ cli.add_command(options_command)
 cli.add_command(register_command)
 cli.add_command(call_command)
 cli.add_command(answer_command)
+cli.add_command(demo_command)
 
 
 def main(argv: list[str] | None = None) -> None:

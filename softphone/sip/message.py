@@ -107,70 +107,92 @@ def split_list_value(value: str) -> list[str]:
     return parts
 
 
-class Headers:
-    """Ordered, repeatable header fields with case-insensitive names."""
+_KEYS: dict[str, str] = {}  # memo: any spelling -> lower-cased canonical name; bounded below
 
-    __slots__ = ("_items",)
+
+def header_key(name: str) -> str:
+    """The case-insensitive identity of a header name (compact forms resolved)."""
+    key = _KEYS.get(name)
+    if key is None:
+        key = canonical_name(name).lower()
+        if len(_KEYS) < 4096:
+            _KEYS[name] = key
+    return key
+
+
+class Headers:
+    """Ordered, repeatable header fields with case-insensitive names.
+
+    ``_keys`` runs parallel to ``_items`` with each name's lower-cased canonical form, so a
+    lookup compares strings instead of lower-casing every stored name each time."""
+
+    __slots__ = ("_items", "_keys")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
+        self._keys: list[str] = [header_key(n) for n, _ in self._items]
 
     def get(self, name: str) -> str | None:
-        key = canonical_name(name).lower()
-        for item_name, value in self._items:
-            if item_name.lower() == key:
-                return value
+        key = header_key(name)
+        keys = self._keys
+        for index in range(len(keys)):
+            if keys[index] == key:
+                return self._items[index][1]
         return None
 
     def get_all(self, name: str) -> list[str]:
-        key = canonical_name(name).lower()
-        return [value for item_name, value in self._items if item_name.lower() == key]
+        key = header_key(name)
+        return [item[1] for item, item_key in zip(self._items, self._keys, strict=True)
+                if item_key == key]
 
     def count(self, name: str) -> int:
-        return len(self.get_all(name))
+        return self._keys.count(header_key(name))
 
     def add(self, name: str, value: str) -> None:
         self._items.append((canonical_name(name), value))
+        self._keys.append(header_key(name))
 
     def extend_canonical(self, items: list[tuple[str, str]]) -> None:
         """Append items whose names are already canonical (the parser's fast path)."""
         self._items.extend(items)
+        self._keys.extend(header_key(n) for n, _ in items)
 
     def prepend(self, name: str, value: str) -> None:
         """Put a value first: Via and Route order is meaningful."""
         self._items.insert(0, (canonical_name(name), value))
+        self._keys.insert(0, header_key(name))
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of ``name`` with one, where the first one stood."""
-        key = canonical_name(name).lower()
-        index = next((i for i, (n, _) in enumerate(self._items) if n.lower() == key), None)
-        if index is None:
+        key = header_key(name)
+        if key not in self._keys:
             self.add(name, value)
             return
+        index = self._keys.index(key)
         spelling = self._items[index][0]
         self.remove(name)
         self._items.insert(index, (spelling, value))
+        self._keys.insert(index, key)
 
     def replace_first(self, name: str, value: str) -> None:
         """Change the first value of ``name`` in place (the top Via, say), keeping the rest."""
-        key = canonical_name(name).lower()
-        for index, (item_name, _) in enumerate(self._items):
-            if item_name.lower() == key:
-                self._items[index] = (item_name, value)
-                return
-        raise KeyError(name)
+        index = self._keys.index(header_key(name))  # ValueError when absent
+        self._items[index] = (self._items[index][0], value)
 
     def remove(self, name: str) -> None:
-        key = canonical_name(name).lower()
-        self._items = [(n, v) for n, v in self._items if n.lower() != key]
+        key = header_key(name)
+        kept = [(item, k) for item, k in zip(self._items, self._keys, strict=True) if k != key]
+        self._items = [item for item, _ in kept]
+        self._keys = [k for _, k in kept]
 
     def copy(self) -> Headers:
         clone = Headers()
         clone._items = list(self._items)
+        clone._keys = list(self._keys)
         return clone
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
+        return isinstance(name, str) and header_key(name) in self._keys
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -181,8 +203,8 @@ class Headers:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return [(n.lower(), v) for n, v in self._items] == [
-            (n.lower(), v) for n, v in other._items]
+        return self._keys == other._keys and [v for _, v in self._items] == [
+            v for _, v in other._items]
 
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
