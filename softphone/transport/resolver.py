@@ -14,6 +14,7 @@ import ipaddress
 import random
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import dns.asyncresolver
 import dns.exception
@@ -26,6 +27,9 @@ DNS_LIFETIME = 2.0
 _NAPTR_SERVICES = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}
 _SRV_PREFIX = {"udp": "_sip._udp.", "tcp": "_sip._tcp.", "tls": "_sips._tcp."}
 SUPPORTED_TRANSPORTS = ("udp", "tcp")
+
+
+_system_resolver: dns.asyncresolver.Resolver | None = None
 
 
 class ResolutionError(SipError):
@@ -51,8 +55,25 @@ def _default_port(transport: str) -> int:
     return 5061 if transport == "tls" else 5060
 
 
-async def resolve(uri: SipUri, preferred_transport: str | None = None) -> list[Peer]:
+def make_dns_resolver(nameservers: tuple[str, ...] = (), port: int = 53
+                      ) -> dns.asyncresolver.Resolver:
+    """The system's resolver, or one that asks only ``nameservers`` (tests, split DNS)."""
+    if not nameservers:
+        try:
+            return dns.asyncresolver.Resolver()
+        except (dns.exception.DNSException, OSError):  # no /etc/resolv.conf
+            resolver = dns.asyncresolver.Resolver(configure=False)
+            return resolver
+    resolver = dns.asyncresolver.Resolver(configure=False)
+    resolver.nameservers = list(nameservers)
+    resolver.port = port
+    return resolver
+
+
+async def resolve(uri: SipUri, preferred_transport: str | None = None,
+                  dns_resolver: dns.asyncresolver.Resolver | None = None) -> list[Peer]:
     """The peers to try for ``uri``, best first. Raises ResolutionError."""
+    lookup = _Lookup(dns_resolver)
     host = uri.param("maddr") or uri.host
     transport = uri.transport or preferred_transport
     if uri.scheme == "sips":
@@ -62,61 +83,72 @@ async def resolve(uri: SipUri, preferred_transport: str | None = None) -> list[P
         chosen = transport or "udp"
         targets = [Target(chosen, host, uri.port or _default_port(chosen))]
     else:
-        targets = await _dns_targets(host, transport)
+        targets = await lookup.targets(host, transport)
     peers: list[Peer] = []
     for target in targets:
         if target.transport not in SUPPORTED_TRANSPORTS:
             continue
-        for address in await _addresses(target.host):
+        for address in await lookup.addresses(target.host):
             peers.append(Peer(target.transport, address, target.port))
     if not peers:
         raise ResolutionError(f"Cannot resolve {uri.host_port}")
     return peers
 
 
-async def _dns_targets(host: str, transport: str | None) -> list[Target]:
-    transports = [transport] if transport else await _naptr_transports(host)
-    for candidate in transports or list(SUPPORTED_TRANSPORTS):
-        srv = await _srv_targets(host, candidate)
-        if srv:
-            return srv
-    chosen = transport or (transports[0] if transports else "udp")
-    return [Target(chosen, host, _default_port(chosen))]
+class _Lookup:
+    """The DNS steps of RFC 3263 with one resolver."""
+
+    def __init__(self, resolver: dns.asyncresolver.Resolver | None) -> None:
+        self._resolver = resolver
+
+    @property
+    def resolver(self) -> dns.asyncresolver.Resolver:
+        global _system_resolver
+        if self._resolver is None:  # made only when a name really needs DNS, then kept
+            if _system_resolver is None:
+                _system_resolver = make_dns_resolver()
+            self._resolver = _system_resolver
+        return self._resolver
+
+    async def targets(self, host: str, transport: str | None) -> list[Target]:
+        transports = [transport] if transport else await self._naptr_transports(host)
+        for candidate in transports or list(SUPPORTED_TRANSPORTS):
+            srv = await self._srv_targets(host, candidate)
+            if srv:
+                return srv
+        chosen = transport or (transports[0] if transports else "udp")
+        return [Target(chosen, host, _default_port(chosen))]
+
+    async def _query(self, name: str, rdtype: str) -> list[Any]:
+        if not self.resolver.nameservers:
+            return []
+        try:
+            answer = await self.resolver.resolve(name, rdtype, lifetime=DNS_LIFETIME)
+        except (dns.exception.DNSException, OSError):
+            return []
+        return list(answer)
+
+    async def _naptr_transports(self, host: str) -> list[str]:
+        records = sorted(await self._query(host, "NAPTR"),
+                         key=lambda r: (r.order, r.preference))
+        services = [r.service.decode("ascii", "replace").upper() for r in records]
+        return [_NAPTR_SERVICES[s] for s in services if s in _NAPTR_SERVICES]
+
+    async def _srv_targets(self, host: str, transport: str) -> list[Target]:
+        records = await self._query(_SRV_PREFIX[transport] + host, "SRV")
+        # Priority ascending; within a priority, a weighted random order (RFC 2782).
+        ordered = sorted(records, key=lambda r: (r.priority, -random.random() * (r.weight + 1)))
+        return [Target(transport, str(r.target).rstrip("."), r.port) for r in ordered]
+
+    async def addresses(self, host: str) -> list[str]:
+        """A and AAAA from DNS, else from the system (which reads /etc/hosts)."""
+        if _is_ip(host):
+            return [host]
+        found = [r.address for kind in ("A", "AAAA") for r in await self._query(host, kind)]
+        return found or await _system_addresses(host)
 
 
-async def _query(name: str, rdtype: str) -> list[object]:
-    try:
-        answer = await dns.asyncresolver.resolve(name, rdtype, lifetime=DNS_LIFETIME)
-    except (dns.exception.DNSException, OSError):
-        return []
-    return list(answer)
-
-
-async def _naptr_transports(host: str) -> list[str]:
-    records = await _query(host, "NAPTR")
-    ordered = sorted(records, key=lambda r: (getattr(r, "order", 0), getattr(r, "preference", 0)))
-    transports = []
-    for record in ordered:
-        service = getattr(record, "service", b"").decode("ascii", "replace").upper()
-        if service in _NAPTR_SERVICES:
-            transports.append(_NAPTR_SERVICES[service])
-    return transports
-
-
-async def _srv_targets(host: str, transport: str) -> list[Target]:
-    records = await _query(_SRV_PREFIX[transport] + host, "SRV")
-    # Priority ascending; within a priority, a weighted random order (RFC 2782).
-    def order(record: object) -> tuple[int, float]:
-        weight = getattr(record, "weight", 0)
-        return (getattr(record, "priority", 0), -random.random() * (weight + 1))
-
-    return [Target(transport, str(getattr(r, "target", host)).rstrip("."), getattr(r, "port", 5060))
-            for r in sorted(records, key=order)]
-
-
-async def _addresses(host: str) -> list[str]:
-    if _is_ip(host):
-        return [host]
+async def _system_addresses(host: str) -> list[str]:
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)

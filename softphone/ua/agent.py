@@ -33,8 +33,9 @@ from softphone.sip.transaction import (
     TransactionTimedOut,
     local_response,
 )
+from softphone.sip.uri import format_host
 from softphone.sip.validate import EndpointPolicy, check_request
-from softphone.transport.resolver import ResolutionError, resolve
+from softphone.transport.resolver import ResolutionError, make_dns_resolver, resolve
 from softphone.transport.tcp import TcpTransport
 from softphone.transport.udp import UdpTransport
 from softphone.ua.call import Call
@@ -67,6 +68,8 @@ class AgentConfig:
     codecs: tuple[str, ...] = DEFAULT_CODECS
     timers: TimerSettings = field(default_factory=TimerSettings)
     user_agent: str = f"softphone/{__version__}"
+    nameservers: tuple[str, ...] = ()  # DNS servers for RFC 3263; () = the system's
+    nameserver_port: int = 53
 
 
 class UserAgent:
@@ -95,6 +98,8 @@ class UserAgent:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._dns = make_dns_resolver(self.config.nameservers, self.config.nameserver_port) \
+            if self.config.nameservers else None
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -235,7 +240,8 @@ class UserAgent:
     def prepare(self, request: Request, peer: Peer) -> Request:
         """Add the Via for ``peer``'s transport (new branch, rport) and our User-Agent."""
         headers = request.headers.copy()
-        headers.prepend("Via", f"SIP/2.0/{peer.transport.upper()} {self.host}:{self.port}"
+        sent_by = f"{format_host(self.host)}:{self.port}"
+        headers.prepend("Via", f"SIP/2.0/{peer.transport.upper()} {sent_by}"
                                f";branch={new_branch()};rport")
         if "Max-Forwards" not in headers:
             headers.add("Max-Forwards", "70")
@@ -247,7 +253,11 @@ class UserAgent:
         """Where a request for ``uri`` goes: the outbound proxy if set, else ``uri`` itself."""
         destination = parse_sip_uri(self.config.outbound_proxy) if self.config.outbound_proxy \
             else uri
-        return await resolve(destination, self.config.transport)
+        return await self.resolve(destination)
+
+    async def resolve(self, uri: SipUri) -> list[Peer]:
+        """RFC 3263 for ``uri`` (raises ResolutionError)."""
+        return await resolve(uri, self.config.transport, self._dns)
 
     def start_transaction(self, request: Request, peer: Peer,
                           on_provisional: ProvisionalHandler | None = None

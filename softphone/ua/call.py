@@ -21,7 +21,7 @@ from softphone.sip.dialog import Dialog
 from softphone.sip.errors import SipError
 from softphone.sip.headers import Address
 from softphone.sip.transaction import LocalResponse, Peer, TransactionKey
-from softphone.transport.resolver import ResolutionError, resolve
+from softphone.transport.resolver import ResolutionError
 from softphone.transport.rtp import RtpEndpoint
 from softphone.ua.events import (
     Answered,
@@ -189,7 +189,7 @@ class Call:
         self.dialog = Dialog.from_uac(invite, response)
         self.agent.bind_dialog(self, self.dialog.key)
         ack = self.dialog.create_ack(invite.cseq.number)
-        peer = (await resolve(self.dialog.next_hop, self.agent.config.transport))[0]
+        peer = (await self.agent.resolve(self.dialog.next_hop))[0]
         prepared = self.agent.prepare(ack, peer)
         self._ack = (prepared, peer)
         self.agent.layer.send_stateless(prepared, peer)
@@ -371,7 +371,7 @@ class Call:
         assert self.dialog is not None
         bye = self.dialog.create_request("BYE")
         try:
-            peers = await resolve(self.dialog.next_hop, self.agent.config.transport)
+            peers = await self.agent.resolve(self.dialog.next_hop)
             await self.agent.send_request(bye, peers)
         except (ResolutionError, SipError, OSError):
             pass

@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from softphone.sdp.model import SessionDescription
+from softphone.sip import parse_sip_uri
+from softphone.sip.headers import Address
 from softphone.ua.agent import AgentConfig, UserAgent
 from softphone.ua.call import Call
 from softphone.ua.events import Answered, Event, Ringing
@@ -177,3 +180,63 @@ def _drain(queue: asyncio.Queue[Event]) -> list[Event]:
     while not queue.empty():
         events.append(queue.get_nowait())
     return events
+
+
+async def test_call_over_ipv6_loopback() -> None:
+    alice = UserAgent(AgentConfig(user="alice", listen_host="::1", listen_port=0))
+    bob = UserAgent(AgentConfig(user="bob", listen_host="::1", listen_port=0))
+    async with alice, bob:
+        call = await alice.call(f"sip:bob@[::1]:{bob.port}")
+        incoming = await answer_next(bob)
+        assert await asyncio.wait_for(call.answered, 5)
+        assert call.media is not None and call.media.remote_address == "::1"
+        await call.hangup()
+        assert (await asyncio.wait_for(incoming.ended, 5)).by == "remote"
+
+
+async def request_status(agent: UserAgent, method: str, target: str,
+                         to_tag: str | None = None) -> int:
+    uri = parse_sip_uri(target)
+    to = Address(uri=uri, params=(("tag", to_tag),) if to_tag else ())
+    response, _ = await agent.send_request(agent.new_request(method, uri, to=to),
+                                           await agent.targets(uri))
+    return response.status
+
+
+async def test_unsupported_and_unknown_methods_and_strays(
+        pair: tuple[UserAgent, UserAgent]) -> None:
+    alice, bob = pair
+    target = f"sip:bob@127.0.0.1:{bob.port}"
+    assert await request_status(alice, "MESSAGE", target) == 405
+    assert await request_status(alice, "FROBNICATE", target) == 501
+    assert await request_status(alice, "BYE", target, to_tag="nosuchdialog") == 481
+    assert await request_status(alice, "INFO", target) == 481  # INFO outside any dialog
+
+
+async def test_reinvite_and_info_inside_a_dialog(pair: tuple[UserAgent, UserAgent]) -> None:
+    alice, bob = pair
+    call = await alice.call(f"sip:bob@127.0.0.1:{bob.port}")
+    incoming = await answer_next(bob)
+    assert await asyncio.wait_for(call.answered, 5)
+    assert call.dialog is not None
+    info = call.dialog.create_request("INFO", b"Signal=5\r\nDuration=160\r\n",
+                                      "application/dtmf-relay")
+    response, _ = await alice.send_request(info, await alice.resolve(call.dialog.next_hop))
+    assert response.status == 200
+    hold = call.dialog.create_request("INVITE", content_type="application/sdp")
+    offer = SessionDescription.parse(incoming_offer(call))
+    offer.media[0].attributes = [a for a in offer.media[0].attributes
+                                 if a[0] != "sendrecv"] + [("sendonly", None)]
+    offer.session_version += 1
+    hold.body = bytes(offer)
+    response, _ = await alice.send_request(hold, await alice.resolve(call.dialog.next_hop))
+    assert response.status == 200
+    answer = SessionDescription.parse(response.body)
+    assert answer.media[0].direction == "recvonly"  # bob follows the hold
+    await call.hangup()
+    assert (await asyncio.wait_for(incoming.ended, 5)).status == 200
+
+
+def incoming_offer(call: Call) -> bytes:
+    assert call.invite is not None
+    return call.invite.body
