@@ -171,18 +171,9 @@ class Call:
             self._send_cancel()
 
     def _redirect_target(self, response: Response, visited: set[SipUri]) -> SipUri | None:
-        """The best Contact of a 3xx not tried yet (q-values high to low, then order)."""
-        if not 300 <= response.status < 400 or self._cancel_requested:
+        if self._cancel_requested:
             return None
-        try:
-            contacts = response.contacts
-        except ParseError:
-            return None
-        ranked = sorted(enumerate(contacts), key=lambda item: (-_q(item[1]), item[0]))
-        for _, contact in ranked:
-            if isinstance(contact.uri, SipUri) and contact.uri not in visited:
-                return contact.uri
-        return None
+        return redirect_target(response, visited)
 
     async def _confirm(self, invite: Request, response: Response) -> None:
         """ACK a 2xx; the call is answered, or, when it was given up meanwhile, ended by BYE."""
@@ -400,6 +391,22 @@ class Call:
             self.ended.set_result(event)
         self.agent.forget(self)
         self.agent.emit(event)
+
+
+def redirect_target(response: Response, visited: set[SipUri]) -> SipUri | None:
+    """The best Contact of a 3xx not tried yet: q-values high to low, then their order
+    (RFC 3261 8.1.3.4); ``visited`` is what protects against redirect loops."""
+    if not 300 <= response.status < 400:
+        return None
+    try:
+        contacts = response.contacts
+    except ParseError:
+        return None
+    ranked = sorted(enumerate(contacts), key=lambda item: (-_q(item[1]), item[0]))
+    for _, contact in ranked:
+        if isinstance(contact.uri, SipUri) and contact.uri not in visited:
+            return contact.uri
+    return None
 
 
 def _q(contact: Address) -> float:

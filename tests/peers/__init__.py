@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,7 +71,7 @@ def wait_for_sip(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing answers SIP on 127.0.0.1:{port}")
 
 
-def stop(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+def stop(process: subprocess.Popen[Any], timeout: float = 5.0) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -192,3 +193,44 @@ def baresip(answermode: str = "auto", codecs: str = "PCMU/8000/1") -> Iterator[B
                 yield Baresip(port, control_port, directory)
             finally:
                 stop(process)
+
+
+class Capture:
+    """A tshark capture on the loopback interface, read back with tshark's dissectors."""
+
+    def __init__(self, path: Path, tshark: str) -> None:
+        self.path = path
+        self.tshark = tshark
+
+    def fields(self, display_filter: str, *fields: str) -> list[list[str]]:
+        args = [self.tshark, "-r", str(self.path), "-Y", display_filter, "-T", "fields"]
+        for field_name in fields:
+            args += ["-e", field_name]
+        output = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+        return [line.split("\t") for line in output.splitlines()]
+
+    def count(self, display_filter: str) -> int:
+        return len(self.fields(display_filter, "frame.number"))
+
+
+@contextlib.contextmanager
+def tshark_capture(ports: list[int], folder: Path) -> Iterator[Capture]:
+    """Capture UDP on ``ports`` over lo until the block ends; the file stays in ``folder``."""
+    binary = require("tshark")
+    path = folder / "capture.pcapng"
+    port_filter = " or ".join(f"udp port {p}" for p in ports)
+    process = subprocess.Popen([binary, "-i", "lo", "-f", port_filter, "-w", str(path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    for line in process.stderr:  # wait until it really captures
+        if "Capturing on" in line:
+            break
+    else:
+        raise RuntimeError("tshark did not start capturing")
+    time.sleep(1.0)  # "Capturing on" comes a little before the capture really runs
+    try:
+        yield Capture(path, binary)
+    finally:
+        time.sleep(0.5)  # let the last packets reach the file
+        stop(process)
+        process.stderr.close()

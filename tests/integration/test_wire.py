@@ -1,0 +1,35 @@
+"""What we put on the wire, judged by Wireshark's dissectors (tshark), not by our own parser."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from softphone.ua.agent import AgentConfig, UserAgent
+from tests.peers import free_port, tshark_capture
+
+pytestmark = pytest.mark.peers
+# Wireshark's expert severities: warn is 0x600000, error 0x800000.
+PROBLEMS = "_ws.malformed or _ws.expert.severity >= 0x600000"
+
+
+async def test_a_call_dissects_cleanly_as_sip_and_sdp(tmp_path: Path) -> None:
+    ports = [free_port(), free_port()]
+    with tshark_capture(ports, tmp_path) as capture:
+        alice = UserAgent(AgentConfig(listen_host="127.0.0.1", listen_port=ports[0]))
+        bob = UserAgent(AgentConfig(listen_host="127.0.0.1", listen_port=ports[1]))
+        async with alice, bob:
+            call = await alice.call(f"sip:bob@127.0.0.1:{bob.port}")
+            incoming = await asyncio.wait_for(bob.incoming.get(), 5)
+            await incoming.ring()
+            await incoming.answer()
+            assert await asyncio.wait_for(call.answered, 5)
+            await alice.options(f"sip:127.0.0.1:{bob.port}")
+            await call.hangup()
+    seen = [row[0] or row[1] for row in capture.fields("sip", "sip.Method", "sip.Status-Code")]
+    assert seen == ["INVITE", "100", "180", "200", "ACK", "OPTIONS", "200", "BYE", "200"]
+    media = capture.fields("sdp", "sdp.media")
+    assert [row[0].split()[0] for row in media] == ["audio", "audio"]
+    assert capture.count(PROBLEMS) == 0
