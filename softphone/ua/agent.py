@@ -70,6 +70,10 @@ class AgentConfig:
     user_agent: str = f"softphone/{__version__}"
     nameservers: tuple[str, ...] = ()  # DNS servers for RFC 3263; () = the system's
     nameserver_port: int = 53
+    # Bounds on calls nobody has answered yet: beyond the count a new one gets 486 Busy Here,
+    # and one left ringing this long gets 480 (RFC 3261 13.3.1: a UAS may give up itself).
+    max_unanswered_calls: int = 1000
+    unanswered_timeout: float = 180.0
 
 
 class UserAgent:
@@ -437,6 +441,10 @@ class UserAgent:
     def _on_new_request(self, request: Request, key: TransactionKey,
                         event: RequestReceived) -> None:
         if request.method == "INVITE":
+            unanswered = sum(1 for c in self.calls if c.state in ("incoming", "ringing"))
+            if unanswered >= self.config.max_unanswered_calls:
+                self.respond(key, make_response(request, 486, to_tag=new_tag()))
+                return
             call = Call.incoming(self, request, key, event.source)
             self.calls.add(call)
             self._calls_by_invite[key] = call

@@ -79,8 +79,14 @@ class Call:
         call = cls(agent, "incoming", invite.from_address.sip_uri, invite.call_id, new_tag())
         call.invite, call.invite_key, call.invite_peer = invite, key, source
         call.state = "incoming"
+        asyncio.get_running_loop().call_later(agent.config.unanswered_timeout,
+                                              call._give_up_unanswered)
         agent.emit(Incoming(call.call_id, str(invite.from_address), str(invite.to_address)))
         return call
+
+    def _give_up_unanswered(self) -> None:
+        if self.state in ("incoming", "ringing"):
+            self.agent.spawn(self.reject(480, "Temporarily Unavailable (not answered)"))
 
     @property
     def codec(self) -> str | None:

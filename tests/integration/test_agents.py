@@ -240,3 +240,16 @@ async def test_reinvite_and_info_inside_a_dialog(pair: tuple[UserAgent, UserAgen
 def incoming_offer(call: Call) -> bytes:
     assert call.invite is not None
     return call.invite.body
+
+
+async def test_unanswered_calls_are_bounded_and_time_out() -> None:
+    bob = UserAgent(AgentConfig(user="bob", max_unanswered_calls=3, unanswered_timeout=0.5,
+                                **FAST))  # type: ignore[arg-type]
+    alice = UserAgent(AgentConfig(user="alice", **FAST))  # type: ignore[arg-type]
+    async with alice, bob:
+        calls = [await alice.call(f"sip:bob@127.0.0.1:{bob.port}") for _ in range(6)]
+        endings = [await asyncio.wait_for(c.ended, 5) for c in calls]
+        statuses = sorted(e.status for e in endings)
+        assert statuses == [480, 480, 480, 486, 486, 486]
+        assert not bob.calls and not alice.calls
+        assert bob.incoming.qsize() == 3  # offered to the application, which never took them
