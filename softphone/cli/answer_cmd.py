@@ -11,6 +11,9 @@ from softphone.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EventPrinter,
+    audio_config,
+    audio_options,
+    codec_list,
     listen_address,
     run,
     sip_uri,
@@ -37,17 +40,22 @@ from softphone.ua.registration import RegistrationError
 @click.option("--password", help="Digest password for --registrar.")
 @click.option("--max-calls", type=click.IntRange(1), metavar="N",
               help="Exit after N calls have ended.")
+@audio_options
+@click.option("--echo", is_flag=True, help="Send back to the caller what it sends.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    answer_after: float | None, reject_code: int | None, redirect: str | None,
                    duration: float | None, registrar: str | None, user: str | None,
-                   password: str | None, max_calls: int | None, as_json: bool) -> None:
+                   password: str | None, max_calls: int | None, play: str | None,
+                   tone: float | None, record: str | None, codecs: str, null_audio: bool,
+                   echo: bool, as_json: bool) -> None:
     """Wait for incoming calls.
 
     \b
     Examples:
       softphone answer --listen 127.0.0.1:5062 --auto-answer
       softphone answer --reject 486 --max-calls 1 --json
+      softphone answer --auto-answer --echo --codec pcmu,pcma
       softphone answer --registrar sip:127.0.0.1 --user bob --password pw --auto-answer
     """
     if sum(x is not None and x is not False for x in (reject_code, redirect)) > 1:
@@ -62,7 +70,8 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
     config = AgentConfig(
         listen_host=host, listen_port=port, transport=transport, user=user or "softphone",
         domain=registrar_uri.host if registrar_uri else None,
-        credentials=Credentials(user, password) if user and password is not None else None)
+        credentials=Credentials(user, password) if user and password is not None else None,
+        codecs=codec_list(codecs), audio=audio_config(play, tone, record, echo))
     answer = auto_answer or answer_after is not None
 
     async def handle(call: Call) -> None:

@@ -11,6 +11,9 @@ from softphone.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EventPrinter,
+    audio_config,
+    audio_options,
+    codec_list,
     listen_address,
     run,
     sip_uri,
@@ -30,16 +33,19 @@ from softphone.ua.agent import AgentConfig, Credentials, UserAgent
               help="Hang up this long after the call is answered.")
 @click.option("--timeout", type=click.FloatRange(0), metavar="SECONDS",
               help="Cancel the call if it is not answered by then.")
+@audio_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def call_command(uri: str, listen: str | None, transport: str, user: str | None,
                  password: str | None, proxy: str | None, duration: float | None,
-                 timeout: float | None, as_json: bool) -> None:
+                 timeout: float | None, play: str | None, tone: float | None,
+                 record: str | None, codecs: str, null_audio: bool, as_json: bool) -> None:
     """Call URI; exits 0 if it was answered, 1 if it failed (the status is printed).
 
     \b
     Examples:
       softphone call sip:bob@127.0.0.1:5062 --duration 5
       softphone call bob@127.0.0.1 --proxy sip:127.0.0.1:5060 --user alice --password pw
+      softphone call sip:ivr@127.0.0.1:5062 --play prompt.wav --record reply.wav --codec pcmu
     """
     target = sip_uri(uri)
     proxy_uri = sip_uri(proxy, "--proxy") if proxy else None
@@ -50,7 +56,8 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
         listen_host=host, listen_port=port, transport=transport, user=user or "softphone",
         domain=proxy_uri.host if proxy_uri else None,
         credentials=Credentials(user, password) if user and password is not None else None,
-        outbound_proxy=str(proxy_uri) if proxy_uri else None)
+        outbound_proxy=str(proxy_uri) if proxy_uri else None, codecs=codec_list(codecs),
+        audio=audio_config(play, tone, record))
 
     async def main(stop: asyncio.Event) -> int:
         agent = UserAgent(config)

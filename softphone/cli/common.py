@@ -14,7 +14,9 @@ from typing import TypeVar
 import click
 from rich.console import Console
 
+from softphone.media.wav import WavError, load_wav
 from softphone.sip import ParseError, SipUri, parse_sip_uri
+from softphone.ua.agent import AudioConfig
 from softphone.ua.events import (
     Answered,
     Calling,
@@ -143,3 +145,50 @@ def run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
         return await main(stop)
 
     return asyncio.run(runner())
+
+
+def audio_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options every call-carrying command shares (issue contract: call and answer)."""
+    decorators = [
+        click.option("--play", type=click.Path(exists=True, dir_okay=False),
+                     metavar="FILE.wav", help="Send this WAV file (any rate, resampled)."),
+        click.option("--tone", type=click.FloatRange(20, 20000), metavar="HZ",
+                     help="Send a sine tone of HZ."),
+        click.option("--record", type=click.Path(dir_okay=False, writable=True),
+                     metavar="FILE.wav", help="Record what the peer sends."),
+        click.option("--codec", "codecs", default="opus,pcmu,pcma", show_default=True,
+                     metavar="LIST", help="Codecs in order of preference: opus, pcmu, pcma."),
+        click.option("--null-audio", is_flag=True,
+                     help="No sound device: silence in, discard out."),
+    ]
+    for decorate in reversed(decorators):
+        command = decorate(command)
+    return command
+
+
+def codec_list(text: str) -> tuple[str, ...]:
+    from softphone.sdp.negotiation import CODECS
+
+    keys = tuple(k.strip().lower() for k in text.split(",") if k.strip())
+    unknown = [k for k in keys if k not in CODECS or k == "g722"]
+    if not keys or unknown:
+        raise click.BadParameter(f"unknown codec {unknown[0] if unknown else text!r}; "
+                                 "choose from opus, pcmu, pcma", param_hint="--codec")
+    return keys
+
+
+def audio_config(play: str | None, tone: float | None, record: str | None,
+                 echo: bool = False) -> AudioConfig:
+    """Ports for a call. With no sound device support yet, a direction no file covers is
+    silence in and discard out, as --null-audio asks."""
+    if play is not None and tone is not None:
+        raise click.UsageError("--play and --tone exclude each other")
+    if echo and (play is not None or tone is not None or record is not None):
+        raise click.UsageError("--echo excludes --play, --tone and --record")
+    if play is not None:
+        try:
+            load_wav(play)
+        except WavError as error:
+            raise click.BadParameter(str(error), param_hint="--play") from None
+        import scipy.signal  # noqa: F401  (resampling at call start must not wait for this)
+    return AudioConfig(play=play, tone=tone, record=record, echo=echo)

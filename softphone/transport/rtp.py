@@ -5,14 +5,28 @@ engine reads and writes packets through it."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import cast
 
 PacketHandler = Callable[[bytes, tuple[str, int]], None]
 
 
+@dataclass(frozen=True)
+class Impairment:
+    """Deterministic network trouble for tests: drop ``loss`` of the packets sent, delay each
+    by up to ``jitter`` seconds (which reorders them), from a seeded generator."""
+
+    loss: float = 0.0
+    jitter: float = 0.0
+    seed: int = 1
+
+
 class RtpEndpoint(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
+    def __init__(self, impairment: Impairment | None = None) -> None:
+        self.impairment = impairment
+        self._random = random.Random(impairment.seed if impairment else 0)
         self._transport: asyncio.DatagramTransport | None = None
         self.port = 0
         self.packets_received = 0
@@ -43,6 +57,18 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         pass
 
     def send(self, data: bytes, destination: tuple[str, int]) -> None:
+        if self._transport is None:
+            return
+        trouble = self.impairment
+        if trouble is None:
+            self._transport.sendto(data, destination)
+            return
+        if self._random.random() < trouble.loss:
+            return
+        delay = self._random.uniform(0, trouble.jitter)
+        asyncio.get_running_loop().call_later(delay, self._send_now, data, destination)
+
+    def _send_now(self, data: bytes, destination: tuple[str, int]) -> None:
         if self._transport is not None:
             self._transport.sendto(data, destination)
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 
 from softphone import __version__
+from softphone.media.ports import AudioSink, AudioSource, Discard, Echo, Silence, Tone
+from softphone.media.wav import WavSink, WavSource
 from softphone.sdp.negotiation import DEFAULT_CODECS
 from softphone.sip import Headers, ParseError, Request, Response, SipUri, parse_sip_uri
 from softphone.sip.auth import authorize, choose_challenge
@@ -36,6 +38,7 @@ from softphone.sip.transaction import (
 from softphone.sip.uri import format_host
 from softphone.sip.validate import EndpointPolicy, check_request
 from softphone.transport.resolver import ResolutionError, make_dns_resolver, resolve
+from softphone.transport.rtp import Impairment
 from softphone.transport.tcp import TcpTransport
 from softphone.transport.udp import UdpTransport
 from softphone.ua.call import Call
@@ -51,6 +54,28 @@ SUPPORTED = ""
 class Credentials:
     username: str
     password: str
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Where a call's audio comes from and goes to (no sound device yet: silence/discard)."""
+
+    play: str | None = None      # a WAV file sent to the peer
+    tone: float | None = None    # a sine of this many Hz sent to the peer
+    record: str | None = None    # a WAV file of what the peer sends
+    echo: bool = False           # send back what arrives
+
+    def ports(self) -> tuple[AudioSource, AudioSink]:
+        if self.echo:
+            echo = Echo()
+            return echo, echo
+        source: AudioSource = Silence()
+        if self.play is not None:
+            source = WavSource(self.play)
+        elif self.tone is not None:
+            source = Tone(self.tone)
+        sink: AudioSink = WavSink(self.record) if self.record is not None else Discard()
+        return source, sink
 
 
 @dataclass(frozen=True)
@@ -74,6 +99,8 @@ class AgentConfig:
     # and one left ringing this long gets 480 (RFC 3261 13.3.1: a UAS may give up itself).
     max_unanswered_calls: int = 1000
     unanswered_timeout: float = 180.0
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    impairment: Impairment | None = None  # tests: seeded loss/jitter on sent RTP
 
 
 class UserAgent:
@@ -497,4 +524,5 @@ def _dialog_key_of_request(request: Request) -> tuple[str, str, str]:
 def _dialog_key_of_response(response: Response) -> tuple[str, str, str]:
     return (response.call_id, response.from_address.tag or "", response.to_address.tag or "")
 
-__all__ = ["AgentConfig", "Call", "Credentials", "Registration", "ResolutionError", "UserAgent"]
+__all__ = ["AgentConfig", "AudioConfig", "Call", "Credentials", "Registration", "ResolutionError",
+           "UserAgent"]

@@ -13,6 +13,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING
 
+from softphone.media.stream import MediaStream
 from softphone.sdp.model import SdpError, SessionDescription
 from softphone.sdp.negotiation import NegotiatedMedia, answer_offer, make_offer, read_answer
 from softphone.sip import Headers, ParseError, Request, Response, SipUri
@@ -51,7 +52,8 @@ class Call:
         self.state = "idle"
         self.dialog: Dialog | None = None
         self.media: NegotiatedMedia | None = None
-        self.rtp = RtpEndpoint()
+        self.rtp = RtpEndpoint(agent.config.impairment)
+        self.stream: MediaStream | None = None
         self.answered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.ended: asyncio.Future[Ended] = asyncio.get_running_loop().create_future()
         self.created_at = time.monotonic()
@@ -284,6 +286,8 @@ class Call:
         offer = SessionDescription.parse(offer_body)
         answer, self.media = answer_offer(offer, codecs, self.agent.host, self.rtp.port,
                                           self._session_id, self._sdp_version)
+        if self.stream is not None:
+            self.stream.update(self.media)  # a re-INVITE: hold, resume, new address
         return bytes(answer)
 
     async def reject(self, status: int = 486, reason: str | None = None) -> None:
@@ -309,6 +313,7 @@ class Call:
             with contextlib.suppress(SdpError):
                 self.media = read_answer(SessionDescription.parse(ack.body),
                                          self.agent.config.codecs)
+                self._start_media()
         if self.dialog is not None:
             self.dialog.state = "confirmed"
 
@@ -381,6 +386,15 @@ class Call:
         if not self.answered.done():
             self.answered.set_result(True)
         self.agent.emit(Answered(self.call_id, peer, self.codec))
+        self._start_media()
+
+    def _start_media(self) -> None:
+        """Audio flows once both the call is answered and the codec is agreed."""
+        if self.stream is not None or self.media is None or self.state != "answered":
+            return
+        source, sink = self.agent.config.audio.ports()
+        self.stream = MediaStream(self.rtp, self.media, source, sink)
+        self.stream.start()
 
     def _end(self, status: int, reason: str, by: str) -> None:
         if self.is_over:
@@ -388,9 +402,13 @@ class Call:
         self.state = "ended"
         if self.dialog is not None:
             self.dialog.state = "terminated"
+        stats = None
+        if self.stream is not None:
+            self.stream.stop()
+            stats = self.stream.snapshot().to_json()
         self.rtp.close()
         duration = time.monotonic() - self.answered_at if self.answered_at else 0.0
-        event = Ended(self.call_id, status, reason, by, round(duration, 3))
+        event = Ended(self.call_id, status, reason, by, round(duration, 3), stats)
         if not self.answered.done():
             self.answered.set_result(False)
         if not self.ended.done():

@@ -133,3 +133,4 @@ class Ended(Event):
     reason: str
     by: str
     duration: float
+    rtp: dict[str, float | int] | None = None  # packets_sent/received/lost, jitter_ms, late

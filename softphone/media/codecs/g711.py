@@ -1,0 +1,86 @@
+"""G.711 mu-law (PCMU) and A-law (PCMA) as numpy table lookups: one 65,536-entry table per law
+for encoding (indexed by the int16 sample) and one 256-entry table for decoding. The tables
+are computed here from the G.711 segment rules, vectorised, at import."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+Samples = npt.NDArray[np.int16]
+
+_ALL16 = np.arange(-32768, 32768, dtype=np.int32)
+_CODES = np.arange(256, dtype=np.int32)
+
+
+def _ulaw_encode_table() -> npt.NDArray[np.uint8]:
+    pcm = _ALL16 >> 2  # 14-bit
+    mask = np.where(pcm < 0, 0x7F, 0xFF)
+    magnitude = np.minimum(np.abs(pcm), 8159) + 33
+    segment_ends = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF])
+    segment = np.searchsorted(segment_ends, magnitude)
+    code = (segment << 4) | ((magnitude >> (segment + 1)) & 0xF)
+    code = np.where(segment >= 8, 0x7F, code)
+    return (code ^ mask).astype(np.uint8)
+
+
+def _ulaw_decode_table() -> Samples:
+    code = ~_CODES & 0xFF
+    t = (((code & 0x0F) << 3) + 0x84) << ((code & 0x70) >> 4)
+    return np.where(code & 0x80, 0x84 - t, t - 0x84).astype(np.int16)
+
+
+def _alaw_encode_table() -> npt.NDArray[np.uint8]:
+    pcm = _ALL16 >> 3  # 13-bit
+    mask = np.where(pcm >= 0, 0xD5, 0x55)
+    magnitude = np.where(pcm >= 0, pcm, -pcm - 1)
+    segment_ends = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF])
+    segment = np.searchsorted(segment_ends, magnitude)
+    shift = np.where(segment < 2, 1, segment)
+    code = (np.minimum(segment, 7) << 4) | ((magnitude >> shift) & 0xF)
+    code = np.where(segment >= 8, 0x7F, code)
+    return (code ^ mask).astype(np.uint8)
+
+
+def _alaw_decode_table() -> Samples:
+    code = _CODES ^ 0x55
+    segment = (code & 0x70) >> 4
+    t = ((code & 0x0F) << 4) + np.where(segment == 0, 8, 0x108)
+    t = np.where(segment > 1, t << np.maximum(segment - 1, 0), t)
+    return np.where(code & 0x80, t, -t).astype(np.int16)
+
+
+ULAW_ENCODE, ULAW_DECODE = _ulaw_encode_table(), _ulaw_decode_table()
+ALAW_ENCODE, ALAW_DECODE = _alaw_encode_table(), _alaw_decode_table()
+
+
+class G711:
+    """Encoder and decoder of one law; loss is concealed by repeating the last frame, fading."""
+
+    def __init__(self, encode_table: npt.NDArray[np.uint8], decode_table: Samples) -> None:
+        self._encode = encode_table
+        self._decode = decode_table
+        self._last: Samples | None = None
+        self._fade = 1.0
+
+    def encode(self, frame: Samples) -> bytes:
+        return bytes(self._encode[frame.astype(np.int32) + 32768])
+
+    def decode(self, payload: bytes) -> Samples:
+        frame = self._decode[np.frombuffer(payload, dtype=np.uint8)]
+        self._last, self._fade = frame, 1.0
+        return frame
+
+    def conceal(self, samples: int) -> Samples:
+        if self._last is None or len(self._last) != samples:
+            return np.zeros(samples, dtype=np.int16)
+        self._fade *= 0.5
+        return (self._last * self._fade).astype(np.int16)
+
+
+def pcmu() -> G711:
+    return G711(ULAW_ENCODE, ULAW_DECODE)
+
+
+def pcma() -> G711:
+    return G711(ALAW_ENCODE, ALAW_DECODE)

@@ -1,0 +1,105 @@
+"""Audio ports: every source and sink of a call implements one small interface, so a call
+does not care where its audio comes from or goes (DESIGN.md rule 4). Frames are int16 numpy
+arrays at the rate the caller asks for."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Samples = npt.NDArray[np.int16]
+
+
+class AudioSource(Protocol):
+    def prepare(self, rate: int) -> None:
+        """Do slow work (loading, resampling) now, before the pacing clock needs frames."""
+        ...
+
+    def read(self, samples: int, rate: int) -> Samples:
+        """Exactly ``samples`` samples at ``rate`` Hz."""
+        ...
+
+
+class AudioSink(Protocol):
+    def write(self, frame: Samples, rate: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Silence:
+    def prepare(self, rate: int) -> None:
+        pass
+
+    def read(self, samples: int, rate: int) -> Samples:
+        return np.zeros(samples, dtype=np.int16)
+
+
+class Discard:
+    def write(self, frame: Samples, rate: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Tone:
+    """A sine at ``hz``, ``level`` dBFS; the phase runs on across frames."""
+
+    def __init__(self, hz: float, level_dbfs: float = -10.0) -> None:
+        self.hz = hz
+        self.amplitude = 32767 * 10 ** (level_dbfs / 20)
+        self._position = 0
+
+    def prepare(self, rate: int) -> None:
+        pass
+
+    def read(self, samples: int, rate: int) -> Samples:
+        n = np.arange(self._position, self._position + samples)
+        self._position += samples
+        return (self.amplitude * np.sin(2 * np.pi * self.hz * n / rate)).astype(np.int16)
+
+
+class Echo:
+    """Both a sink and a source: what is written is read back (an echo test for the far end).
+    Bounded: it keeps at most ``max_samples``, dropping the oldest."""
+
+    def __init__(self, max_samples: int = 48000) -> None:
+        self._buffer = np.zeros(0, dtype=np.int16)
+        self._max = max_samples
+
+    def prepare(self, rate: int) -> None:
+        pass
+
+    def write(self, frame: Samples, rate: int) -> None:
+        self._buffer = np.concatenate([self._buffer, frame])[-self._max :]
+
+    def read(self, samples: int, rate: int) -> Samples:
+        out = np.zeros(samples, dtype=np.int16)
+        take = min(samples, len(self._buffer))
+        out[:take] = self._buffer[:take]
+        self._buffer = self._buffer[take:]
+        return out
+
+    def close(self) -> None:
+        self._buffer = np.zeros(0, dtype=np.int16)
+
+
+class Recorder:
+    """A sink that keeps everything in memory (tests and audio assertions)."""
+
+    def __init__(self) -> None:
+        self.frames: list[Samples] = []
+        self.rate: int | None = None
+
+    def write(self, frame: Samples, rate: int) -> None:
+        self.rate = rate
+        self.frames.append(frame.copy())
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def samples(self) -> Samples:
+        return np.concatenate(self.frames) if self.frames else np.zeros(0, dtype=np.int16)

@@ -1,0 +1,1 @@
+"""RTP (RFC 3550), sans-IO: packets, receiver statistics, the jitter buffer."""

@@ -1,0 +1,62 @@
+"""Receiver statistics as RFC 3550 computes them: the sequence tracking of appendix A.1 (with
+wrap-around), cumulative loss (A.3) and interarrival jitter (A.8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from softphone.rtp.packet import seq_diff
+
+MAX_DROPOUT = 3000
+MAX_MISORDER = 100
+
+
+@dataclass
+class ReceiverStats:
+    clock_rate: int
+    received: int = 0
+    duplicates: int = 0
+    base_seq: int | None = None
+    max_seq: int = 0
+    cycles: int = 0
+    jitter: float = 0.0  # in timestamp units, as A.8 keeps it
+    _transit: float | None = None
+
+    def update(self, sequence: int, timestamp: int, arrival: float) -> None:
+        """Note a packet; ``arrival`` is in seconds on any steady clock."""
+        self.received += 1
+        if self.base_seq is None:
+            self.base_seq = self.max_seq = sequence
+        else:
+            delta = seq_diff(sequence, self.max_seq)
+            if 0 < delta < MAX_DROPOUT:
+                if sequence < self.max_seq:
+                    self.cycles += 1  # wrapped
+                self.max_seq = sequence
+            elif delta == 0 or -MAX_MISORDER < delta < 0:
+                if delta == 0:
+                    self.duplicates += 1
+            # a larger jump is a restart or a very late packet: counted, not tracked
+        transit = arrival * self.clock_rate - timestamp
+        if self._transit is not None:
+            difference = abs(transit - self._transit)
+            self.jitter += (difference - self.jitter) / 16
+        self._transit = transit
+
+    @property
+    def expected(self) -> int:
+        if self.base_seq is None:
+            return 0
+        return self.cycles * 65536 + self.max_seq - self.base_seq + 1
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.expected - (self.received - self.duplicates))
+
+    @property
+    def loss_fraction(self) -> float:
+        return self.lost / self.expected if self.expected else 0.0
+
+    @property
+    def jitter_ms(self) -> float:
+        return 1000.0 * self.jitter / self.clock_rate
