@@ -68,10 +68,11 @@ class WavSource:
         self.loop = loop
         self._converted: dict[int, Samples] = {}
         self._position = 0
+        self._reading_rate = self.rate
 
     @property
     def finished(self) -> bool:
-        return not self.loop and self._position >= len(self._at(self.rate))
+        return not self.loop and self._position >= len(self._at(self._reading_rate))
 
     def prepare(self, rate: int) -> None:
         self._at(rate)
@@ -82,6 +83,7 @@ class WavSource:
         return self._converted[rate]
 
     def read(self, samples: int, rate: int) -> Samples:
+        self._reading_rate = rate
         data = self._at(rate)
         out = np.zeros(samples, dtype=np.int16)
         filled = 0

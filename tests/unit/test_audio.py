@@ -1,0 +1,117 @@
+"""G.711 bit-exactness, WAV ports, tones and the audio quality measures."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from softphone.media.codecs import make_codec
+from softphone.media.codecs.g711 import ALAW_DECODE, ALAW_ENCODE, ULAW_DECODE, ULAW_ENCODE
+from softphone.media.ports import Echo, Tone
+from softphone.media.quality import dominant_frequency, similarity, tone_level
+from softphone.media.wav import WavSink, WavSource, load_wav
+from tests.conftest import find_testdata
+
+
+@pytest.mark.parametrize(("law", "encode", "decode"), [
+    ("ulaw", ULAW_ENCODE, ULAW_DECODE), ("alaw", ALAW_ENCODE, ALAW_DECODE)])
+def test_g711_tables_are_bit_exact(law: str, encode: np.ndarray, decode: np.ndarray) -> None:
+    folder = find_testdata() / "g711"
+    reference = np.frombuffer((folder / f"{law}_encode_all16.bin").read_bytes(), np.uint8)
+    assert np.array_equal(encode, reference)
+    rows = (folder / f"{law}_decode.tsv").read_text().split("\n")[1:]
+    table = {int(code, 16): int(value) for code, value in (r.split() for r in rows if r)}
+    assert [int(decode[c]) for c in range(256)] == [table[c] for c in range(256)]
+
+
+def test_g711_anchor_values() -> None:
+    pcmu, pcma = make_codec("pcmu"), make_codec("pcma")
+    assert pcmu.encode(np.array([0, 32767, -32768], np.int16)) == b"\xff\x80\x00"
+    assert pcma.encode(np.array([0, 32767, -32768], np.int16)) == b"\xd5\xaa\x2a"
+    assert list(pcma.decode(b"\xd5\x55")) == [8, -8]
+
+
+def test_g711_concealment_fades_the_last_frame() -> None:
+    codec = make_codec("pcmu")
+    frame = codec.decode(codec.encode(np.full(160, 8000, np.int16)))
+    first, second = codec.conceal(160), codec.conceal(160)
+    assert 0 < abs(int(second[0])) < abs(int(first[0])) < abs(int(frame[0]))
+
+
+def test_opus_round_trip_keeps_a_tone() -> None:
+    codec = make_codec("opus")
+    tone = Tone(440, level_dbfs=-12)
+    decoded = np.concatenate([codec.decode(codec.encode(tone.read(960, 48000)))
+                              for _ in range(50)])
+    assert abs(dominant_frequency(decoded[4800:], 48000) - 440) < 5
+    assert len(codec.conceal(960)) == 960
+
+
+def write_wav(path: Path, rate: int, width: int, channels: int, seconds: float = 0.5) -> None:
+    t = np.arange(int(rate * seconds)) / rate
+    mono = np.sin(2 * np.pi * 500 * t) * 0.5
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(width)
+        out.setframerate(rate)
+        samples = np.repeat(mono, channels)
+        if width == 1:
+            out.writeframes((samples * 127 + 128).astype(np.uint8).tobytes())
+        elif width == 2:
+            out.writeframes((samples * 32767).astype("<i2").tobytes())
+        else:
+            ints = (samples * 2**23).astype("<i4")
+            out.writeframes(b"".join(int(v).to_bytes(4, "little", signed=True)[:3]
+                                     for v in ints))
+
+
+@pytest.mark.parametrize(("rate", "width", "channels"), [
+    (8000, 2, 1), (44100, 2, 2), (16000, 1, 1), (48000, 3, 2)])
+def test_wav_source_reads_any_pcm_and_resamples(tmp_path: Path, rate: int, width: int,
+                                                channels: int) -> None:
+    path = tmp_path / "in.wav"
+    write_wav(path, rate, width, channels)
+    source = WavSource(path)
+    source.prepare(8000)
+    audio = np.concatenate([source.read(160, 8000) for _ in range(25)])
+    assert abs(dominant_frequency(audio, 8000) - 500) < 10
+    assert source.finished
+    assert not source.read(160, 8000).any()  # then silence
+
+
+def test_wav_sink_is_valid_at_every_moment(tmp_path: Path) -> None:
+    path = tmp_path / "out.wav"
+    sink = WavSink(path)
+    tone = Tone(1000)
+    for frames in range(1, 4):
+        sink.write(tone.read(160, 8000), 8000)
+        with wave.open(str(path), "rb") as partial:  # readable while still being written
+            assert partial.getnframes() == 160 * frames and partial.getframerate() == 8000
+    sink.close()
+    samples, rate = load_wav(path)
+    assert rate == 8000 and len(samples) == 480
+    empty = WavSink(tmp_path / "empty.wav")
+    empty.close()
+    with wave.open(str(tmp_path / "empty.wav"), "rb") as nothing:
+        assert nothing.getnframes() == 0
+
+
+def test_echo_returns_what_it_was_given() -> None:
+    echo = Echo()
+    echo.write(np.arange(100, dtype=np.int16), 8000)
+    assert list(echo.read(60, 8000)) == list(range(60))
+    assert list(echo.read(60, 8000)[:40]) == list(range(60, 100))
+
+
+def test_quality_measures() -> None:
+    rng = np.random.default_rng(7)
+    reference = rng.normal(size=4000)
+    delayed = np.concatenate([np.zeros(250), reference * 0.3 + rng.normal(size=4000) * 0.05])
+    match = similarity(reference, delayed)
+    assert match.lag == 250 and match.score > 0.95
+    assert similarity(reference, rng.normal(size=4000)).score < 0.2
+    tone = Tone(1209).read(4000, 8000)
+    assert tone_level(tone, 8000, 1209) > 0.9 and tone_level(tone, 8000, 697) < 0.01

@@ -1,0 +1,105 @@
+"""RTP packets, RFC 3550 receiver statistics and the jitter buffer."""
+
+from __future__ import annotations
+
+import pytest
+
+from softphone.rtp.jitter import JitterBuffer
+from softphone.rtp.packet import RtpError, RtpPacket, seq_add, seq_diff, ts_add
+from softphone.rtp.stats import ReceiverStats
+
+
+def test_round_trip_with_every_optional_part() -> None:
+    packet = RtpPacket(payload_type=96, sequence=65535, timestamp=2**32 - 1, ssrc=0xDEADBEEF,
+                       payload=b"abc", marker=True, csrc=[1, 2], extension_profile=0xBEDE,
+                       extension=b"\x10\x01\x00\x00", padding=4)
+    data = bytes(packet)
+    assert data[0] == 0x80 | 0x20 | 0x10 | 2 and data[1] == 0x80 | 96
+    assert RtpPacket.parse(data) == packet
+
+
+def test_known_bytes_parse() -> None:
+    # RFC 7714 section 16's RTP header: 8040f17b 8041f8d3 5501a0b2, then the payload
+    data = bytes.fromhex("8040f17b8041f8d35501a0b2") + b"Gallia est omnis divisa"
+    packet = RtpPacket.parse(data)
+    assert (packet.payload_type, packet.sequence, packet.timestamp, packet.ssrc) == (
+        0x40, 0xF17B, 0x8041F8D3, 0x5501A0B2)
+    assert packet.payload == b"Gallia est omnis divisa" and bytes(packet) == data
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"\x80\x00", "shorter"), (bytes.fromhex("400000000000000000000000"), "version"),
+    (bytes.fromhex("820000000000000000000000") + b"\0\0\0\0", "CSRC"),
+    (bytes.fromhex("900000000000000000000000") + b"\0\0", "extension header"),
+    (bytes.fromhex("900000000000000000000000") + b"\0\0\0\x02\0\0\0\0", "truncated extension"),
+    (bytes.fromhex("a00000000000000000000000") + b"\x00", "padding"),
+    (bytes.fromhex("a00000000000000000000000") + b"\x09", "padding"),
+])
+def test_specific_errors(data: bytes, message: str) -> None:
+    with pytest.raises(RtpError, match=message):
+        RtpPacket.parse(data)
+
+
+def test_counter_arithmetic_wraps() -> None:
+    assert seq_add(65535, 1) == 0 and seq_diff(0, 65535) == 1 and seq_diff(65535, 0) == -1
+    assert ts_add(2**32 - 10, 20) == 10
+
+
+def test_loss_counts_across_the_sequence_wrap_and_ignores_duplicates() -> None:
+    stats = ReceiverStats(clock_rate=8000)
+    for n, sequence in enumerate([65530, 65531, 65533, 65534, 65535, 0, 1, 1, 3]):
+        stats.update(sequence, n * 160, n * 0.02)
+    assert stats.expected == 10 and stats.duplicates == 1
+    assert stats.lost == 2  # 65532 and 2
+
+
+def test_jitter_follows_rfc3550_a8() -> None:
+    steady = ReceiverStats(clock_rate=8000)
+    for n in range(100):
+        steady.update(n, n * 160, n * 0.02)
+    assert steady.jitter_ms < 0.001
+    shaky = ReceiverStats(clock_rate=8000)
+    for n in range(400):
+        shaky.update(n, n * 160, n * 0.02 + (0.01 if n % 2 else 0.0))
+    assert 8.0 < shaky.jitter_ms < 10.5  # |D| is 10 ms every packet; J converges toward it
+
+
+def packet(sequence: int) -> RtpPacket:
+    return RtpPacket(payload_type=0, sequence=sequence, timestamp=sequence * 160, ssrc=1,
+                     payload=bytes([sequence % 256]))
+
+
+def test_jitter_buffer_reorders_conceals_and_drops_late_and_duplicates() -> None:
+    buffer = JitterBuffer(depth=3)
+    for sequence in (11, 10, 13, 13):  # 10 arrives second, 12 never, 13 twice
+        buffer.put(packet(sequence))
+    assert buffer.duplicates == 1
+    played = []
+    for _ in range(4):
+        playing, item = buffer.get()
+        assert playing
+        played.append(item.sequence if item else None)
+    assert played == [10, 11, None, 13]
+    buffer.put(packet(12))  # its slot has passed
+    assert buffer.late == 1
+
+
+def test_jitter_buffer_waits_until_primed_and_refills_after_running_dry() -> None:
+    buffer = JitterBuffer(depth=2)
+    buffer.put(packet(1))
+    assert buffer.get() == (False, None)
+    buffer.put(packet(2))
+    assert buffer.get()[0] and buffer.get()[0]
+    assert buffer.get() == (True, None)  # dry: a loss, then it waits again
+    buffer.put(packet(4))
+    assert buffer.get() == (False, None)
+
+
+def test_jitter_buffer_depth_adapts_within_bounds() -> None:
+    buffer = JitterBuffer(min_depth=2, max_depth=10)
+    buffer.adapt(jitter_ms=0.0, ptime_ms=20)
+    assert buffer.depth == 2
+    buffer.adapt(jitter_ms=30.0, ptime_ms=20)
+    assert buffer.depth == 6
+    buffer.adapt(jitter_ms=1000.0, ptime_ms=20)
+    assert buffer.depth == 10

@@ -1,0 +1,92 @@
+"""SDP parsing and offer/answer against the RFC 4317 examples (../shared/testdata/rfc4317)."""
+
+from __future__ import annotations
+
+import pytest
+
+from softphone.sdp.model import SdpError, SessionDescription
+from softphone.sdp.negotiation import answer_offer, make_offer, read_answer
+from tests.conftest import find_testdata
+
+FOLDER = find_testdata() / "rfc4317"
+ALL = sorted(p.name for p in FOLDER.glob("*.sdp"))
+
+
+def load(name: str) -> SessionDescription:
+    return SessionDescription.parse((FOLDER / f"{name}.sdp").read_bytes())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_example_parses_and_round_trips(name: str) -> None:
+    description = SessionDescription.parse((FOLDER / name).read_bytes())
+    assert SessionDescription.parse(bytes(description)) == description
+
+
+def test_all_54_examples_are_there() -> None:
+    assert len(ALL) == 54
+
+
+def test_answer_keeps_m_line_order_and_refuses_video_with_port_0() -> None:
+    answer, agreed = answer_offer(load("2.1-offer"), ["pcmu", "pcma"], "192.0.2.2", 40000, 1, 1)
+    assert [(m.kind, m.port) for m in answer.media] == [("audio", 40000), ("video", 0)]
+    assert answer.media[0].formats == ["0"]
+    assert (agreed.codec.key, agreed.payload_type) == ("pcmu", 0)
+    assert (agreed.remote_address, agreed.remote_port) == ("host.atlanta.example.com", 49170)
+
+
+def test_local_preference_decides_between_common_codecs() -> None:
+    _, agreed = answer_offer(load("2.2-offer"), ["pcma", "pcmu"], "192.0.2.2", 40000, 1, 1)
+    assert agreed.codec.key == "pcma" and agreed.payload_type == 8
+
+
+def test_only_one_audio_stream_is_taken() -> None:
+    answer, agreed = answer_offer(load("2.4-offer"), ["pcmu"], "192.0.2.2", 40000, 1, 1)
+    assert [m.port for m in answer.media] == [40000, 0]
+    assert agreed.dtmf_payload_type is None  # telephone-event was only in the other stream
+
+
+def test_direction_of_the_answer_mirrors_the_offer() -> None:
+    offer = load("2.1-offer")
+    offer.media[0].attributes.append(("sendonly", None))
+    answer, agreed = answer_offer(offer, ["pcmu"], "192.0.2.2", 40000, 1, 1)
+    assert answer.media[0].direction == "recvonly" and agreed.direction == "recvonly"
+
+
+def test_media_level_connection_wins() -> None:
+    offer = load("2.8-offer")
+    video = offer.media[-1]
+    assert offer.connection_for(video) == (video.connection or offer.connection)
+
+
+def test_nothing_in_common_or_no_media_is_488() -> None:
+    with pytest.raises(SdpError) as error:
+        answer_offer(load("2.1-offer"), ["opus"], "192.0.2.2", 40000, 1, 1)
+    assert error.value.status == 488
+    with pytest.raises(SdpError):
+        answer_offer(load("5.1-offer"), ["pcmu"], "192.0.2.2", 40000, 1, 1)
+
+
+def test_reading_the_rfc_answer_to_our_kind_of_offer() -> None:
+    agreed = read_answer(load("2.1-answer"), ["opus", "pcmu"])
+    assert agreed.codec.key == "pcmu"
+    assert (agreed.remote_address, agreed.remote_port) == ("host.biloxi.example.com", 49174)
+    with pytest.raises(SdpError) as error:  # the hold answer carries only iLBC
+        read_answer(load("3.1-answer"), ["pcmu"])
+    assert error.value.status == 488
+
+
+def test_our_offer_lists_codecs_in_preference_order_with_telephone_event() -> None:
+    offer = make_offer(["opus", "pcmu", "pcma"], "192.0.2.1", 4000, 7, 2)
+    media = offer.media[0]
+    assert media.formats == ["111", "0", "8", "101"]
+    assert media.rtpmap()["111"] == ("opus", 48000, 2)
+    assert media.fmtp("101") == "0-16" and offer.session_version == 2
+    assert SessionDescription.parse(bytes(offer)) == offer
+
+
+@pytest.mark.parametrize("body", [b"", b"v=1\r\n", b"v=0\r\nm=audio x RTP/AVP 0\r\n",
+                                  b"v=0\r\no=a b c IN IP4 h\r\n", b"\xff\xfe",
+                                  b"v=0\r\no=a 1 1 IN IP4 h\r\nc=IN IP9 x\r\n"])
+def test_bad_bodies_raise_sdp_error(body: bytes) -> None:
+    with pytest.raises(SdpError):
+        SessionDescription.parse(body)
