@@ -167,7 +167,10 @@ def write_tone_wav(path: Path, seconds: float = 3.0, rate: int = 8000, hz: float
 
 
 @contextlib.contextmanager
-def baresip(answermode: str = "auto", codecs: str = "PCMU/8000/1") -> Iterator[Baresip]:
+def baresip(answermode: str = "auto", codecs: str = "PCMU/8000/1",
+            dump_audio: bool = False) -> Iterator[Baresip]:
+    """``dump_audio``: the sndfile module writes dump-*-dec.wav (what baresip received) and
+    dump-*-enc.wav (what it sent) into the instance's folder."""
     binary = require("baresip")
     port, control_port, rtp_base = free_port(), free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="baresip-") as folder:
@@ -180,7 +183,8 @@ def baresip(answermode: str = "auto", codecs: str = "PCMU/8000/1") -> Iterator[B
             "ausrc_channels 1", "module_path /usr/lib/baresip/modules", "module g711.so",
             "module aufile.so", "module aubridge.so", "module_app account.so",
             "module_app menu.so", "module_app ctrl_tcp.so",
-            f"ctrl_tcp_listen 127.0.0.1:{control_port}", ""]))
+            f"ctrl_tcp_listen 127.0.0.1:{control_port}",
+            *(["module sndfile.so", f"snd_path {directory}"] if dump_audio else []), ""]))
         (directory / "accounts").write_text(
             f"<sip:bob@127.0.0.1:{port}>;regint=0;answermode={answermode};"
             f"audio_codecs={codecs}\n")
