@@ -19,7 +19,11 @@ from softphone.cli.common import (
     sip_uri,
     until_stopped,
 )
+from softphone.rtp.dtmf import event_code
 from softphone.ua.agent import AgentConfig, Credentials, UserAgent
+from softphone.ua.call import Call
+
+DTMF_SETTLE = 0.3  # seconds after the answer before the first digit
 
 
 @click.command("call")
@@ -34,11 +38,13 @@ from softphone.ua.agent import AgentConfig, Credentials, UserAgent
 @click.option("--timeout", type=click.FloatRange(0), metavar="SECONDS",
               help="Cancel the call if it is not answered by then.")
 @audio_options
+@click.option("--dtmf", metavar="DIGITS", help="Send these digits (0-9*#A-D) once answered.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def call_command(uri: str, listen: str | None, transport: str, user: str | None,
                  password: str | None, proxy: str | None, duration: float | None,
                  timeout: float | None, play: str | None, tone: float | None,
-                 record: str | None, codecs: str, null_audio: bool, as_json: bool) -> None:
+                 record: str | None, codecs: str, null_audio: bool, dtmf: str | None,
+                 as_json: bool) -> None:
     """Call URI; exits 0 if it was answered, 1 if it failed (the status is printed).
 
     \b
@@ -46,8 +52,15 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
       softphone call sip:bob@127.0.0.1:5062 --duration 5
       softphone call bob@127.0.0.1 --proxy sip:127.0.0.1:5060 --user alice --password pw
       softphone call sip:ivr@127.0.0.1:5062 --play prompt.wav --record reply.wav --codec pcmu
+      softphone call sip:ivr@127.0.0.1:5062 --dtmf 1234# --duration 5 --json
     """
     target = sip_uri(uri)
+    if dtmf is not None:
+        try:
+            for digit in dtmf:
+                event_code(digit)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--dtmf") from None
     proxy_uri = sip_uri(proxy, "--proxy") if proxy else None
     if password is not None and user is None:
         raise click.BadParameter("--password needs --user", param_hint="--password")
@@ -64,6 +77,8 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
         agent.add_listener(EventPrinter(as_json))
         async with agent:
             call = await agent.call(str(target), duration=duration, ring_timeout=timeout)
+            if dtmf:
+                agent.spawn(_send_digits_when_answered(call, dtmf))
             ended = await until_stopped(asyncio.shield(call.ended), stop)
             if ended is None:
                 await call.hangup()
@@ -71,3 +86,9 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
         return EXIT_OK if call.answered_at is not None else EXIT_FAILED
 
     raise SystemExit(run(main))
+
+
+async def _send_digits_when_answered(call: Call, digits: str) -> None:
+    if await call.answered:
+        await asyncio.sleep(DTMF_SETTLE)  # let the far end's media start before the first
+        await call.send_dtmf(digits)

@@ -20,6 +20,7 @@ from softphone.ua.agent import AudioConfig
 from softphone.ua.events import (
     Answered,
     Calling,
+    Dtmf,
     Ended,
     Event,
     Incoming,
@@ -115,6 +116,8 @@ def describe(event: Event) -> str:
         return f"redirected ({event.status}) to {event.target}"
     if isinstance(event, Answered):
         return f"[green]answered[/green] by {event.peer} ({event.codec or 'no media'})"
+    if isinstance(event, Dtmf):
+        return f"dtmf [bold]{event.digit}[/bold] ({event.method})"
     if isinstance(event, Ended):
         colour = "green" if event.status < 300 else "red"
         return (f"[{colour}]ended[/{colour}]: {event.status} {event.reason} "

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from softphone.media.clock import MediaClock
 from softphone.media.codecs import make_codec
 from softphone.media.ports import AudioSink, AudioSource
+from softphone.rtp.dtmf import DtmfReceiver, DtmfSender
 from softphone.rtp.jitter import JitterBuffer
 from softphone.rtp.packet import RtpError, RtpPacket, seq_add, ts_add
 from softphone.rtp.stats import ReceiverStats
@@ -55,6 +57,11 @@ class MediaStream:
         self.muted = False
         self._ticks = 0
         self._running = False
+        # telephone-event durations run on its own 8 kHz clock, whatever the voice codec
+        self.dtmf = DtmfSender(samples_per_frame=8 * media.ptime)
+        self._dtmf_receiver = DtmfReceiver()
+        self._dtmf_timestamp = 0
+        self.on_dtmf: Callable[[str], None] | None = None
 
     @property
     def sending(self) -> bool:
@@ -92,18 +99,36 @@ class MediaStream:
         if self._ticks % ADAPT_EVERY == 0:
             self.jitter.adapt(self.stats.jitter_ms, self.media.ptime)
 
+    def send_dtmf(self, digits: str) -> bool:
+        """Queue digits as RFC 4733 events; False when the peer did not negotiate them."""
+        if self.media.dtmf_payload_type is None:
+            return False
+        self.dtmf.queue(digits)
+        return True
+
     def _send_frame(self) -> None:
-        frame = self.source.read(self.samples_per_frame, self.rate)
-        if self.muted:
-            frame = frame * 0
-        packet = RtpPacket(payload_type=self.media.payload_type, sequence=self._sequence,
-                           timestamp=self._timestamp, ssrc=self.ssrc,
-                           payload=self.codec.encode(frame), marker=self._first)
+        frame = self.source.read(self.samples_per_frame, self.rate)  # the source runs on
+        event = self.dtmf.next() if self.media.dtmf_payload_type is not None else None
+        if event is None:
+            if self.muted:
+                frame = frame * 0
+            self._send(self.media.payload_type, self._timestamp, self.codec.encode(frame),
+                       self._first)
+            self._first = False
+        elif event is not False:
+            assert self.media.dtmf_payload_type is not None
+            if event.marker:
+                self._dtmf_timestamp = self._timestamp
+            self._send(self.media.dtmf_payload_type, self._dtmf_timestamp, event.payload,
+                       event.marker)
+        self._timestamp = ts_add(self._timestamp, self.samples_per_frame)
+
+    def _send(self, payload_type: int, timestamp: int, payload: bytes, marker: bool) -> None:
+        packet = RtpPacket(payload_type=payload_type, sequence=self._sequence,
+                           timestamp=timestamp, ssrc=self.ssrc, payload=payload, marker=marker)
         self.rtp.send(bytes(packet), self.remote)
-        self._first = False
         self.packets_sent += 1
         self._sequence = seq_add(self._sequence, 1)
-        self._timestamp = ts_add(self._timestamp, self.samples_per_frame)
 
     def _play_frame(self) -> None:
         playing, packet = self.jitter.get()
@@ -120,12 +145,19 @@ class MediaStream:
             packet = RtpPacket.parse(data)
         except RtpError:
             return
-        if packet.payload_type != self.media.payload_type:
-            return  # telephone-event and comfort noise are handled elsewhere
+        is_event = packet.payload_type == self.media.dtmf_payload_type
+        if packet.payload_type != self.media.payload_type and not is_event:
+            return  # comfort noise, or a codec we did not agree on
         if source != self.remote:
             self.remote = source  # symmetric RTP (RFC 4961): answer where it comes from
-        self.stats.update(packet.sequence, packet.timestamp, time.monotonic())
-        self.jitter.put(packet)
+        self.stats.update(packet.sequence, packet.timestamp, time.monotonic(),
+                          timing=not is_event)
+        if not is_event:
+            self.jitter.put(packet)
+            return
+        digit = self._dtmf_receiver.receive(packet.timestamp, packet.payload)
+        if digit is not None and self.on_dtmf is not None:
+            self.on_dtmf(digit)
 
     def snapshot(self) -> StreamStats:
         return StreamStats(self.packets_sent, self.stats.received, self.stats.lost,

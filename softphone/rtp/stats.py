@@ -22,8 +22,10 @@ class ReceiverStats:
     jitter: float = 0.0  # in timestamp units, as A.8 keeps it
     _transit: float | None = None
 
-    def update(self, sequence: int, timestamp: int, arrival: float) -> None:
-        """Note a packet; ``arrival`` is in seconds on any steady clock."""
+    def update(self, sequence: int, timestamp: int, arrival: float, timing: bool = True) -> None:
+        """Note a packet; ``arrival`` is in seconds on any steady clock. ``timing=False`` for
+        packets whose timestamp is not their sampling instant (telephone-events repeat it),
+        which count for loss but not for jitter."""
         self.received += 1
         if self.base_seq is None:
             self.base_seq = self.max_seq = sequence
@@ -37,6 +39,8 @@ class ReceiverStats:
                 if delta == 0:
                     self.duplicates += 1
             # a larger jump is a restart or a very late packet: counted, not tracked
+        if not timing:
+            return
         transit = arrival * self.clock_rate - timestamp
         if self._transit is not None:
             difference = abs(transit - self._transit)

@@ -100,6 +100,7 @@ class AgentConfig:
     max_unanswered_calls: int = 1000
     unanswered_timeout: float = 180.0
     audio: AudioConfig = field(default_factory=AudioConfig)
+    dtmf_method: str = "auto"  # auto (RFC 4733 when negotiated, else SIP INFO), rfc4733, info
     impairment: Impairment | None = None  # tests: seeded loss/jitter on sent RTP
 
 

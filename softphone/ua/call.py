@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from softphone.media.stream import MediaStream
+from softphone.rtp.dtmf import DIGITS, event_code
 from softphone.sdp.model import SdpError, SessionDescription
 from softphone.sdp.negotiation import NegotiatedMedia, answer_offer, make_offer, read_answer
 from softphone.sip import Headers, ParseError, Request, Response, SipUri
@@ -27,6 +28,7 @@ from softphone.transport.rtp import RtpEndpoint
 from softphone.ua.events import (
     Answered,
     Calling,
+    Dtmf,
     Ended,
     Incoming,
     Progress,
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
 MAX_REDIRECTS = 5
 SDP_TYPE = "application/sdp"
+DTMF_RELAY = "application/dtmf-relay"
 
 
 class Call:
@@ -334,8 +337,11 @@ class Call:
             self._end(200, "Remote hangup", "remote")
         elif request.method == "INVITE":
             self._answer_reinvite(request, key)
-        else:  # INFO, OPTIONS: acknowledged; DTMF over INFO is read by the media layer
+        else:  # INFO, OPTIONS
             self.agent.respond(key, make_response(request, 200))
+            digit = _info_digit(request)
+            if digit is not None:
+                self.agent.emit(Dtmf(self.call_id, digit, "info"))
 
     def _answer_reinvite(self, request: Request, key: TransactionKey) -> None:
         try:
@@ -394,7 +400,29 @@ class Call:
             return
         source, sink = self.agent.config.audio.ports()
         self.stream = MediaStream(self.rtp, self.media, source, sink)
+        self.stream.on_dtmf = lambda digit: self.agent.emit(Dtmf(self.call_id, digit, "rfc4733"))
         self.stream.start()
+
+    async def send_dtmf(self, digits: str) -> str:
+        """Send digits as RFC 4733 events, or by SIP INFO (application/dtmf-relay) when the
+        peer did not negotiate telephone-event or the agent is set to; returns the method."""
+        for digit in digits:
+            event_code(digit)  # ValueError before anything is sent
+        method = self.agent.config.dtmf_method
+        if method != "info" and self.stream is not None and self.stream.send_dtmf(digits):
+            return "rfc4733"
+        if method == "rfc4733":
+            raise SipError("The peer did not negotiate telephone-event")
+        for digit in digits:
+            await self._info_digit(digit)
+        return "info"
+
+    async def _info_digit(self, digit: str) -> None:
+        if self.dialog is None or self.state != "answered":
+            raise SipError("DTMF needs an answered call")
+        info = self.dialog.create_request("INFO", f"Signal={digit}\r\nDuration=100\r\n".encode(),
+                                          DTMF_RELAY)
+        await self.agent.send_request(info, await self.agent.resolve(self.dialog.next_hop))
 
     def _end(self, status: int, reason: str, by: str) -> None:
         if self.is_over:
@@ -415,6 +443,19 @@ class Call:
             self.ended.set_result(event)
         self.agent.forget(self)
         self.agent.emit(event)
+
+
+def _info_digit(request: Request) -> str | None:
+    """The digit of an INFO carrying application/dtmf-relay (``Signal=5``), if any."""
+    content_type = request.content_type
+    if request.method != "INFO" or content_type is None or content_type.mime != DTMF_RELAY:
+        return None
+    for line in request.body.decode("utf-8", "replace").splitlines():
+        name, _, value = line.partition("=")
+        if name.strip().lower() == "signal" and len(value.strip()) == 1:
+            digit = value.strip().upper()
+            return digit if digit in DIGITS else None
+    return None
 
 
 def redirect_target(response: Response, visited: set[SipUri]) -> SipUri | None:

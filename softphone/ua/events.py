@@ -123,6 +123,16 @@ class Answered(Event):
 
 
 @dataclass(frozen=True)
+class Dtmf(Event):
+    """A digit the peer sent; ``method`` is rfc4733 (RTP telephone-event) or info (SIP INFO)."""
+
+    name: ClassVar[str] = "dtmf"
+    call_id: str
+    digit: str
+    method: str
+
+
+@dataclass(frozen=True)
 class Ended(Event):
     """The call is over. ``status`` is the SIP status that ended it (200 for a normal hang-up,
     487 for a cancelled call, 408 for a timeout ...); ``by`` is local, remote or error."""

@@ -13,7 +13,7 @@ from softphone.sip import parse_sip_uri
 from softphone.sip.headers import Address
 from softphone.ua.agent import AgentConfig, UserAgent
 from softphone.ua.call import Call
-from softphone.ua.events import Answered, Event, Ringing
+from softphone.ua.events import Answered, Dtmf, Event, Ringing
 
 FAST = dict(listen_host="127.0.0.1", listen_port=0)
 
@@ -253,3 +253,27 @@ async def test_unanswered_calls_are_bounded_and_time_out() -> None:
         assert statuses == [480, 480, 480, 486, 486, 486]
         assert not bob.calls and not alice.calls
         assert bob.incoming.qsize() == 3  # offered to the application, which never took them
+
+
+@pytest.mark.parametrize("method", ["rfc4733", "info"])
+async def test_dtmf_digits_arrive_exactly_once_in_order(method: str) -> None:
+    alice = UserAgent(AgentConfig(user="alice", dtmf_method=method, codecs=("pcmu",),
+                                  **FAST))  # type: ignore[arg-type]
+    bob = UserAgent(AgentConfig(user="bob", codecs=("pcmu",), **FAST))  # type: ignore[arg-type]
+    async with alice, bob:
+        heard = bob.subscribe()
+        call = await alice.call(f"sip:bob@127.0.0.1:{bob.port}")
+        incoming = await answer_next(bob, ring=False)
+        assert await asyncio.wait_for(call.answered, 5)
+        await asyncio.sleep(0.2)
+        assert await call.send_dtmf("0123456789*#") == method
+        digits = ""
+        while len(digits) < 12:
+            event = await wait_for(heard, Dtmf, timeout=10)
+            assert isinstance(event, Dtmf) and event.method == method
+            digits += event.digit
+        assert digits == "0123456789*#"
+        await asyncio.sleep(0.3)
+        assert not any(isinstance(e, Dtmf) for e in _drain(heard))  # nothing twice
+        await call.hangup()
+        await asyncio.wait_for(incoming.ended, 5)
