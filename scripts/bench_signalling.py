@@ -119,7 +119,7 @@ async def one_process(calls: int, concurrency: int, rtt: float) -> None:
 
 async def two_processes(calls: int, concurrency: int, rtt: float) -> None:
     callee = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "softphone", "answer", "--listen", "127.0.0.1:0",
+        sys.executable, "-m", "softphone", "answer", "--null-audio", "--listen", "127.0.0.1:0",
         "--auto-answer", "--json", stdout=subprocess.PIPE)
     assert callee.stdout is not None
     port = json.loads(await callee.stdout.readline())["port"]

@@ -48,7 +48,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    duration: float | None, registrar: str | None, user: str | None,
                    password: str | None, max_calls: int | None, play: str | None,
                    tone: float | None, record: str | None, codecs: str, null_audio: bool,
-                   echo: bool, as_json: bool) -> None:
+                   device: str | None, echo: bool, as_json: bool) -> None:
     """Wait for incoming calls.
 
     \b
@@ -71,7 +71,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         listen_host=host, listen_port=port, transport=transport, user=user or "softphone",
         domain=registrar_uri.host if registrar_uri else None,
         credentials=Credentials(user, password) if user and password is not None else None,
-        codecs=codec_list(codecs), audio=audio_config(play, tone, record, echo))
+        codecs=codec_list(codecs), audio=audio_config(play, tone, record, echo, null_audio, device))
     answer = auto_answer or answer_after is not None
 
     async def handle(call: Call) -> None:

@@ -43,8 +43,8 @@ DTMF_SETTLE = 0.3  # seconds after the answer before the first digit
 def call_command(uri: str, listen: str | None, transport: str, user: str | None,
                  password: str | None, proxy: str | None, duration: float | None,
                  timeout: float | None, play: str | None, tone: float | None,
-                 record: str | None, codecs: str, null_audio: bool, dtmf: str | None,
-                 as_json: bool) -> None:
+                 record: str | None, codecs: str, null_audio: bool, device: str | None,
+                 dtmf: str | None, as_json: bool) -> None:
     """Call URI; exits 0 if it was answered, 1 if it failed (the status is printed).
 
     \b
@@ -70,7 +70,7 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
         domain=proxy_uri.host if proxy_uri else None,
         credentials=Credentials(user, password) if user and password is not None else None,
         outbound_proxy=str(proxy_uri) if proxy_uri else None, codecs=codec_list(codecs),
-        audio=audio_config(play, tone, record))
+        audio=audio_config(play, tone, record, null_audio=null_audio, device=device))
 
     async def main(stop: asyncio.Event) -> int:
         agent = UserAgent(config)

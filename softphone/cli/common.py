@@ -14,6 +14,7 @@ from typing import TypeVar
 import click
 from rich.console import Console
 
+from softphone.media.device import list_devices
 from softphone.media.wav import WavError, load_wav
 from softphone.sip import ParseError, SipUri, parse_sip_uri
 from softphone.ua.agent import AudioConfig
@@ -162,7 +163,9 @@ def audio_options(command: Callable[..., None]) -> Callable[..., None]:
         click.option("--codec", "codecs", default="opus,pcmu,pcma", show_default=True,
                      metavar="LIST", help="Codecs in order of preference: opus, pcmu, pcma."),
         click.option("--null-audio", is_flag=True,
-                     help="No sound device: silence in, discard out."),
+                     help="No sound device: silence in, discard out where no file is given."),
+        click.option("--device", metavar="NAME|INDEX",
+                     help="Sound device (see PortAudio's list); default: the system's."),
     ]
     for decorate in reversed(decorators):
         command = decorate(command)
@@ -181,9 +184,10 @@ def codec_list(text: str) -> tuple[str, ...]:
 
 
 def audio_config(play: str | None, tone: float | None, record: str | None,
-                 echo: bool = False) -> AudioConfig:
-    """Ports for a call. With no sound device support yet, a direction no file covers is
-    silence in and discard out, as --null-audio asks."""
+                 echo: bool = False, null_audio: bool = False,
+                 device: str | None = None) -> AudioConfig:
+    """Ports for a call: files and tones where given, the sound device for the directions they
+    leave uncovered, or silence/discard there with --null-audio."""
     if play is not None and tone is not None:
         raise click.UsageError("--play and --tone exclude each other")
     if echo and (play is not None or tone is not None or record is not None):
@@ -194,4 +198,25 @@ def audio_config(play: str | None, tone: float | None, record: str | None,
         except WavError as error:
             raise click.BadParameter(str(error), param_hint="--play") from None
         import scipy.signal  # noqa: F401  (resampling at call start must not wait for this)
-    return AudioConfig(play=play, tone=tone, record=record, echo=echo)
+    device_in = not (null_audio or echo or play is not None or tone is not None)
+    device_out = not (null_audio or echo or record is not None)
+    chosen: str | int | None = int(device) if device and device.isdigit() else device
+    if device_in or device_out:
+        _check_device(chosen, device_in, device_out)
+    return AudioConfig(play=play, tone=tone, record=record, echo=echo, device=chosen,
+                       device_in=device_in, device_out=device_out)
+
+
+def _check_device(device: str | int | None, need_in: bool, need_out: bool) -> None:
+    devices = list_devices()
+    uncovered = " and ".join(
+        d for d, needed in (("microphone", need_in), ("speaker", need_out)) if needed)
+    if not devices:
+        raise click.UsageError(
+            f"no sound device for the {uncovered}: give --play/--tone and --record, "
+            "or --null-audio")
+    if isinstance(device, int) and not 0 <= device < len(devices):
+        raise click.BadParameter(f"no device with index {device}", param_hint="--device")
+    if isinstance(device, str) and not any(device.lower() in str(d["name"]).lower()
+                                           for d in devices):
+        raise click.BadParameter(f"no device named like {device!r}", param_hint="--device")

@@ -21,6 +21,8 @@ class AudioSource(Protocol):
         """Exactly ``samples`` samples at ``rate`` Hz."""
         ...
 
+    def close(self) -> None: ...
+
 
 class AudioSink(Protocol):
     def write(self, frame: Samples, rate: int) -> None: ...
@@ -30,6 +32,9 @@ class AudioSink(Protocol):
 
 class Silence:
     def prepare(self, rate: int) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
     def read(self, samples: int, rate: int) -> Samples:
@@ -53,6 +58,9 @@ class Tone:
         self._position = 0
 
     def prepare(self, rate: int) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
     def read(self, samples: int, rate: int) -> Samples:

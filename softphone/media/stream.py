@@ -84,6 +84,8 @@ class MediaStream:
             self.clock.remove(self)
             self.rtp.handler = None
             self.sink.close()
+            if self.source is not self.sink:  # type: ignore[comparison-overlap]
+                self.source.close()  # one port can be both (a sound card, an echo)
 
     def update(self, media: NegotiatedMedia) -> None:
         """A re-INVITE changed direction (hold) or address."""

@@ -77,6 +77,9 @@ class WavSource:
     def prepare(self, rate: int) -> None:
         self._at(rate)
 
+    def close(self) -> None:
+        pass
+
     def _at(self, rate: int) -> Samples:
         if rate not in self._converted:
             self._converted[rate] = resample(self.samples, self.rate, rate)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 
 from softphone import __version__
+from softphone.media.device import SoundDevice
 from softphone.media.ports import AudioSink, AudioSource, Discard, Echo, Silence, Tone
 from softphone.media.wav import WavSink, WavSource
 from softphone.sdp.negotiation import DEFAULT_CODECS
@@ -64,17 +65,27 @@ class AudioConfig:
     tone: float | None = None    # a sine of this many Hz sent to the peer
     record: str | None = None    # a WAV file of what the peer sends
     echo: bool = False           # send back what arrives
+    device: str | int | None = None  # sound device name or index (None: the default one)
+    device_in: bool = False      # the microphone feeds the call where no file or tone does
+    device_out: bool = False     # the speaker plays the call where no recording takes it
 
     def ports(self) -> tuple[AudioSource, AudioSink]:
         if self.echo:
             echo = Echo()
             return echo, echo
+        card = SoundDevice(self.device) if self.device_in or self.device_out else None
         source: AudioSource = Silence()
         if self.play is not None:
             source = WavSource(self.play)
         elif self.tone is not None:
             source = Tone(self.tone)
-        sink: AudioSink = WavSink(self.record) if self.record is not None else Discard()
+        elif self.device_in and card is not None:
+            source = card
+        sink: AudioSink = Discard()
+        if self.record is not None:
+            sink = WavSink(self.record)
+        elif self.device_out and card is not None:
+            sink = card
         return source, sink
 
 

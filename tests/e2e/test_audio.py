@@ -47,15 +47,16 @@ def test_wav_played_in_one_process_is_recorded_in_the_other(
     sent, received = tmp_path / "sent.wav", tmp_path / "received.wav"
     voice_like(sent)
     callee = subprocess.Popen(
-        [sys.executable, "-m", "softphone", "answer", "--listen", "127.0.0.1:0",
+        [sys.executable, "-m", "softphone", "answer", "--null-audio", "--listen", "127.0.0.1:0",
          "--auto-answer", "--record", str(received), "--codec", codec, "--max-calls", "1",
          "--json"], stdout=subprocess.PIPE, text=True)
     try:
         assert callee.stdout is not None
         port = json.loads(callee.stdout.readline())["port"]
         caller = subprocess.run(
-            [sys.executable, "-m", "softphone", "call", f"sip:bob@127.0.0.1:{port}", "--play",
-             str(sent), "--codec", codec, "--duration", "3.5", "--json"],
+            [sys.executable, "-m", "softphone", "call", "--null-audio",
+             f"sip:bob@127.0.0.1:{port}", "--play", str(sent), "--codec", codec,
+             "--duration", "3.5", "--json"],
             capture_output=True, text=True, timeout=30)
         assert caller.returncode == 0, caller.stderr
         ended = json.loads(caller.stdout.strip().splitlines()[-1])

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +20,11 @@ class Agent:
     """A ``softphone`` process with --json output read line by line."""
 
     def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen([*SOFTPHONE, *args, "--json"], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
+        # No sound card here: calls run on null audio (the device path has its own tests).
+        audio = ["--null-audio"] if args[0] in ("call", "answer") else []
+        self.process = subprocess.Popen([*SOFTPHONE, *args, *audio, "--json"],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
         self.events: list[dict[str, Any]] = []
 
     def next_event(self, timeout: float = 10.0) -> dict[str, Any]:
@@ -153,3 +157,16 @@ def test_usage_errors_are_one_line_and_exit_2(args: list[str]) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("softphone: error:")
+
+
+def test_a_call_without_any_sound_device_says_so_and_exits_2(tmp_path: Path) -> None:
+    probe = subprocess.run([sys.executable, "-c", "from softphone.media.device import "
+                            "list_devices; print(len(list_devices()))"],
+                           capture_output=True, text=True, timeout=30)
+    if probe.stdout.strip() != "0":
+        pytest.skip("this machine has a sound device")
+    result = subprocess.run([*SOFTPHONE, "call", "sip:a@127.0.0.1:9", "--record",
+                             str(tmp_path / "r.wav")], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.startswith("softphone: error: no sound device for the microphone")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -134,15 +134,15 @@ async def test_call_over_tcp_through_the_proxy(proxy: Kamailio) -> None:
 
 def test_cli_call_through_proxy_with_credentials(proxy: Kamailio) -> None:
     bob = subprocess.Popen(
-        [sys.executable, "-m", "softphone", "answer", "--listen", "127.0.0.1:0",
+        [sys.executable, "-m", "softphone", "answer", "--null-audio", "--listen", "127.0.0.1:0",
          "--registrar", proxy.uri, "--user", "bob", "--password", "bobpw", "--auto-answer",
          "--max-calls", "1", "--json"], stdout=subprocess.PIPE, text=True)
     try:
         assert bob.stdout is not None
         assert '"registered"' in bob.stdout.readline() + bob.stdout.readline()
         alice = subprocess.run(
-            [sys.executable, "-m", "softphone", "call", "sip:bob@127.0.0.1", "--proxy",
-             proxy.uri, "--user", "alice", "--password", "alicepw", "--duration", "0.3",
+            [sys.executable, "-m", "softphone", "call", "--null-audio", "sip:bob@127.0.0.1",
+             "--proxy", proxy.uri, "--user", "alice", "--password", "alicepw", "--duration", "0.3",
              "--json"], capture_output=True, text=True, timeout=30)
         assert alice.returncode == 0, alice.stdout + alice.stderr
         assert '"answered"' in alice.stdout

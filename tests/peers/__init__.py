@@ -238,3 +238,37 @@ def tshark_capture(ports: list[int], folder: Path) -> Iterator[Capture]:
         time.sleep(0.5)  # let the last packets reach the file
         stop(process)
         process.stderr.close()
+
+
+@contextlib.contextmanager
+def pulseaudio(folder: Path) -> Iterator[dict[str, str]]:
+    """A private PulseAudio with two null sinks: ``speaker`` (the default sink; record what
+    was played from ``speaker.monitor``) and ``mic`` (its monitor is the default source; play
+    into ``mic`` to feed the microphone). Yields the environment its clients need."""
+    binary = require("pulseaudio")
+    runtime, home = folder / "run", folder / "home"
+    runtime.mkdir()
+    home.mkdir()
+    socket_path = runtime / "native"
+    script = folder / "default.pa"
+    script.write_text("\n".join([
+        f"load-module module-native-protocol-unix auth-anonymous=1 socket={socket_path}",
+        "load-module module-null-sink sink_name=speaker",
+        "load-module module-null-sink sink_name=mic",
+        "set-default-sink speaker", "set-default-source mic.monitor", ""]))
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(home),
+           "PULSE_SERVER": f"unix:{socket_path}"}
+    with (folder / "pulseaudio.log").open("wb") as log:
+        process = subprocess.Popen(
+            [binary, "-n", "-F", str(script), "--daemonize=no", "--exit-idle-time=-1"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("PulseAudio did not start: " +
+                                       (folder / "pulseaudio.log").read_text())
+                time.sleep(0.1)
+            yield env
+        finally:
+            stop(process)

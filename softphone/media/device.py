@@ -1,0 +1,131 @@
+"""The sound card as an audio port, through sounddevice (PortAudio).
+
+An input and an output stream per port (one full-duplex stream stalled through ALSA's pulse
+plugin, separate ones run at real time). PortAudio's callbacks run on its audio thread and do
+nothing but copy between two ring buffers (DESIGN.md rule 2): microphone samples into
+``capture``, ``playback`` samples out to the speaker. The event loop's pacing clock is the
+other side of each ring. sounddevice is imported only here, so a machine without
+libportaudio2 still runs file, tone and null audio.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Samples = npt.NDArray[np.int16]
+
+
+class NoSoundDevice(RuntimeError):
+    """PortAudio is missing or has no device that fits."""
+
+
+class RingBuffer:
+    """A single-producer, single-consumer ring of int16 samples.
+
+    The two counters only grow and each has one writer, so the audio thread and the loop never
+    need a lock: the producer publishes ``_written`` after copying, the consumer ``_read``."""
+
+    def __init__(self, capacity: int) -> None:
+        self._data = np.zeros(capacity, dtype=np.int16)
+        self._written = 0
+        self._read = 0
+        self.overflows = 0   # samples dropped because the consumer fell behind
+        self.underruns = 0   # samples made up (silence) because the producer fell behind
+
+    @property
+    def available(self) -> int:
+        return self._written - self._read
+
+    def write(self, samples: Samples) -> None:
+        room = len(self._data) - self.available
+        if len(samples) > room:
+            self.overflows += len(samples) - room
+            samples = samples[:room]
+        start = self._written % len(self._data)
+        first = min(len(samples), len(self._data) - start)
+        self._data[start : start + first] = samples[:first]
+        self._data[: len(samples) - first] = samples[first:]
+        self._written += len(samples)
+
+    def read(self, count: int) -> Samples:
+        out = np.zeros(count, dtype=np.int16)
+        take = min(count, self.available)
+        start = self._read % len(self._data)
+        first = min(take, len(self._data) - start)
+        out[:first] = self._data[start : start + first]
+        out[first:take] = self._data[: take - first]
+        self._read += take
+        self.underruns += count - take
+        return out
+
+
+def list_devices() -> list[dict[str, Any]]:
+    """PortAudio's devices (empty when PortAudio is missing or sees none)."""
+    try:
+        import sounddevice
+    except OSError:
+        return []
+    return [dict(device) for device in sounddevice.query_devices()]
+
+
+class SoundDevice:
+    """Microphone source and speaker sink in one port. ``device`` is a name (substring) or
+    an index, as sounddevice takes it; None means the system default."""
+
+    def __init__(self, device: str | int | None = None, buffer_seconds: float = 0.5) -> None:
+        self.device = device
+        self.buffer_seconds = buffer_seconds
+        self.rate: int | None = None
+        self.capture: RingBuffer | None = None
+        self.playback: RingBuffer | None = None
+        self._streams: list[Any] = []
+
+    def prepare(self, rate: int) -> None:
+        if self._streams:
+            return
+        try:
+            import sounddevice
+        except OSError as error:
+            raise NoSoundDevice(f"PortAudio is not available: {error}") from error
+        self.rate = rate
+        self.capture = RingBuffer(int(rate * self.buffer_seconds))
+        self.playback = RingBuffer(int(rate * self.buffer_seconds))
+        settings = dict(samplerate=rate, channels=1, dtype="int16", device=self.device,
+                        blocksize=rate // 50, latency=0.1)
+        try:
+            self._streams = [
+                sounddevice.InputStream(callback=self._captured, **settings),
+                sounddevice.OutputStream(callback=self._play, **settings)]
+            for stream in self._streams:
+                stream.start()
+        except (sounddevice.PortAudioError, ValueError) as error:
+            self.close()
+            raise NoSoundDevice(f"cannot open sound device {self.device!r}: {error}") from error
+
+    # PortAudio's audio thread: ring-buffer copies only.
+    def _captured(self, indata: Any, frames: int, time: Any, status: Any) -> None:
+        assert self.capture is not None
+        self.capture.write(indata[:, 0])
+
+    def _play(self, outdata: Any, frames: int, time: Any, status: Any) -> None:
+        assert self.playback is not None
+        outdata[:, 0] = self.playback.read(frames)
+
+    def read(self, samples: int, rate: int) -> Samples:
+        self.prepare(rate)
+        assert self.capture is not None
+        return self.capture.read(samples)
+
+    def write(self, frame: Samples, rate: int) -> None:
+        self.prepare(rate)
+        assert self.playback is not None
+        self.playback.write(frame)
+
+    def close(self) -> None:
+        for stream in self._streams:
+            stream.stop()
+            stream.close()
+        self._streams = []
