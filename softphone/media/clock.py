@@ -11,6 +11,9 @@ from typing import Protocol
 
 PERIOD = 0.020
 MAX_CATCH_UP = 5  # ticks; beyond that (a stalled loop) the clock re-anchors instead
+# The selector rounds its timeout up to a whole millisecond, so a timer wakes 0-1 ms late;
+# asking half a millisecond early centres the error on the deadline.
+EARLY = 0.0005
 
 
 class Ticking(Protocol):
@@ -24,7 +27,7 @@ class MediaClock:
         self.loop = loop
         self.period = period
         self.streams: set[Ticking] = set()
-        self.lateness: list[float] = []  # seconds each tick ran after its deadline (bounded)
+        self.lateness: list[float] = []  # seconds each tick ran after (<0: before) its deadline
         self._handle: asyncio.TimerHandle | None = None
         self._next = 0.0
 
@@ -41,7 +44,7 @@ class MediaClock:
         self.streams.add(stream)
         if self._handle is None:
             self._next = self.loop.time() + self.period
-            self._handle = self.loop.call_at(self._next, self._tick)
+            self._handle = self.loop.call_at(self._next - EARLY, self._tick)
 
     def remove(self, stream: Ticking) -> None:
         self.streams.discard(stream)
@@ -58,4 +61,5 @@ class MediaClock:
         self._next += self.period
         if now - self._next > MAX_CATCH_UP * self.period:
             self._next = now + self.period
-        self._handle = self.loop.call_at(self._next, self._tick) if self.streams else None
+        self._handle = self.loop.call_at(self._next - EARLY, self._tick) if self.streams \
+            else None
