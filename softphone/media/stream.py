@@ -3,6 +3,7 @@ both driven by the shared pacing clock, one frame (ptime) per tick."""
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from collections.abc import Callable
@@ -14,11 +15,25 @@ from softphone.media.ports import AudioSink, AudioSource
 from softphone.rtp.dtmf import DtmfReceiver, DtmfSender
 from softphone.rtp.jitter import JitterBuffer
 from softphone.rtp.packet import RtpError, RtpPacket, seq_add, ts_add
+from softphone.rtp.rtcp import (
+    Goodbye,
+    ReceiverReport,
+    ReportBlock,
+    RtcpError,
+    RtcpPacket,
+    SenderReport,
+    SourceDescription,
+    ntp_middle,
+    ntp_timestamp,
+    parse_compound,
+    serialise,
+)
 from softphone.rtp.stats import ReceiverStats
 from softphone.sdp.negotiation import NegotiatedMedia
 from softphone.transport.rtp import RtpEndpoint
 
 ADAPT_EVERY = 50  # ticks between jitter-buffer depth adjustments
+RTCP_INTERVAL = 5.0  # seconds, randomised by 0.5-1.5 (RFC 3550 6.2)
 
 
 @dataclass(frozen=True)
@@ -28,16 +43,24 @@ class StreamStats:
     packets_lost: int
     jitter_ms: float
     late: int
+    rtcp_sent: int = 0
+    rtcp_received: int = 0
+    rtt_ms: float | None = None  # from the peer's report blocks (LSR/DLSR)
+    remote_loss: float | None = None  # the loss fraction the peer reports for our stream
 
-    def to_json(self) -> dict[str, float | int]:
+    def to_json(self) -> dict[str, float | int | None]:
         return {"packets_sent": self.packets_sent, "packets_received": self.packets_received,
                 "packets_lost": self.packets_lost, "jitter_ms": round(self.jitter_ms, 2),
-                "late": self.late}
+                "late": self.late, "rtcp_sent": self.rtcp_sent,
+                "rtcp_received": self.rtcp_received,
+                "rtt_ms": round(self.rtt_ms, 2) if self.rtt_ms is not None else None,
+                "remote_loss": self.remote_loss}
 
 
 class MediaStream:
     def __init__(self, rtp: RtpEndpoint, media: NegotiatedMedia, source: AudioSource,
-                 sink: AudioSink, clock: MediaClock | None = None) -> None:
+                 sink: AudioSink, clock: MediaClock | None = None,
+                 rtcp_interval: float = RTCP_INTERVAL) -> None:
         self.rtp = rtp
         self.media = media
         self.source = source
@@ -62,6 +85,9 @@ class MediaStream:
         self._dtmf_receiver = DtmfReceiver()
         self._dtmf_timestamp = 0
         self.on_dtmf: Callable[[str], None] | None = None
+        self.rtcp = RtcpState(rtcp_interval, f"softphone-{secrets.token_hex(6)}",
+                              (media.remote_address, media.remote_port + 1))
+        self.octets_sent = 0
 
     @property
     def sending(self) -> bool:
@@ -76,13 +102,16 @@ class MediaStream:
             self.source.prepare(self.rate)
             self._running = True
             self.rtp.handler = self._on_packet
+            self.rtp.rtcp_handler = self._on_rtcp
+            self.rtcp.schedule(time.monotonic())
             self.clock.add(self)
 
     def stop(self) -> None:
         if self._running:
             self._running = False
             self.clock.remove(self)
-            self.rtp.handler = None
+            self._send_rtcp(goodbye=True)
+            self.rtp.handler = self.rtp.rtcp_handler = None
             self.sink.close()
             if self.source is not self.sink:  # type: ignore[comparison-overlap]
                 self.source.close()  # one port can be both (a sound card, an echo)
@@ -100,6 +129,10 @@ class MediaStream:
             self._play_frame()
         if self._ticks % ADAPT_EVERY == 0:
             self.jitter.adapt(self.stats.jitter_ms, self.media.ptime)
+        now = time.monotonic()
+        if now >= self.rtcp.next_report:
+            self._send_rtcp()
+            self.rtcp.schedule(now)
 
     def send_dtmf(self, digits: str) -> bool:
         """Queue digits as RFC 4733 events; False when the peer did not negotiate them."""
@@ -130,6 +163,7 @@ class MediaStream:
                            timestamp=timestamp, ssrc=self.ssrc, payload=payload, marker=marker)
         self.rtp.send(bytes(packet), self.remote)
         self.packets_sent += 1
+        self.octets_sent += len(payload)
         self._sequence = seq_add(self._sequence, 1)
 
     def _play_frame(self) -> None:
@@ -161,6 +195,81 @@ class MediaStream:
         if digit is not None and self.on_dtmf is not None:
             self.on_dtmf(digit)
 
+    def _send_rtcp(self, goodbye: bool = False) -> None:
+        """A compound report: SR when we sent since the last one, else RR; SDES; BYE last."""
+        blocks = []
+        if self.rtcp.remote_ssrc is not None:
+            last_sr, delay = self.rtcp.lsr_and_delay(time.monotonic())
+            blocks.append(self.stats.report_block(self.rtcp.remote_ssrc, last_sr, delay))
+        report: RtcpPacket
+        if self.packets_sent > self.rtcp.packets_at_last_report:
+            report = SenderReport(self.ssrc, ntp_timestamp(time.time()), self._timestamp,
+                                  self.packets_sent, self.octets_sent, blocks)
+        else:
+            report = ReceiverReport(self.ssrc, blocks)
+        self.rtcp.packets_at_last_report = self.packets_sent
+        packets: list[RtcpPacket] = [report, SourceDescription(self.ssrc, self.rtcp.cname)]
+        if goodbye:
+            packets.append(Goodbye([self.ssrc]))
+        self.rtp.send_rtcp(serialise(packets), self.rtcp.remote)
+        self.rtcp.sent += 1
+
+    def _on_rtcp(self, data: bytes, source: tuple[str, int]) -> None:
+        try:
+            packets = parse_compound(data)
+        except RtcpError:
+            return
+        self.rtcp.remote = source
+        self.rtcp.received += 1
+        self.rtcp.absorb(packets, self.ssrc, time.monotonic())
+
     def snapshot(self) -> StreamStats:
         return StreamStats(self.packets_sent, self.stats.received, self.stats.lost,
-                           self.stats.jitter_ms, self.jitter.late)
+                           self.stats.jitter_ms, self.jitter.late, self.rtcp.sent,
+                           self.rtcp.received, self.rtcp.rtt_ms, self.rtcp.remote_loss)
+
+
+@dataclass
+class RtcpState:
+    """What RTCP of one stream remembers between reports (RFC 3550 6.4)."""
+
+    interval: float
+    cname: str
+    remote: tuple[str, int]
+    next_report: float = 0.0
+    packets_at_last_report: int = 0
+    remote_ssrc: int | None = None
+    sent: int = 0
+    received: int = 0
+    rtt_ms: float | None = None
+    remote_loss: float | None = None
+    _last_sr: int = 0  # middle 32 bits of the peer's last SR
+    _last_sr_arrival: float | None = None
+
+    def schedule(self, now: float) -> None:
+        self.next_report = now + self.interval * random.uniform(0.5, 1.5)
+
+    def lsr_and_delay(self, now: float) -> tuple[int, int]:
+        if self._last_sr_arrival is None:
+            return 0, 0
+        return self._last_sr, int((now - self._last_sr_arrival) * 65536)
+
+    def absorb(self, packets: list[RtcpPacket], our_ssrc: int, now: float) -> None:
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                self.remote_ssrc = packet.ssrc
+                self._last_sr, self._last_sr_arrival = ntp_middle(packet.ntp), now
+            elif isinstance(packet, ReceiverReport):
+                self.remote_ssrc = self.remote_ssrc or packet.ssrc
+            if isinstance(packet, (SenderReport, ReceiverReport)):
+                for block in packet.reports:
+                    if block.ssrc == our_ssrc:
+                        self._note_block(block)
+
+    def _note_block(self, block: ReportBlock) -> None:
+        self.remote_loss = block.fraction_lost / 256
+        if block.last_sr:
+            arrival = ntp_middle(ntp_timestamp(time.time()))
+            rtt = (arrival - block.last_sr - block.delay_since_last_sr) & 0xFFFFFFFF
+            if rtt < 65536 * 10:  # ignore nonsense from clock jumps
+                self.rtt_ms = rtt * 1000 / 65536

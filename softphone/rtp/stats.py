@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from softphone.rtp.packet import seq_diff
+from softphone.rtp.rtcp import ReportBlock
 
 MAX_DROPOUT = 3000
 MAX_MISORDER = 100
@@ -21,6 +22,8 @@ class ReceiverStats:
     cycles: int = 0
     jitter: float = 0.0  # in timestamp units, as A.8 keeps it
     _transit: float | None = None
+    _expected_prior: int = 0
+    _received_prior: int = 0
 
     def update(self, sequence: int, timestamp: int, arrival: float, timing: bool = True) -> None:
         """Note a packet; ``arrival`` is in seconds on any steady clock. ``timing=False`` for
@@ -64,3 +67,16 @@ class ReceiverStats:
     @property
     def jitter_ms(self) -> float:
         return 1000.0 * self.jitter / self.clock_rate
+
+    def report_block(self, ssrc: int, last_sr: int = 0, delay: int = 0) -> ReportBlock:
+        """An RTCP report block on this source; the loss fraction covers the interval since
+        the previous call (A.3)."""
+        expected, received = self.expected, self.received - self.duplicates
+        expected_interval = expected - self._expected_prior
+        lost_interval = expected_interval - (received - self._received_prior)
+        self._expected_prior, self._received_prior = expected, received
+        fraction = 0
+        if expected_interval > 0 and lost_interval > 0:
+            fraction = min(255, (lost_interval << 8) // expected_interval)
+        return ReportBlock(ssrc, fraction, self.lost, (self.cycles << 16) | self.max_seq,
+                           int(self.jitter), last_sr, delay)

@@ -1,6 +1,5 @@
-"""The RTP socket of a call. For now it reserves the port our SDP advertises and counts what
-arrives (so a peer's RTP meets an open port, and tests can see media flowing); the media
-engine reads and writes packets through it."""
+"""The RTP and RTCP sockets of a call: an even port for RTP and the next one for RTCP
+(RFC 3550 11), with a count of what arrives. The media stream reads and writes through it."""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from typing import cast
 
 PacketHandler = Callable[[bytes, tuple[str, int]], None]
+PORT_PAIR_ATTEMPTS = 64
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,37 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.bytes_received = 0
         self.last_source: tuple[str, int] | None = None
         self.handler: PacketHandler | None = None
+        self.rtcp_handler: PacketHandler | None = None
+        self._rtcp: asyncio.DatagramTransport | None = None
 
     async def open(self, host: str) -> int:
+        """Bind an even RTP port and RTCP on the port above it; returns the RTP port."""
         loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self, local_addr=(host, 0))
-        assert self._transport is not None
-        self.port = int(self._transport.get_extra_info("sockname")[1])
-        return self.port
+        for _ in range(PORT_PAIR_ATTEMPTS):
+            await loop.create_datagram_endpoint(lambda: self, local_addr=(host, 0))
+            assert self._transport is not None
+            port = int(self._transport.get_extra_info("sockname")[1])
+            if port % 2 == 0 and port < 65535:
+                try:
+                    rtcp, _ = await loop.create_datagram_endpoint(
+                        lambda: _RtcpProtocol(self), local_addr=(host, port + 1))
+                except OSError:
+                    rtcp = None
+                if rtcp is not None:
+                    self._rtcp = rtcp
+                    self.port = port
+                    return port
+            self._transport.close()
+            self._transport = None
+        raise OSError("no free RTP/RTCP port pair")
+
+    def send_rtcp(self, data: bytes, destination: tuple[str, int]) -> None:
+        if self._rtcp is not None:
+            self._rtcp.sendto(data, destination)
+
+    def rtcp_received(self, data: bytes, source: tuple[str, int]) -> None:
+        if self.rtcp_handler is not None:
+            self.rtcp_handler(data, source)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # The selector loop's datagram transport does not subclass DatagramTransport.
@@ -73,6 +97,18 @@ class RtpEndpoint(asyncio.DatagramProtocol):
             self._transport.sendto(data, destination)
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        for transport in (self._transport, self._rtcp):
+            if transport is not None:
+                transport.close()
+        self._transport = self._rtcp = None
+
+
+class _RtcpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, endpoint: RtpEndpoint) -> None:
+        self.endpoint = endpoint
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        self.endpoint.rtcp_received(data, (str(addr[0]), int(str(addr[1]))))
+
+    def error_received(self, exc: Exception) -> None:
+        pass

@@ -112,6 +112,7 @@ class AgentConfig:
     unanswered_timeout: float = 180.0
     audio: AudioConfig = field(default_factory=AudioConfig)
     dtmf_method: str = "auto"  # auto (RFC 4733 when negotiated, else SIP INFO), rfc4733, info
+    rtcp_interval: float = 5.0  # mean seconds between RTCP reports
     impairment: Impairment | None = None  # tests: seeded loss/jitter on sent RTP
 
 

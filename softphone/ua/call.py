@@ -399,7 +399,8 @@ class Call:
         if self.stream is not None or self.media is None or self.state != "answered":
             return
         source, sink = self.agent.config.audio.ports()
-        self.stream = MediaStream(self.rtp, self.media, source, sink)
+        self.stream = MediaStream(self.rtp, self.media, source, sink,
+                                  rtcp_interval=self.agent.config.rtcp_interval)
         self.stream.on_dtmf = lambda digit: self.agent.emit(Dtmf(self.call_id, digit, "rfc4733"))
         self.stream.start()
 

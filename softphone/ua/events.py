@@ -143,4 +143,4 @@ class Ended(Event):
     reason: str
     by: str
     duration: float
-    rtp: dict[str, float | int] | None = None  # packets_sent/received/lost, jitter_ms, late
+    rtp: dict[str, float | int | None] | None = None  # RTP and RTCP figures of the stream

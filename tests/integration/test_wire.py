@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from softphone.ua.agent import AgentConfig, UserAgent
+from softphone.ua.agent import AgentConfig, AudioConfig, UserAgent
 from tests.peers import free_port, tshark_capture
 
 pytestmark = pytest.mark.peers
@@ -32,4 +32,31 @@ async def test_a_call_dissects_cleanly_as_sip_and_sdp(tmp_path: Path) -> None:
     assert seen == ["INVITE", "100", "180", "200", "ACK", "OPTIONS", "200", "BYE", "200"]
     media = capture.fields("sdp", "sdp.media")
     assert [row[0].split()[0] for row in media] == ["audio", "audio"]
+    assert capture.count(PROBLEMS) == 0
+
+
+async def test_rtp_and_rtcp_dissect_cleanly_and_report_round_trip(tmp_path: Path) -> None:
+    ports = [free_port(), free_port()]
+    config = dict(listen_host="127.0.0.1", codecs=("pcmu",), rtcp_interval=0.4,
+                  audio=AudioConfig(tone=440))
+    alice = UserAgent(AgentConfig(listen_port=ports[0], **config))  # type: ignore[arg-type]
+    bob = UserAgent(AgentConfig(listen_port=ports[1], **config))  # type: ignore[arg-type]
+    async with alice, bob:
+        with tshark_capture([], tmp_path, "udp") as capture:
+            call = await alice.call(f"sip:bob@127.0.0.1:{bob.port}")
+            incoming = await asyncio.wait_for(bob.incoming.get(), 5)
+            await incoming.answer()
+            assert await asyncio.wait_for(call.answered, 5)
+            await asyncio.sleep(2.5)
+            await call.hangup()
+            ended = await asyncio.wait_for(call.ended, 5)
+    assert ended.rtp is not None
+    assert ended.rtp["rtcp_sent"] >= 3 and ended.rtp["rtcp_received"] >= 3
+    rtt = ended.rtp["rtt_ms"]
+    assert rtt is not None and 0 <= rtt < 50  # loopback
+    assert capture.count("rtcp.pt == 200") >= 4  # sender reports, both ways
+    assert capture.count("rtcp.pt == 203") == 2  # a BYE from each side
+    assert capture.count("rtcp.sdes.type == 1") >= 4  # CNAME in every compound
+    rtp = capture.count("rtp.p_type == 0")
+    assert rtp > 200
     assert capture.count(PROBLEMS) == 0

@@ -207,7 +207,8 @@ class Capture:
         self.tshark = tshark
 
     def fields(self, display_filter: str, *fields: str) -> list[list[str]]:
-        args = [self.tshark, "-r", str(self.path), "-Y", display_filter, "-T", "fields"]
+        args = [self.tshark, "-r", str(self.path), "-o", "rtp.heuristic_rtp:TRUE",
+                "-o", "rtcp.heuristic_rtcp:TRUE", "-Y", display_filter, "-T", "fields"]
         for field_name in fields:
             args += ["-e", field_name]
         output = subprocess.run(args, capture_output=True, text=True, check=True).stdout
@@ -218,11 +219,14 @@ class Capture:
 
 
 @contextlib.contextmanager
-def tshark_capture(ports: list[int], folder: Path) -> Iterator[Capture]:
-    """Capture UDP on ``ports`` over lo until the block ends; the file stays in ``folder``."""
+def tshark_capture(ports: list[int], folder: Path,
+                   capture_filter: str | None = None) -> Iterator[Capture]:
+    """Capture UDP on ``ports`` (or whatever ``capture_filter`` says) over lo until the block
+    ends; the file stays in ``folder``. RTP and RTCP are decoded as such (tshark needs telling
+    for RTP on arbitrary ports)."""
     binary = require("tshark")
     path = folder / "capture.pcapng"
-    port_filter = " or ".join(f"udp port {p}" for p in ports)
+    port_filter = capture_filter or " or ".join(f"udp port {p}" for p in ports)
     process = subprocess.Popen([binary, "-i", "lo", "-f", port_filter, "-w", str(path)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
