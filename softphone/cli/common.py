@@ -24,8 +24,10 @@ from softphone.ua.events import (
     Dtmf,
     Ended,
     Event,
+    Hold,
     Incoming,
     Listening,
+    MediaTimeout,
     OptionsResult,
     Progress,
     Redirected,
@@ -117,6 +119,10 @@ def describe(event: Event) -> str:
         return f"redirected ({event.status}) to {event.target}"
     if isinstance(event, Answered):
         return f"[green]answered[/green] by {event.peer} ({event.codec or 'no media'})"
+    if isinstance(event, Hold):
+        return f"{'on hold' if event.held else 'resumed'} (by {event.by})"
+    if isinstance(event, MediaTimeout):
+        return f"[yellow]no RTP for {event.seconds:.1f} s[/yellow]"
     if isinstance(event, Dtmf):
         return f"dtmf [bold]{event.digit}[/bold] ({event.method})"
     if isinstance(event, Ended):

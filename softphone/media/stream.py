@@ -88,6 +88,10 @@ class MediaStream:
         self.rtcp = RtcpState(rtcp_interval, f"softphone-{secrets.token_hex(6)}",
                               (media.remote_address, media.remote_port + 1))
         self.octets_sent = 0
+        self.rtp_timeout: float | None = None
+        self.on_inactive: Callable[[float], None] | None = None
+        self._last_rtp = time.monotonic()
+        self._inactive_reported = False
 
     @property
     def sending(self) -> bool:
@@ -120,6 +124,7 @@ class MediaStream:
         """A re-INVITE changed direction (hold) or address."""
         self.media = media
         self.remote = (media.remote_address, media.remote_port)
+        self._last_rtp = time.monotonic()  # a direction change restarts the inactivity clock
 
     def tick(self) -> None:
         self._ticks += 1
@@ -130,6 +135,7 @@ class MediaStream:
         if self._ticks % ADAPT_EVERY == 0:
             self.jitter.adapt(self.stats.jitter_ms, self.media.ptime)
         now = time.monotonic()
+        self._check_activity(now)
         if now >= self.rtcp.next_report:
             self._send_rtcp()
             self.rtcp.schedule(now)
@@ -186,6 +192,8 @@ class MediaStream:
             return  # comfort noise, or a codec we did not agree on
         if source != self.remote:
             self.remote = source  # symmetric RTP (RFC 4961): answer where it comes from
+        self._last_rtp = time.monotonic()
+        self._inactive_reported = False
         self.stats.update(packet.sequence, packet.timestamp, time.monotonic(),
                           timing=not is_event)
         if not is_event:
@@ -194,6 +202,16 @@ class MediaStream:
         digit = self._dtmf_receiver.receive(packet.timestamp, packet.payload)
         if digit is not None and self.on_dtmf is not None:
             self.on_dtmf(digit)
+
+    def _check_activity(self, now: float) -> None:
+        """Report, once, when RTP stops arriving although we should be receiving it."""
+        if self.rtp_timeout is None or not self.receiving or self._inactive_reported:
+            return
+        silent = now - self._last_rtp
+        if silent > self.rtp_timeout:
+            self._inactive_reported = True
+            if self.on_inactive is not None:
+                self.on_inactive(silent)
 
     def _send_rtcp(self, goodbye: bool = False) -> None:
         """A compound report: SR when we sent since the last one, else RR; SDES; BYE last."""

@@ -113,6 +113,8 @@ class AgentConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     dtmf_method: str = "auto"  # auto (RFC 4733 when negotiated, else SIP INFO), rfc4733, info
     rtcp_interval: float = 5.0  # mean seconds between RTCP reports
+    rtp_timeout: float | None = None  # seconds without RTP before a media_timeout event
+    hangup_on_rtp_timeout: bool = False
     impairment: Impairment | None = None  # tests: seeded loss/jitter on sent RTP
 
 

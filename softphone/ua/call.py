@@ -30,7 +30,9 @@ from softphone.ua.events import (
     Calling,
     Dtmf,
     Ended,
+    Hold,
     Incoming,
+    MediaTimeout,
     Progress,
     Redirected,
     Ringing,
@@ -344,11 +346,15 @@ class Call:
                 self.agent.emit(Dtmf(self.call_id, digit, "info"))
 
     def _answer_reinvite(self, request: Request, key: TransactionKey) -> None:
+        was_held = self.media is not None and self.media.direction in ("recvonly", "inactive")
         try:
             body = self._answer_sdp(request.body)
         except SdpError as error:
             self.agent.respond(key, make_response(request, error.status, error.reason))
             return
+        held = self.media is not None and self.media.direction in ("recvonly", "inactive")
+        if held != was_held:
+            self.agent.emit(Hold(self.call_id, held, "remote"))
         extra = Headers([("Contact", str(self.agent.contact())), ("Content-Type", SDP_TYPE)])
         self.agent.respond(key, make_response(request, 200, extra=extra, body=body))
 
@@ -402,7 +408,39 @@ class Call:
         self.stream = MediaStream(self.rtp, self.media, source, sink,
                                   rtcp_interval=self.agent.config.rtcp_interval)
         self.stream.on_dtmf = lambda digit: self.agent.emit(Dtmf(self.call_id, digit, "rfc4733"))
+        self.stream.rtp_timeout = self.agent.config.rtp_timeout
+        self.stream.on_inactive = self._media_stopped
         self.stream.start()
+
+    def _media_stopped(self, seconds: float) -> None:
+        self.agent.emit(MediaTimeout(self.call_id, round(seconds, 1)))
+        if self.agent.config.hangup_on_rtp_timeout and self.state == "answered":
+            self.agent.spawn(self._bye(408, f"No RTP for {seconds:.0f} s"))
+
+    async def hold(self) -> None:
+        """Put the peer on hold: a re-INVITE offering sendonly (RFC 3264 8.4)."""
+        await self._reoffer("sendonly")
+
+    async def resume(self) -> None:
+        await self._reoffer("sendrecv")
+
+    async def _reoffer(self, direction: str) -> None:
+        if self.state != "answered" or self.dialog is None:
+            raise SipError("Hold and resume need an answered call")
+        self._sdp_version += 1
+        self._offer = make_offer(self.agent.config.codecs, self.agent.host, self.rtp.port,
+                                 self._session_id, self._sdp_version, direction)
+        reinvite = self.dialog.create_request("INVITE", bytes(self._offer), SDP_TYPE)
+        response, sent = await self.agent.send_request(
+            reinvite, await self.agent.resolve(self.dialog.next_hop))
+        if not 200 <= response.status < 300:
+            raise SipError(f"re-INVITE refused: {response.status} {response.reason}")
+        ack = self.dialog.create_ack(sent.cseq.number)
+        self.agent.send_stateless(ack, (await self.agent.resolve(self.dialog.next_hop))[0])
+        self.media = read_answer(SessionDescription.parse(response.body), self.agent.config.codecs)
+        if self.stream is not None:
+            self.stream.update(self.media)
+        self.agent.emit(Hold(self.call_id, direction != "sendrecv", "local"))
 
     async def send_dtmf(self, digits: str) -> str:
         """Send digits as RFC 4733 events, or by SIP INFO (application/dtmf-relay) when the

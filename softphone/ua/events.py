@@ -123,6 +123,25 @@ class Answered(Event):
 
 
 @dataclass(frozen=True)
+class Hold(Event):
+    """The call was put on hold or resumed; ``by`` is local or remote."""
+
+    name: ClassVar[str] = "hold"
+    call_id: str
+    held: bool
+    by: str
+
+
+@dataclass(frozen=True)
+class MediaTimeout(Event):
+    """No RTP arrived for ``seconds`` while we expected some."""
+
+    name: ClassVar[str] = "media_timeout"
+    call_id: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Dtmf(Event):
     """A digit the peer sent; ``method`` is rfc4733 (RTP telephone-event) or info (SIP INFO)."""
 

@@ -13,7 +13,7 @@ from softphone.sip import parse_sip_uri
 from softphone.sip.headers import Address
 from softphone.ua.agent import AgentConfig, UserAgent
 from softphone.ua.call import Call
-from softphone.ua.events import Answered, Dtmf, Event, Ringing
+from softphone.ua.events import Answered, Dtmf, Event, Hold, MediaTimeout, Ringing
 
 FAST = dict(listen_host="127.0.0.1", listen_port=0)
 
@@ -277,3 +277,44 @@ async def test_dtmf_digits_arrive_exactly_once_in_order(method: str) -> None:
         assert not any(isinstance(e, Dtmf) for e in _drain(heard))  # nothing twice
         await call.hangup()
         await asyncio.wait_for(incoming.ended, 5)
+
+
+async def test_hold_and_resume_both_ways() -> None:
+    alice = UserAgent(AgentConfig(user="alice", codecs=("pcmu",), **FAST))  # type: ignore[arg-type]
+    bob = UserAgent(AgentConfig(user="bob", codecs=("pcmu",), **FAST))  # type: ignore[arg-type]
+    async with alice, bob:
+        bob_events = bob.subscribe()
+        call = await alice.call(f"sip:bob@127.0.0.1:{bob.port}")
+        incoming = await answer_next(bob, ring=False)
+        assert await asyncio.wait_for(call.answered, 5)
+        await asyncio.sleep(0.1)
+        await call.hold()
+        held = await wait_for(bob_events, Hold)
+        assert isinstance(held, Hold) and held.held and held.by == "remote"
+        assert call.stream is not None and call.stream.media.direction == "sendonly"
+        assert incoming.stream is not None and incoming.stream.media.direction == "recvonly"
+        await call.resume()
+        resumed = await wait_for(bob_events, Hold)
+        assert isinstance(resumed, Hold) and not resumed.held
+        assert call.stream.media.direction == incoming.stream.media.direction == "sendrecv"
+        await call.hangup()
+
+
+async def test_rtp_that_stops_is_noticed_and_can_end_the_call() -> None:
+    alice = UserAgent(AgentConfig(user="alice", codecs=("pcmu",), **FAST))  # type: ignore[arg-type]
+    bob = UserAgent(AgentConfig(user="bob", codecs=("pcmu",), rtp_timeout=0.5,
+                                hangup_on_rtp_timeout=True, **FAST))  # type: ignore[arg-type]
+    async with alice, bob:
+        bob_events = bob.subscribe()
+        call = await alice.call(f"sip:bob@127.0.0.1:{bob.port}")
+        incoming = await answer_next(bob, ring=False)
+        assert await asyncio.wait_for(call.answered, 5)
+        await asyncio.sleep(0.8)
+        assert not [e for e in _drain(bob_events) if isinstance(e, MediaTimeout)]
+        assert call.stream is not None
+        call.stream.stop()  # alice's media dies, her signalling lives on
+        timeout = await wait_for(bob_events, MediaTimeout)
+        assert isinstance(timeout, MediaTimeout) and timeout.seconds >= 0.5
+        ended = await asyncio.wait_for(incoming.ended, 5)
+        assert (ended.status, ended.by) == (408, "local")
+        assert (await asyncio.wait_for(call.ended, 5)).by == "remote"
