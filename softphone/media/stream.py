@@ -110,6 +110,15 @@ class MediaStream:
             self.rtcp.schedule(time.monotonic())
             self.clock.add(self)
 
+    def replace_ports(self, source: AudioSource, sink: AudioSink) -> None:
+        """Reconnect the stream (to a conference, say); the old ports are closed."""
+        old_source, old_sink = self.source, self.sink
+        source.prepare(self.rate)
+        self.source, self.sink = source, sink
+        old_sink.close()
+        if old_source is not old_sink:  # type: ignore[comparison-overlap]
+            old_source.close()
+
     def stop(self) -> None:
         if self._running:
             self._running = False
@@ -121,7 +130,14 @@ class MediaStream:
                 self.source.close()  # one port can be both (a sound card, an echo)
 
     def update(self, media: NegotiatedMedia) -> None:
-        """A re-INVITE changed direction (hold) or address."""
+        """A re-INVITE changed direction (hold), address, or codec."""
+        if media.codec.key != self.media.codec.key or media.ptime != self.media.ptime:
+            self.codec = make_codec(media.codec.key)
+            self.rate = media.codec.clock_rate
+            self.samples_per_frame = self.rate * media.ptime // 1000
+            self.stats = ReceiverStats(self.rate)
+            self.jitter = JitterBuffer()
+            self.source.prepare(self.rate)
         self.media = media
         self.remote = (media.remote_address, media.remote_port)
         self._last_rtp = time.monotonic()  # a direction change restarts the inactivity clock

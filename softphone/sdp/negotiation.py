@@ -167,3 +167,26 @@ def read_answer(answer: SessionDescription,
             return NegotiatedMedia(codec, pt, remote, media.port, dtmf_pt, our_direction,
                                    _ptime(media))
     raise SdpError("The answer accepts none of our codecs", status=488)
+
+
+def known_codecs(description: SessionDescription) -> list[str]:
+    """Our keys of the codecs the first usable audio section lists, in its order."""
+    for media in description.media:
+        if _is_usable_audio(media):
+            found: list[str] = []
+            mapping = media.rtpmap()
+            for encoding, rate, _ in (mapping[pt] for pt in media.formats if pt in mapping):
+                key = next((c.key for c in CODECS.values() if c.matches(encoding, rate)), None)
+                if key is not None and key not in found:
+                    found.append(key)
+            return found
+    return []
+
+
+def common_codec(participants: list[list[str]], preference: list[str]) -> str | None:
+    """The codec every participant listed, by our preference: the point of a conference's
+    negotiation (everyone on one codec, nothing transcoded)."""
+    for key in preference:
+        if all(key in listed for listed in participants):
+            return key
+    return None

@@ -43,6 +43,7 @@ from softphone.transport.rtp import Impairment
 from softphone.transport.tcp import TcpTransport
 from softphone.transport.udp import UdpTransport
 from softphone.ua.call import Call
+from softphone.ua.conference import Conference
 from softphone.ua.events import Event, Listening, OptionsResult
 from softphone.ua.registration import Registration
 
@@ -410,6 +411,10 @@ class UserAgent:
         self.calls.add(call)
         call.start(duration=duration, ring_timeout=ring_timeout)
         return call
+
+    def conference(self) -> Conference:
+        """A new, empty local conference; ``await conference.add(call)`` joins calls to it."""
+        return Conference(self)
 
     async def register(self, registrar: str, expires: int = 3600,
                        refresh: bool = True) -> Registration:

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING
 from softphone.media.stream import MediaStream
 from softphone.rtp.dtmf import DIGITS, event_code
 from softphone.sdp.model import SdpError, SessionDescription
-from softphone.sdp.negotiation import NegotiatedMedia, answer_offer, make_offer, read_answer
+from softphone.sdp.negotiation import (
+    NegotiatedMedia,
+    answer_offer,
+    known_codecs,
+    make_offer,
+    read_answer,
+)
 from softphone.sip import Headers, ParseError, Request, Response, SipUri
 from softphone.sip.builder import make_cancel, make_response, new_call_id, new_tag, reason_phrase
 from softphone.sip.dialog import Dialog
@@ -73,6 +79,7 @@ class Call:
         self._cancel_sent = False
         self._ack: tuple[Request, Peer] | None = None
         self._offer: SessionDescription | None = None
+        self.peer_codecs: list[str] = []  # codecs the peer listed in its offer or answer
 
     # --- construction ------------------------------------------------------------------------
 
@@ -202,8 +209,9 @@ class Call:
             await self._send_bye()
             return
         try:
-            self.media = read_answer(SessionDescription.parse(response.body),
-                                     self.agent.config.codecs)
+            answer = SessionDescription.parse(response.body)
+            self.media = read_answer(answer, self.agent.config.codecs)
+            self.peer_codecs = known_codecs(answer)
         except SdpError as error:
             await self._bye(error.status, error.reason)
             return
@@ -291,6 +299,8 @@ class Call:
         offer = SessionDescription.parse(offer_body)
         answer, self.media = answer_offer(offer, codecs, self.agent.host, self.rtp.port,
                                           self._session_id, self._sdp_version)
+        if not self.peer_codecs:
+            self.peer_codecs = known_codecs(offer)
         if self.stream is not None:
             self.stream.update(self.media)  # a re-INVITE: hold, resume, new address
         return bytes(answer)
@@ -424,11 +434,17 @@ class Call:
     async def resume(self) -> None:
         await self._reoffer("sendrecv")
 
-    async def _reoffer(self, direction: str) -> None:
+    async def renegotiate(self, codecs: list[str]) -> None:
+        """Re-offer with only ``codecs`` (a conference moving everybody to a shared codec)."""
+        direction = self.media.direction if self.media else "sendrecv"
+        await self._reoffer(direction, codecs)
+
+    async def _reoffer(self, direction: str, codecs: list[str] | None = None) -> None:
         if self.state != "answered" or self.dialog is None:
-            raise SipError("Hold and resume need an answered call")
+            raise SipError("Hold, resume and renegotiation need an answered call")
+        codecs = codecs or list(self.agent.config.codecs)
         self._sdp_version += 1
-        self._offer = make_offer(self.agent.config.codecs, self.agent.host, self.rtp.port,
+        self._offer = make_offer(codecs, self.agent.host, self.rtp.port,
                                  self._session_id, self._sdp_version, direction)
         reinvite = self.dialog.create_request("INVITE", bytes(self._offer), SDP_TYPE)
         response, sent = await self.agent.send_request(
@@ -437,10 +453,12 @@ class Call:
             raise SipError(f"re-INVITE refused: {response.status} {response.reason}")
         ack = self.dialog.create_ack(sent.cseq.number)
         self.agent.send_stateless(ack, (await self.agent.resolve(self.dialog.next_hop))[0])
-        self.media = read_answer(SessionDescription.parse(response.body), self.agent.config.codecs)
+        held_before = self.media is not None and self.media.direction != "sendrecv"
+        self.media = read_answer(SessionDescription.parse(response.body), codecs)
         if self.stream is not None:
             self.stream.update(self.media)
-        self.agent.emit(Hold(self.call_id, direction != "sendrecv", "local"))
+        if held_before != (direction != "sendrecv"):
+            self.agent.emit(Hold(self.call_id, direction != "sendrecv", "local"))
 
     async def send_dtmf(self, digits: str) -> str:
         """Send digits as RFC 4733 events, or by SIP INFO (application/dtmf-relay) when the
