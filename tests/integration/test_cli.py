@@ -170,3 +170,13 @@ def test_a_call_without_any_sound_device_says_so_and_exits_2(tmp_path: Path) -> 
     assert result.returncode == 2
     assert result.stderr.startswith("softphone: error: no sound device for the microphone")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_demo_runs_a_loopback_call_with_media_and_exits_0() -> None:
+    result = subprocess.run([*SOFTPHONE, "demo", "--seconds", "1.5"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout[result.stdout.index("summary:"):]
+    assert "answered" in summary and "ended 200" in summary
+    received = int(summary.split("received ")[1].split(",")[0])
+    assert received > 50  # 1.5 s of 20 ms frames came back from the echo
