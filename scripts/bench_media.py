@@ -19,6 +19,7 @@ import asyncio
 import time
 
 import numpy as np
+from bench_signalling import Echo  # the same bare UDP echo both baselines use
 
 from softphone.media.clock import MediaClock
 from softphone.media.codecs import make_codec
@@ -45,14 +46,6 @@ def codec_costs(frames: int = 2000) -> None:
         decode = (time.perf_counter() - start) / frames
         print(f"{key:>5}: encode {encode * 1e6:7.1f} us/frame, decode {decode * 1e6:7.1f} "
               f"us/frame ({(encode + decode) / 0.02 * 100:.2f}% of one core per two-way stream)")
-
-
-class Echo(asyncio.DatagramProtocol):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.transport.sendto(data, addr)  # type: ignore[attr-defined]
 
 
 class Pinger(asyncio.DatagramProtocol):
