@@ -49,7 +49,6 @@ from softphone.ua.registration import Registration
 
 ProvisionalHandler = Callable[[Response], None]
 ACCEPT = "application/sdp"
-SUPPORTED = ""
 
 
 @dataclass(frozen=True)
@@ -362,9 +361,15 @@ class UserAgent:
         headers.set("CSeq", f"{cseq.number + 1} {cseq.method}")
         return Request(request.method, request.uri, headers, request.body)
 
-    def send_stateless(self, request: Request, peer: Peer) -> None:
-        """An ACK for a 2xx: no transaction of its own."""
-        self.layer.send_stateless(self.prepare(request, peer), peer)
+    def send_stateless(self, request: Request, peer: Peer) -> Request:
+        """An ACK for a 2xx: no transaction of its own. Returns it as sent (with its Via),
+        for repeating when the 2xx comes again."""
+        prepared = self.prepare(request, peer)
+        self.resend(prepared, peer)
+        return prepared
+
+    def resend(self, message: Request, peer: Peer) -> None:
+        self.layer.send_stateless(message, peer)
         self._transmit()
 
     def respond(self, key: TransactionKey, response: Response) -> None:
@@ -512,7 +517,8 @@ class UserAgent:
     def capabilities(self) -> Headers:
         """What OPTIONS answers and every dialog-creating message carries."""
         return Headers([("Allow", self.policy.allow), ("Accept", ACCEPT),
-                        ("Supported", SUPPORTED), ("Contact", str(self.contact()))])
+                        ("Supported", ", ".join(sorted(self.policy.extensions))),
+                        ("Contact", str(self.contact()))])
 
     # --- bookkeeping for calls -----------------------------------------------------------------
 

@@ -201,10 +201,7 @@ class Call:
         self.agent.bind_dialog(self, self.dialog.key)
         ack = self.dialog.create_ack(invite.cseq.number)
         peer = (await self.agent.resolve(self.dialog.next_hop))[0]
-        prepared = self.agent.prepare(ack, peer)
-        self._ack = (prepared, peer)
-        self.agent.layer.send_stateless(prepared, peer)
-        self.agent._transmit()
+        self._ack = (self.agent.send_stateless(ack, peer), peer)
         if self.is_over:  # answered after the user gave up: hang up at once
             await self._send_bye()
             return
@@ -222,8 +219,7 @@ class Call:
     def repeat_ack(self, response: Response) -> None:
         """A 2xx came again: our ACK was lost (RFC 3261 13.2.2.4)."""
         if self._ack is not None:
-            self.agent.layer.send_stateless(*self._ack)
-            self.agent._transmit()
+            self.agent.resend(*self._ack)
 
     async def cancel(self) -> None:
         """Give up an unanswered outgoing call. The CANCEL waits for a provisional response
