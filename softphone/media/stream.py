@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from softphone.media.clock import MediaClock
 from softphone.media.codecs import make_codec
-from softphone.media.ports import AudioSink, AudioSource
+from softphone.media.ports import AudioSink, AudioSource, Samples
 from softphone.rtp.dtmf import DtmfReceiver, DtmfSender
 from softphone.rtp.jitter import JitterBuffer
 from softphone.rtp.packet import RtpError, RtpPacket, seq_add, ts_add
@@ -88,6 +88,7 @@ class MediaStream:
         self.rtcp = RtcpState(rtcp_interval, f"softphone-{secrets.token_hex(6)}",
                               (media.remote_address, media.remote_port + 1))
         self.octets_sent = 0
+        self.recovered = 0  # lost frames rebuilt from FEC
         self.rtp_timeout: float | None = None
         self.on_inactive: Callable[[float], None] | None = None
         self._last_rtp = time.monotonic()
@@ -193,10 +194,21 @@ class MediaStream:
         if not playing:
             return
         if packet is None:
-            frame = self.codec.conceal(self.samples_per_frame)
+            frame = self._recover_lost_frame()
         else:
             frame = self.codec.decode(packet.payload)
         self.sink.write(frame, self.rate)
+
+    def _recover_lost_frame(self) -> Samples:
+        """Opus carries the previous frame in its in-band FEC: use it when the next packet is
+        already here; otherwise (and for G.711) the codec conceals the gap."""
+        following = self.jitter.peek_next()
+        recover = getattr(self.codec, "recover", None)
+        if following is not None and recover is not None:
+            self.recovered += 1
+            frame: Samples = recover(following.payload, self.samples_per_frame)
+            return frame
+        return self.codec.conceal(self.samples_per_frame)
 
     def _on_packet(self, data: bytes, source: tuple[str, int]) -> None:
         try:

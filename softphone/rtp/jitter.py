@@ -59,6 +59,10 @@ class JitterBuffer:
             self._primed = False  # ran dry: refill to the target depth before playing again
         return True, packet
 
+    def peek_next(self) -> RtpPacket | None:
+        """The packet due after the one just taken, if it has arrived (for Opus FEC)."""
+        return self._packets.get(self._next) if self._next is not None else None
+
     @property
     def size(self) -> int:
         return len(self._packets)

@@ -115,3 +115,28 @@ def test_quality_measures() -> None:
     assert similarity(reference, rng.normal(size=4000)).score < 0.2
     tone = Tone(1209).read(4000, 8000)
     assert tone_level(tone, 8000, 1209) > 0.9 and tone_level(tone, 8000, 697) < 0.01
+
+
+def test_opus_fec_rebuilds_a_lost_frame_better_than_concealment() -> None:
+    from softphone.media.codecs.opus import Opus
+
+    rate, frame = 48000, 960
+    t = np.arange(frame * 30) / rate
+    chirp = (8000 * np.sin(2 * np.pi * (300 + 400 * t) * t)).astype(np.int16)
+    encoder = Opus()
+    payloads = [encoder.encode(chirp[i * frame : (i + 1) * frame]) for i in range(30)]
+    lost = 20
+
+    def decode(fec: bool) -> np.ndarray:
+        decoder = Opus()
+        for payload in payloads[:lost]:
+            decoder.decode(payload)
+        return decoder.recover(payloads[lost + 1], frame) if fec else decoder.conceal(frame)
+
+    reference = make_codec("opus")
+    for payload in payloads[:lost]:
+        reference.decode(payload)
+    original = reference.decode(payloads[lost])
+    with_fec = similarity(original, decode(True), max_lag=20).score
+    without = similarity(original, decode(False), max_lag=20).score
+    assert with_fec > without and with_fec > 0.5

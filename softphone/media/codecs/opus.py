@@ -39,3 +39,8 @@ class Opus:
     def conceal(self, samples: int) -> Samples:
         pcm = self._decoder.decode(b"", samples)
         return np.frombuffer(pcm, dtype=np.int16).copy()
+
+    def recover(self, next_payload: bytes, samples: int) -> Samples:
+        """The lost frame rebuilt from the in-band FEC data of the packet after it."""
+        pcm = self._decoder.decode(next_payload, samples, decode_fec=True)
+        return np.frombuffer(pcm, dtype=np.int16).copy()
