@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from softphone.media.wav import resample
+
 Samples = npt.NDArray[np.int16]
 
 
@@ -75,10 +77,12 @@ class SoundDevice:
     """Microphone source and speaker sink in one port. ``device`` is a name (substring) or
     an index, as sounddevice takes it; None means the system default."""
 
-    def __init__(self, device: str | int | None = None, buffer_seconds: float = 0.5) -> None:
+    def __init__(self, device: str | int | None = None, buffer_seconds: float = 0.5,
+                 device_rate: int | None = None) -> None:
         self.device = device
         self.buffer_seconds = buffer_seconds
-        self.rate: int | None = None
+        self.device_rate = device_rate  # None: the call's rate, else the device's default
+        self.rate: int | None = None  # the rate the streams really run at
         self.capture: RingBuffer | None = None
         self.playback: RingBuffer | None = None
         self._streams: list[Any] = []
@@ -90,20 +94,32 @@ class SoundDevice:
             import sounddevice
         except OSError as error:
             raise NoSoundDevice(f"PortAudio is not available: {error}") from error
+        try:
+            self._open(sounddevice, self.device_rate or rate)
+        except (sounddevice.PortAudioError, ValueError) as error:
+            self.close()
+            if self.device_rate is not None:
+                raise NoSoundDevice(f"cannot open sound device {self.device!r}: {error}") \
+                    from error
+            # The device refuses the call's rate: run it at its own and resample frames.
+            try:
+                default = int(sounddevice.query_devices(self.device)["default_samplerate"])
+                self._open(sounddevice, default)
+            except (sounddevice.PortAudioError, ValueError) as again:
+                self.close()
+                raise NoSoundDevice(f"cannot open sound device {self.device!r}: {again}") \
+                    from again
+
+    def _open(self, sounddevice: Any, rate: int) -> None:
         self.rate = rate
         self.capture = RingBuffer(int(rate * self.buffer_seconds))
         self.playback = RingBuffer(int(rate * self.buffer_seconds))
         settings = dict(samplerate=rate, channels=1, dtype="int16", device=self.device,
                         blocksize=rate // 50, latency=0.1)
-        try:
-            self._streams = [
-                sounddevice.InputStream(callback=self._captured, **settings),
-                sounddevice.OutputStream(callback=self._play, **settings)]
-            for stream in self._streams:
-                stream.start()
-        except (sounddevice.PortAudioError, ValueError) as error:
-            self.close()
-            raise NoSoundDevice(f"cannot open sound device {self.device!r}: {error}") from error
+        self._streams = [sounddevice.InputStream(callback=self._captured, **settings),
+                         sounddevice.OutputStream(callback=self._play, **settings)]
+        for stream in self._streams:
+            stream.start()
 
     # PortAudio's audio thread: ring-buffer copies only.
     def _captured(self, indata: Any, frames: int, time: Any, status: Any) -> None:
@@ -116,13 +132,16 @@ class SoundDevice:
 
     def read(self, samples: int, rate: int) -> Samples:
         self.prepare(rate)
-        assert self.capture is not None
-        return self.capture.read(samples)
+        assert self.capture is not None and self.rate is not None
+        if self.rate == rate:
+            return self.capture.read(samples)
+        frame = resample(self.capture.read(samples * self.rate // rate), self.rate, rate)
+        return np.resize(frame, samples) if len(frame) != samples else frame
 
     def write(self, frame: Samples, rate: int) -> None:
         self.prepare(rate)
-        assert self.playback is not None
-        self.playback.write(frame)
+        assert self.playback is not None and self.rate is not None
+        self.playback.write(frame if self.rate == rate else resample(frame, rate, self.rate))
 
     def close(self) -> None:
         for stream in self._streams:

@@ -81,3 +81,37 @@ def test_call_through_the_sound_card_both_ways(tmp_path: Path) -> None:
     scores = [similarity(reference[int(start * 8000) : int((start + 0.5) * 8000)],
                          heard_there).score for start in (1.5, 1.75, 2.0, 2.25, 2.5)]
     assert max(scores) > 0.95, scores
+
+
+PROBE = """
+import sys, time
+import numpy as np
+from softphone.media.device import SoundDevice
+from softphone.media.quality import dominant_frequency
+card = SoundDevice("pulse", device_rate=48000)
+card.prepare(8000)
+captured = []
+start = time.monotonic()
+while time.monotonic() - start < 3.5:
+    captured.append(card.read(160, 8000))
+    time.sleep(0.02)
+card.close()
+tail = np.concatenate(captured)[-8000:]
+print(card.rate, round(dominant_frequency(tail, 8000)))
+"""
+
+
+def test_a_device_at_another_rate_is_resampled_to_the_call(tmp_path: Path) -> None:
+    with pulseaudio(tmp_path) as env:
+        microphone = tmp_path / "microphone.wav"
+        tone_file(microphone, 600, seconds=8)
+        feeding = subprocess.Popen(["paplay", "-d", "mic", str(microphone)], env=env)
+        try:
+            result = subprocess.run([sys.executable, "-c", PROBE], env=env,
+                                    capture_output=True, text=True, timeout=30)
+        finally:
+            feeding.terminate()
+            feeding.wait()
+    device_rate, frequency = result.stdout.split()
+    assert device_rate == "48000"  # the card ran at its rate, the call got 8 kHz frames
+    assert abs(int(frequency) - 600) <= 10
