@@ -10,9 +10,10 @@ from softphone.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EventPrinter,
     audio_config,
     audio_options,
+    build_agent,
+    cli_context,
     codec_list,
     listen_address,
     run,
@@ -26,7 +27,7 @@ from softphone.ua.registration import RegistrationError
 
 @click.command("answer")
 @click.option("--listen", metavar="HOST:PORT", help="Local address [default: 127.0.0.1:5060].")
-@click.option("--transport", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True)
+@click.option("--transport", type=click.Choice(["udp", "tcp"]), help="udp (default) or tcp.")
 @click.option("--auto-answer", is_flag=True, help="Answer every call (after ringing).")
 @click.option("--answer-after", type=click.FloatRange(0), metavar="SECONDS",
               help="Ring this long, then answer (implies --auto-answer).")
@@ -58,6 +59,11 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
       softphone answer --auto-answer --echo --codec pcmu,pcma
       softphone answer --registrar sip:127.0.0.1 --user bob --password pw --auto-answer
     """
+    profile = cli_context().profile
+    registrar = registrar or profile.registrar
+    user = user or profile.user
+    password = password if password is not None else profile.secret()
+    listen = listen or profile.listen
     if sum(x is not None and x is not False for x in (reject_code, redirect)) > 1:
         raise click.UsageError("--reject and --redirect exclude each other")
     registrar_uri = sip_uri(registrar, "--registrar") if registrar else None
@@ -68,10 +74,12 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
     if listen is None and registrar_uri is None:
         host = "127.0.0.1"
     config = AgentConfig(
-        listen_host=host, listen_port=port, transport=transport, user=user or "softphone",
-        domain=registrar_uri.host if registrar_uri else None,
+        listen_host=host, listen_port=port, transport=transport or profile.transport or "udp",
+        user=user or "softphone", display_name=profile.display_name,
+        domain=profile.domain or (registrar_uri.host if registrar_uri else None),
         credentials=Credentials(user, password) if user and password is not None else None,
-        codecs=codec_list(codecs), audio=audio_config(play, tone, record, echo, null_audio, device))
+        codecs=codec_list(codecs, profile),
+        audio=audio_config(play, tone, record, echo, null_audio, device or profile.device))
     answer = auto_answer or answer_after is not None
 
     async def handle(call: Call) -> None:
@@ -113,8 +121,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         return True
 
     async def main(stop: asyncio.Event) -> int:
-        agent = UserAgent(config)
-        agent.add_listener(EventPrinter(as_json))
+        agent = build_agent(config, as_json)
         async with agent:  # closing hangs up every call and unregisters
             if registrar_uri is not None:
                 try:

@@ -10,17 +10,19 @@ from softphone.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EventPrinter,
     audio_config,
     audio_options,
+    build_agent,
+    cli_context,
     codec_list,
+    dial_target,
     listen_address,
     run,
     sip_uri,
     until_stopped,
 )
 from softphone.rtp.dtmf import event_code
-from softphone.ua.agent import AgentConfig, Credentials, UserAgent
+from softphone.ua.agent import AgentConfig, Credentials
 from softphone.ua.call import Call
 
 DTMF_SETTLE = 0.3  # seconds after the answer before the first digit
@@ -29,7 +31,7 @@ DTMF_SETTLE = 0.3  # seconds after the answer before the first digit
 @click.command("call")
 @click.argument("uri")
 @click.option("--listen", metavar="HOST:PORT", help="Local address (port 0: any free port).")
-@click.option("--transport", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True)
+@click.option("--transport", type=click.Choice(["udp", "tcp"]), help="udp (default) or tcp.")
 @click.option("--user", help="Our user name (From), and the digest user with --password.")
 @click.option("--password", help="Digest password, used when a proxy or the peer challenges.")
 @click.option("--proxy", metavar="URI", help="Outbound proxy every request goes through.")
@@ -54,7 +56,12 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
       softphone call sip:ivr@127.0.0.1:5062 --play prompt.wav --record reply.wav --codec pcmu
       softphone call sip:ivr@127.0.0.1:5062 --dtmf 1234# --duration 5 --json
     """
-    target = sip_uri(uri)
+    profile = cli_context().profile
+    target = sip_uri(dial_target(uri, profile))
+    user = user or profile.user
+    password = password if password is not None else profile.secret()
+    proxy = proxy or profile.outbound_proxy
+    listen = listen or profile.listen
     if dtmf is not None:
         try:
             for digit in dtmf:
@@ -66,15 +73,17 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
         raise click.BadParameter("--password needs --user", param_hint="--password")
     host, port = listen_address(listen, proxy_uri or target, 0)
     config = AgentConfig(
-        listen_host=host, listen_port=port, transport=transport, user=user or "softphone",
-        domain=proxy_uri.host if proxy_uri else None,
+        listen_host=host, listen_port=port, transport=transport or profile.transport or "udp",
+        user=user or "softphone", display_name=profile.display_name,
+        domain=profile.domain or (proxy_uri.host if proxy_uri else None),
         credentials=Credentials(user, password) if user and password is not None else None,
-        outbound_proxy=str(proxy_uri) if proxy_uri else None, codecs=codec_list(codecs),
-        audio=audio_config(play, tone, record, null_audio=null_audio, device=device))
+        outbound_proxy=str(proxy_uri) if proxy_uri else None,
+        codecs=codec_list(codecs, profile),
+        audio=audio_config(play, tone, record, null_audio=null_audio,
+                           device=device or profile.device))
 
     async def main(stop: asyncio.Event) -> int:
-        agent = UserAgent(config)
-        agent.add_listener(EventPrinter(as_json))
+        agent = build_agent(config, as_json)
         async with agent:
             call = await agent.call(str(target), duration=duration, ring_timeout=timeout)
             if dtmf:

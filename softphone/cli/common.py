@@ -9,15 +9,19 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TextIO, TypeVar
 
 import click
 from rich.console import Console
 
+from softphone.config import Profile
 from softphone.media.device import list_devices
 from softphone.media.wav import WavError, load_wav
 from softphone.sip import ParseError, SipUri, parse_sip_uri
-from softphone.ua.agent import AudioConfig
+from softphone.sip.transaction import Peer
+from softphone.ua.agent import AgentConfig, AudioConfig, UserAgent
 from softphone.ua.events import (
     Answered,
     Calling,
@@ -166,8 +170,8 @@ def audio_options(command: Callable[..., None]) -> Callable[..., None]:
                      help="Send a sine tone of HZ."),
         click.option("--record", type=click.Path(dir_okay=False, writable=True),
                      metavar="FILE.wav", help="Record what the peer sends."),
-        click.option("--codec", "codecs", default="opus,pcmu,pcma", show_default=True,
-                     metavar="LIST", help="Codecs in order of preference: opus, pcmu, pcma."),
+        click.option("--codec", "codecs", metavar="LIST",
+                     help="Codecs in order of preference [default: opus,pcmu,pcma]."),
         click.option("--null-audio", is_flag=True,
                      help="No sound device: silence in, discard out where no file is given."),
         click.option("--device", metavar="NAME|INDEX",
@@ -178,9 +182,12 @@ def audio_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
-def codec_list(text: str) -> tuple[str, ...]:
-    from softphone.sdp.negotiation import CODECS
+def codec_list(text: str | None, profile: Profile | None = None) -> tuple[str, ...]:
+    """--codec, else the profile's codecs, else the default preference."""
+    from softphone.sdp.negotiation import CODECS, DEFAULT_CODECS
 
+    if text is None:
+        return tuple(profile.codecs) if profile and profile.codecs else DEFAULT_CODECS
     keys = tuple(k.strip().lower() for k in text.split(",") if k.strip())
     unknown = [k for k in keys if k not in CODECS or k == "g722"]
     if not keys or unknown:
@@ -226,3 +233,50 @@ def _check_device(device: str | int | None, need_in: bool, need_out: bool) -> No
     if isinstance(device, str) and not any(device.lower() in str(d["name"]).lower()
                                            for d in devices):
         raise click.BadParameter(f"no device named like {device!r}", param_hint="--device")
+
+
+@dataclass
+class CliContext:
+    """What the group's options set for every command."""
+
+    profile: Profile = field(default_factory=Profile)
+    log_sip: str | None = None
+
+
+def cli_context() -> CliContext:
+    context = click.get_current_context(silent=True)
+    found = context.find_object(CliContext) if context is not None else None
+    return found or CliContext()
+
+
+class SipTrace:
+    """--log-sip: every SIP message sent and received, with time, direction and peer."""
+
+    def __init__(self, target: str) -> None:
+        self._stream: TextIO = sys.stdout if target == "-" else open(  # noqa: SIM115
+            target, "a", encoding="utf-8")
+
+    def __call__(self, direction: str, data: bytes, peer: Peer) -> None:
+        stamp = datetime.now().isoformat(timespec="milliseconds")
+        arrow = "to" if direction == "sent" else "from"
+        self._stream.write(f"----- {stamp} {direction} {arrow} {peer} ({len(data)} bytes)\n")
+        self._stream.write(data.decode("utf-8", "replace").replace("\r\n", "\n"))
+        self._stream.write("\n")
+        self._stream.flush()
+
+
+def build_agent(config: AgentConfig, as_json: bool) -> UserAgent:
+    """The agent a command runs, with its events printed and, if asked, its SIP traced."""
+    agent = UserAgent(config)
+    agent.add_listener(EventPrinter(as_json))
+    log_sip = cli_context().log_sip
+    if log_sip is not None:
+        agent.add_tracer(SipTrace(log_sip))
+    return agent
+
+
+def dial_target(text: str, profile: Profile) -> str:
+    """``bob`` or ``201`` dials through the profile's domain; anything else is a URI."""
+    if profile.domain and not any(mark in text for mark in "@:."):
+        return f"sip:{text}@{profile.domain}"
+    return text

@@ -5,6 +5,7 @@ other SIP-level failures exit 1; Ctrl-C exits 130 after a clean hang-up."""
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -12,17 +13,41 @@ import click
 from softphone import __version__
 from softphone.cli.answer_cmd import answer_command
 from softphone.cli.call_cmd import call_command
-from softphone.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from softphone.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliContext
 from softphone.cli.demo_cmd import demo_command
+from softphone.cli.devices_cmd import devices_command
 from softphone.cli.options_cmd import options_command
 from softphone.cli.register_cmd import register_command
+from softphone.config import ConfigError, find_config, load_profile
 from softphone.sip.errors import SipError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="FILE",
+              help="TOML profiles (default: $SOFTPHONE_CONFIG, ~/.config/softphone/config.toml).")
+@click.option("--profile", metavar="NAME", help="The profile to use (default: default_profile).")
+@click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
+@click.option("--log-sip", metavar="FILE|-", help="Trace every SIP message sent and received.")
 @click.version_option(__version__, prog_name="softphone")
-def cli() -> None:
-    """A command-line SIP softphone and call-test tool."""
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, profile: str | None, verbose: int,
+        log_sip: str | None) -> None:
+    """A command-line SIP softphone and call-test tool.
+
+    \b
+    Examples:
+      softphone demo
+      softphone call sip:bob@127.0.0.1:5062 --duration 5
+      softphone --profile office call 201
+      softphone answer --auto-answer --listen 127.0.0.1:5062
+    """
+    try:
+        chosen = load_profile(find_config(config_path), profile)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+    logging.basicConfig(level=max(logging.DEBUG, logging.WARNING - 10 * verbose),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = CliContext(profile=chosen, log_sip=log_sip)
 
 
 cli.add_command(options_command)
@@ -30,6 +55,7 @@ cli.add_command(register_command)
 cli.add_command(call_command)
 cli.add_command(answer_command)
 cli.add_command(demo_command)
+cli.add_command(devices_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,13 +10,13 @@ from softphone.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EventPrinter,
+    build_agent,
     listen_address,
     run,
     sip_uri,
     until_stopped,
 )
-from softphone.ua.agent import AgentConfig, UserAgent
+from softphone.ua.agent import AgentConfig
 
 
 @click.command("options")
@@ -37,8 +37,7 @@ def options_command(uri: str, listen: str | None, transport: str, as_json: bool)
     config = AgentConfig(listen_host=host, listen_port=port, transport=transport)
 
     async def main(stop: asyncio.Event) -> int:
-        agent = UserAgent(config)
-        agent.add_listener(EventPrinter(as_json))
+        agent = build_agent(config, as_json)
         async with agent:
             result = await until_stopped(agent.options(str(target)), stop)
         if result is None:

@@ -10,29 +10,30 @@ from softphone.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EventPrinter,
+    build_agent,
+    cli_context,
     listen_address,
     run,
     sip_uri,
     until_stopped,
 )
-from softphone.ua.agent import AgentConfig, Credentials, UserAgent
+from softphone.ua.agent import AgentConfig, Credentials
 from softphone.ua.registration import RegistrationError
 
 
 @click.command("register")
-@click.option("--registrar", required=True, metavar="URI", help="The registrar, e.g. sip:pbx.")
-@click.option("--user", required=True, help="Account user name (also the digest user).")
-@click.option("--password", required=True, help="Digest password.")
+@click.option("--registrar", metavar="URI", help="The registrar, e.g. sip:pbx (or the profile's).")
+@click.option("--user", help="Account user name, also the digest user (or the profile's).")
+@click.option("--password", help="Digest password (or the profile's password/password_env).")
 @click.option("--domain", help="Domain of the address of record (default: registrar host).")
 @click.option("--expires", type=click.IntRange(0, 2**32 - 1), default=3600, show_default=True)
 @click.option("--once", is_flag=True, help="Register, report, unregister and exit.")
 @click.option("--listen", metavar="HOST:PORT", help="Local address (port 0: any free port).")
-@click.option("--transport", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True)
+@click.option("--transport", type=click.Choice(["udp", "tcp"]), help="udp (default) or tcp.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def register_command(registrar: str, user: str, password: str, domain: str | None,
-                     expires: int, once: bool, listen: str | None, transport: str,
-                     as_json: bool) -> None:
+def register_command(registrar: str | None, user: str | None, password: str | None,
+                     domain: str | None, expires: int, once: bool, listen: str | None,
+                     transport: str | None, as_json: bool) -> None:
     """Register USER with a registrar and stay registered (refreshing) until Ctrl-C.
 
     \b
@@ -40,15 +41,25 @@ def register_command(registrar: str, user: str, password: str, domain: str | Non
       softphone register --registrar sip:127.0.0.1:5060 --user alice --password secret
       softphone register --registrar sip:pbx.example.com --user 201 --password pw --once
     """
+    profile = cli_context().profile
+    registrar = registrar or profile.registrar
+    user = user or profile.user
+    password = password if password is not None else profile.secret()
+    for value, option in ((registrar, "--registrar"), (user, "--user"),
+                          (password, "--password")):
+        if value is None:
+            raise click.UsageError(f"{option} is needed (on the command line or in the profile)")
+    assert registrar is not None and user is not None and password is not None
     registrar_uri = sip_uri(registrar, "--registrar")
-    host, port = listen_address(listen, registrar_uri, 0)
-    config = AgentConfig(listen_host=host, listen_port=port, transport=transport, user=user,
-                         domain=domain or registrar_uri.host,
+    host, port = listen_address(listen or profile.listen, registrar_uri, 0)
+    config = AgentConfig(listen_host=host, listen_port=port,
+                         transport=transport or profile.transport or "udp", user=user,
+                         display_name=profile.display_name,
+                         domain=domain or profile.domain or registrar_uri.host,
                          credentials=Credentials(user, password))
 
     async def main(stop: asyncio.Event) -> int:
-        agent = UserAgent(config)
-        agent.add_listener(EventPrinter(as_json))
+        agent = build_agent(config, as_json)
         async with agent:  # closing unregisters
             try:
                 done = await until_stopped(

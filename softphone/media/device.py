@@ -73,6 +73,16 @@ def list_devices() -> list[dict[str, Any]]:
     return [dict(device) for device in sounddevice.query_devices()]
 
 
+def default_devices() -> tuple[int | None, int | None]:
+    """PortAudio's default input and output device indexes."""
+    try:
+        import sounddevice
+    except OSError:
+        return None, None
+    default_in, default_out = sounddevice.default.device
+    return (default_in if default_in >= 0 else None, default_out if default_out >= 0 else None)
+
+
 class SoundDevice:
     """Microphone source and speaker sink in one port. ``device`` is a name (substring) or
     an index, as sounddevice takes it; None means the system default."""

@@ -39,6 +39,7 @@ class TcpTransport:
         framer = StreamFramer()
         try:
             while data := await asyncio.wait_for(reader.read(65536), IDLE_TIMEOUT):
+                self._sink.trace("received", data, peer)
                 try:
                     messages = framer.feed(data)
                 except ParseError as error:
@@ -65,6 +66,7 @@ class TcpTransport:
         writer = self._writers.get((peer.host, peer.port))
         if writer is None or writer.is_closing():
             writer = await self._connect(peer)
+        self._sink.trace("sent", data, peer)
         writer.write(data)
         await writer.drain()
 

@@ -29,6 +29,7 @@ class UdpTransport(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         source = Peer("udp", str(addr[0]), int(str(addr[1])))
+        self._sink.trace("received", data, source)
         if data.strip(b"\r\n") == b"":
             return  # keep-alive (RFC 5626 CRLF ping)
         try:
@@ -43,6 +44,7 @@ class UdpTransport(asyncio.DatagramProtocol):
 
     def send(self, data: bytes, peer: Peer) -> None:
         if self._transport is not None:
+            self._sink.trace("sent", data, peer)
             self._transport.sendto(data, (peer.host, peer.port))
 
     def close(self) -> None:

@@ -135,6 +135,7 @@ class UserAgent:
         self.incoming: asyncio.Queue[Call] = asyncio.Queue()
         self._subscribers: list[asyncio.Queue[Event]] = []
         self._listeners: list[Callable[[Event], None]] = []
+        self._tracers: list[Callable[[str, bytes, Peer], None]] = []
         self._pending: dict[TransactionKey, tuple[asyncio.Future[Response],
                                                   ProvisionalHandler | None]] = {}
         self._calls_by_dialog: dict[tuple[str, str, str], Call] = {}
@@ -211,6 +212,14 @@ class UserAgent:
 
     def add_listener(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
+
+    def add_tracer(self, tracer: Callable[[str, bytes, Peer], None]) -> None:
+        """``tracer(direction, data, peer)`` sees every SIP message sent and received, raw."""
+        self._tracers.append(tracer)
+
+    def trace(self, direction: str, data: bytes, peer: Peer) -> None:
+        for tracer in self._tracers:
+            tracer(direction, data, peer)
 
     def emit(self, event: Event) -> None:
         for queue in self._subscribers:

@@ -180,3 +180,36 @@ def test_demo_runs_a_loopback_call_with_media_and_exits_0() -> None:
     assert "answered" in summary and "ended 200" in summary
     received = int(summary.split("received ")[1].split(",")[0])
     assert received > 50  # 1.5 s of 20 ms frames came back from the echo
+
+
+def test_profile_supplies_the_account_and_the_command_line_overrides_it(
+        agents: list[Agent], tmp_path: Path) -> None:
+    bob = start(agents, "answer", "--listen", "127.0.0.1:0", "--auto-answer", "--max-calls", "1")
+    config = tmp_path / "config.toml"
+    config.write_text(f'default_profile = "me"\n[profiles.me]\nuser = "carol"\n'
+                      f'domain = "127.0.0.1"\noutbound_proxy = "sip:127.0.0.1:{bob.port}"\n'
+                      'codecs = ["pcma"]\n')
+    trace = tmp_path / "trace.txt"
+    result = subprocess.run(
+        [*SOFTPHONE, "--config", str(config), "--log-sip", str(trace), "call", "bob",
+         "--null-audio", "--duration", "0.3", "--json"],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    answered = next(json.loads(line) for line in result.stdout.splitlines()
+                    if '"answered"' in line)
+    assert answered["codec"] == "PCMA/8000"  # the profile's codecs
+    log = trace.read_text()
+    assert "sent to udp:127.0.0.1:" in log and "INVITE sip:bob@127.0.0.1 SIP/2.0" in log
+    assert "From: <sip:carol@127.0.0.1" in log  # the profile's user
+    assert "received from udp:127.0.0.1:" in log and "SIP/2.0 200 OK" in log
+    assert bob.finish() == 0
+
+
+def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.me]\ntransprt = "udp"\n')
+    result = subprocess.run([*SOFTPHONE, "--config", str(config), "--profile", "me", "devices"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "did you mean 'transport'?" in lines[0]

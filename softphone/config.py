@@ -1,0 +1,140 @@
+"""TOML configuration profiles (stdlib tomllib).
+
+A file holds ``[profiles.NAME]`` tables of account and audio settings; ``default_profile``
+names the one used without ``--profile``. The file is looked up in ``--config``, then
+``$SOFTPHONE_CONFIG``, then the user config dir (``$XDG_CONFIG_HOME/softphone/config.toml``).
+Command-line options override the profile. Every error names the file, the key and what was
+expected, in one line; an unknown key gets a "did you mean" suggestion.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from softphone.sip.errors import ParseError
+from softphone.sip.uri import parse_host_port, parse_sip_uri
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One account and its defaults. Every field is optional."""
+
+    user: str | None = None
+    domain: str | None = None
+    display_name: str | None = None
+    password: str | None = None
+    password_env: str | None = None  # read the password from this environment variable
+    registrar: str | None = None
+    outbound_proxy: str | None = None
+    transport: str | None = None
+    codecs: list[str] | None = None
+    device: str | None = None
+    listen: str | None = None
+
+    def secret(self) -> str | None:
+        if self.password is not None:
+            return self.password
+        if self.password_env is not None:
+            return os.environ.get(self.password_env)
+        return None
+
+
+_FIELDS = {f.name: f for f in fields(Profile)}
+_TOP_LEVEL = ("default_profile", "profiles")
+_CHECKS: dict[str, Any] = {
+    "transport": lambda v: v in ("udp", "tcp") or "udp or tcp",
+    "codecs": lambda v: all(c in ("opus", "pcmu", "pcma") for c in v) or "opus, pcmu, pcma",
+    "registrar": lambda v: _is_sip_uri(v) or "a SIP URI",
+    "outbound_proxy": lambda v: _is_sip_uri(v) or "a SIP URI",
+    "listen": lambda v: (":" in v and v.rpartition(":")[2].isdigit()) or "HOST:PORT",
+    "domain": lambda v: _is_host(v) or "a host name or address, without port",
+}
+
+
+def _is_host(value: str) -> bool:
+    try:
+        return parse_host_port(value, value)[1] is None
+    except ParseError:
+        return False
+
+
+def _is_sip_uri(value: str) -> bool:
+    try:
+        parse_sip_uri(value if value.startswith(("sip:", "sips:")) else f"sip:{value}")
+    except ParseError:
+        return False
+    return True
+
+
+def find_config(explicit: str | None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("SOFTPHONE_CONFIG"):
+        return Path(os.environ["SOFTPHONE_CONFIG"])
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    candidate = base / "softphone" / "config.toml"
+    return candidate if candidate.is_file() else None
+
+
+def load_profile(path: Path | None, name: str | None) -> Profile:
+    """The named (or default) profile; an empty Profile when there is no file and no name."""
+    if path is None:
+        if name is not None:
+            raise ConfigError(f"profile {name!r} asked for, but no configuration file found "
+                              "(--config, $SOFTPHONE_CONFIG or ~/.config/softphone/config.toml)")
+        return Profile()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    _check_keys(path, "", data, _TOP_LEVEL)
+    profiles = data.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{path}: profiles: expected a table of [profiles.NAME]")
+    checked = {key: _profile(path, key, table) for key, table in profiles.items()}
+    chosen = name or data.get("default_profile")
+    if chosen is None:
+        return Profile()
+    if chosen not in checked:
+        hint = _suggest(str(chosen), list(checked))
+        raise ConfigError(f"{path}: no profile {chosen!r}{hint}")
+    return checked[chosen]
+
+
+def _profile(path: Path, name: str, table: object) -> Profile:
+    where = f"profiles.{name}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {where}: expected a table")
+    _check_keys(path, where + ".", table, tuple(_FIELDS))
+    for key, value in table.items():
+        expected = "a list of strings" if key == "codecs" else "a string"
+        good_type = (isinstance(value, list) and all(isinstance(v, str) for v in value)
+                     if key == "codecs" else isinstance(value, str))
+        if not good_type:
+            raise ConfigError(f"{path}: {where}.{key}: expected {expected}, got {value!r}")
+        verdict = _CHECKS.get(key, lambda v: True)(value)
+        if verdict is not True:
+            raise ConfigError(f"{path}: {where}.{key}: expected {verdict}, got {value!r}")
+    return Profile(**table)
+
+
+def _check_keys(path: Path, where: str, table: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{path}: unknown key {where}{key}{_suggest(key, list(allowed))}")
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
