@@ -15,11 +15,13 @@ from softphone.cli.common import (
     build_agent,
     cli_context,
     codec_list,
+    is_interactive,
     listen_address,
     run,
     sip_uri,
     until_stopped,
 )
+from softphone.cli.live import LiveSession
 from softphone.ua.agent import AgentConfig, Credentials, UserAgent
 from softphone.ua.call import Call
 from softphone.ua.registration import RegistrationError
@@ -121,14 +123,18 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         return True
 
     async def main(stop: asyncio.Event) -> int:
-        agent = build_agent(config, as_json)
+        interactive = is_interactive(as_json)
+        agent = build_agent(config, as_json, printer=not interactive)
         async with agent:  # closing hangs up every call and unregisters
             if registrar_uri is not None:
                 try:
                     await agent.register(str(registrar_uri))
                 except RegistrationError:
                     return EXIT_FAILED
-            served = await until_stopped(serve(agent), stop)
+            if interactive:
+                served = await LiveSession(agent).run(serve(agent), stop)
+            else:
+                served = await until_stopped(serve(agent), stop)
         return EXIT_INTERRUPTED if served is None else EXIT_OK
 
     raise SystemExit(run(main))

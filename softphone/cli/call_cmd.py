@@ -16,11 +16,13 @@ from softphone.cli.common import (
     cli_context,
     codec_list,
     dial_target,
+    is_interactive,
     listen_address,
     run,
     sip_uri,
     until_stopped,
 )
+from softphone.cli.live import LiveSession
 from softphone.rtp.dtmf import event_code
 from softphone.ua.agent import AgentConfig, Credentials
 from softphone.ua.call import Call
@@ -83,12 +85,18 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
                            device=device or profile.device))
 
     async def main(stop: asyncio.Event) -> int:
-        agent = build_agent(config, as_json)
+        interactive = is_interactive(as_json)
+        agent = build_agent(config, as_json, printer=not interactive)
         async with agent:
+            session = LiveSession(agent) if interactive else None
             call = await agent.call(str(target), duration=duration, ring_timeout=timeout)
             if dtmf:
                 agent.spawn(_send_digits_when_answered(call, dtmf))
-            ended = await until_stopped(asyncio.shield(call.ended), stop)
+            if session is not None:
+                session.view.watch(call)
+                ended = await session.run(asyncio.shield(call.ended), stop)
+            else:
+                ended = await until_stopped(asyncio.shield(call.ended), stop)
             if ended is None:
                 await call.hangup()
                 return EXIT_INTERRUPTED

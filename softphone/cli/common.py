@@ -265,10 +265,16 @@ class SipTrace:
         self._stream.flush()
 
 
-def build_agent(config: AgentConfig, as_json: bool) -> UserAgent:
+def is_interactive(as_json: bool) -> bool:
+    """The live view replaces the event lines when a person watches a terminal."""
+    return not as_json and sys.stdout.isatty()
+
+
+def build_agent(config: AgentConfig, as_json: bool, printer: bool = True) -> UserAgent:
     """The agent a command runs, with its events printed and, if asked, its SIP traced."""
     agent = UserAgent(config)
-    agent.add_listener(EventPrinter(as_json))
+    if printer:
+        agent.add_listener(EventPrinter(as_json))
     log_sip = cli_context().log_sip
     if log_sip is not None:
         agent.add_tracer(SipTrace(log_sip))

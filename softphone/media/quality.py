@@ -65,3 +65,29 @@ def dominant_frequency(signal: Signal, rate: int) -> float:
     x = np.asarray(signal, dtype=np.float64)
     spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
     return float(np.argmax(spectrum) * rate / len(x))
+
+
+# ITU-T G.107 E-model, simplified to what a call knows: codec impairment (Ie) and packet-loss
+# robustness (Bpl) per codec from G.113 Appendix I, random loss, and one-way delay.
+_EQUIPMENT = {"PCMU": (0.0, 4.3), "PCMA": (0.0, 4.3), "opus": (0.0, 20.0), "G722": (13.0, 4.3)}
+
+
+def mos_estimate(codec: str, loss_fraction: float, delay_ms: float) -> float:
+    """Listening-quality MOS (1..4.5) from the E-model's R factor."""
+    ie, bpl = _EQUIPMENT.get(codec, (10.0, 10.0))
+    ppl = 100.0 * max(0.0, min(1.0, loss_fraction))
+    ie_eff = ie + (95.0 - ie) * ppl / (ppl + bpl)
+    delay = max(0.0, delay_ms)
+    idd = 0.024 * delay + (0.11 * (delay - 177.3) if delay > 177.3 else 0.0)
+    r = 93.2 - ie_eff - idd
+    if r <= 0:
+        return 1.0
+    r = min(r, 100.0)
+    return round(1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6, 2)
+
+
+def level_dbfs(frame: Signal) -> float:
+    """RMS level of a frame in dB relative to full scale (-96 for silence)."""
+    x = np.asarray(frame, dtype=np.float64)
+    rms = float(np.sqrt(np.mean(x * x))) if len(x) else 0.0
+    return max(-96.0, 20 * float(np.log10(rms / 32768))) if rms > 0 else -96.0

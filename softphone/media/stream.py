@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from softphone.media.clock import MediaClock
 from softphone.media.codecs import make_codec
 from softphone.media.ports import AudioSink, AudioSource, Samples
+from softphone.media.quality import level_dbfs
 from softphone.rtp.dtmf import DtmfReceiver, DtmfSender
 from softphone.rtp.jitter import JitterBuffer
 from softphone.rtp.packet import RtpError, RtpPacket, seq_add, ts_add
@@ -89,6 +90,8 @@ class MediaStream:
                               (media.remote_address, media.remote_port + 1))
         self.octets_sent = 0
         self.recovered = 0  # lost frames rebuilt from FEC
+        self.level_in = -96.0   # dBFS of the last frame we sent (the microphone, say)
+        self.level_out = -96.0  # dBFS of the last frame we played
         self.rtp_timeout: float | None = None
         self.on_inactive: Callable[[float], None] | None = None
         self._last_rtp = time.monotonic()
@@ -166,6 +169,7 @@ class MediaStream:
 
     def _send_frame(self) -> None:
         frame = self.source.read(self.samples_per_frame, self.rate)  # the source runs on
+        self.level_in = level_dbfs(frame) if not self.muted else -96.0
         event = self.dtmf.next() if self.media.dtmf_payload_type is not None else None
         if event is None:
             if self.muted:
@@ -197,6 +201,7 @@ class MediaStream:
             frame = self._recover_lost_frame()
         else:
             frame = self.codec.decode(packet.payload)
+        self.level_out = level_dbfs(frame)
         self.sink.write(frame, self.rate)
 
     def _recover_lost_frame(self) -> Samples:

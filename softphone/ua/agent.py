@@ -509,6 +509,7 @@ class UserAgent:
             call = Call.incoming(self, request, key, event.source)
             self.calls.add(call)
             self._calls_by_invite[key] = call
+            call.announce()
             self.incoming.put_nowait(call)
         elif request.method == "CANCEL":
             cancelled = self._calls_by_invite.get(event.cancels) if event.cancels else None

@@ -95,8 +95,13 @@ class Call:
         call.state = "incoming"
         asyncio.get_running_loop().call_later(agent.config.unanswered_timeout,
                                               call._give_up_unanswered)
-        agent.emit(Incoming(call.call_id, str(invite.from_address), str(invite.to_address)))
         return call
+
+    def announce(self) -> None:
+        """Tell listeners about an incoming call (once the agent knows it)."""
+        assert self.invite is not None
+        self.agent.emit(Incoming(self.call_id, str(self.invite.from_address),
+                                 str(self.invite.to_address)))
 
     def _give_up_unanswered(self) -> None:
         if self.state in ("incoming", "ringing"):

@@ -140,3 +140,15 @@ def test_opus_fec_rebuilds_a_lost_frame_better_than_concealment() -> None:
     with_fec = similarity(original, decode(True), max_lag=20).score
     without = similarity(original, decode(False), max_lag=20).score
     assert with_fec > without and with_fec > 0.5
+
+
+def test_mos_estimate_follows_the_e_model() -> None:
+    from softphone.media.quality import level_dbfs, mos_estimate
+
+    clean = mos_estimate("PCMU", 0.0, 20)
+    assert 4.3 <= clean <= 4.5  # G.711, no loss, little delay: R about 93
+    assert mos_estimate("PCMU", 0.05, 20) < clean - 0.8  # 5% loss hurts G.711 a lot
+    assert mos_estimate("opus", 0.05, 20) > mos_estimate("PCMU", 0.05, 20)  # FEC/PLC help
+    assert mos_estimate("PCMU", 0.0, 400) < mos_estimate("PCMU", 0.0, 100)
+    assert level_dbfs(np.zeros(160, np.int16)) == -96.0
+    assert abs(level_dbfs(Tone(1000, level_dbfs=-20).read(8000, 8000)) + 23.0) < 0.1
