@@ -11,10 +11,18 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from softphone.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run, until_stopped
+from softphone.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    audio_config,
+    run,
+    until_stopped,
+)
+from softphone.media.quality import mos_estimate
 from softphone.ua.agent import AgentConfig, AudioConfig, UserAgent
 from softphone.ua.call import Call
-from softphone.ua.events import Event
+from softphone.ua.events import Dtmf, Ended, Event
 
 
 def _view(call: Call, log: list[str]) -> Table:
@@ -38,9 +46,11 @@ def _view(call: Call, log: list[str]) -> Table:
 
 
 @click.command("demo")
-@click.option("--seconds", type=click.FloatRange(0.5, 600), default=5.0, show_default=True,
+@click.option("--seconds", type=click.FloatRange(1.5, 600), default=5.0, show_default=True,
               help="How long the call stays up.")
-def demo_command(seconds: float) -> None:
+@click.option("--sound-card", is_flag=True,
+              help="Talk through the sound card (microphone to the echo, echo to speaker).")
+def demo_command(seconds: float, sound_card: bool) -> None:
     """Call a local echo agent with a 440 Hz tone, show the call live, then a summary.
 
     \b
@@ -52,8 +62,9 @@ def demo_command(seconds: float) -> None:
     async def main(stop: asyncio.Event) -> int:
         callee_config = AgentConfig(listen_host="127.0.0.1", listen_port=0, rtcp_interval=1.0,
                                     audio=AudioConfig(echo=True))
+        audio = audio_config(None, None, None) if sound_card else AudioConfig(tone=440)
         caller_config = AgentConfig(listen_host="127.0.0.1", listen_port=0, rtcp_interval=1.0,
-                                    audio=AudioConfig(tone=440))
+                                    audio=audio)
         log: list[str] = []
 
         def note(event: Event) -> None:
@@ -63,6 +74,7 @@ def demo_command(seconds: float) -> None:
             caller.add_listener(note)
             answering = asyncio.ensure_future(_answer_one(callee))
             call = await caller.call(f"sip:echo@127.0.0.1:{callee.port}", duration=seconds)
+            round_trip = asyncio.ensure_future(_dtmf_round_trip(caller, call))
             with Live(_view(call, log), console=console, refresh_per_second=8,
                       transient=False) as live:
                 async def refresh() -> bool:
@@ -75,23 +87,60 @@ def demo_command(seconds: float) -> None:
                 done = await until_stopped(refresh(), stop)
             answering.cancel()
             if done is None:
+                round_trip.cancel()
                 await call.hangup()
                 return EXIT_INTERRUPTED
             ended = await call.ended
-        rtp = ended.rtp or {}
-        console.print(f"summary: {'answered' if call.answered_at else 'not answered'}, "
-                      f"codec {call.codec or '-'}, ended {ended.status} {ended.reason} "
-                      f"after {ended.duration:.1f} s; RTP sent {rtp.get('packets_sent', 0)}, "
-                      f"received {rtp.get('packets_received', 0)}, "
-                      f"lost {rtp.get('packets_lost', 0)}, jitter {rtp.get('jitter_ms', 0)} ms")
+            dtmf_ms = round_trip.result() if round_trip.done() else None
+        console.print(_summary(call, ended, dtmf_ms))
         return EXIT_OK if call.answered_at else EXIT_FAILED
 
     raise SystemExit(run(main))
 
 
 async def _answer_one(agent: UserAgent) -> None:
+    """The echo side: answers, and sends back every DTMF digit it receives."""
     call = await agent.incoming.get()
+
+    def echo_digit(event: Event) -> None:
+        if isinstance(event, Dtmf) and event.call_id == call.call_id:
+            agent.spawn(call.send_dtmf(event.digit))
+
+    agent.add_listener(echo_digit)
     await call.ring()
     await asyncio.sleep(0.5)
     await call.answer()
     await call.ended
+
+
+async def _dtmf_round_trip(caller: UserAgent, call: Call, digits: str = "123") -> float | None:
+    """Milliseconds from sending ``digits`` to hearing them all come back from the echo."""
+    if not await call.answered:
+        return None
+    await asyncio.sleep(0.5)
+    back = caller.subscribe()
+    start = time.monotonic()
+    await call.send_dtmf(digits)
+    heard = ""
+    while heard != digits:
+        event = await back.get()
+        if isinstance(event, Dtmf):
+            heard += event.digit
+    return (time.monotonic() - start) * 1000
+
+
+def _summary(call: Call, ended: Ended, dtmf_ms: float | None) -> str:
+    rtp = ended.rtp or {}
+    received = int(rtp.get("packets_received") or 0)
+    lost = int(rtp.get("packets_lost") or 0)
+    loss = lost / (received + lost) if received + lost else 0.0
+    delay = float(rtp.get("rtt_ms") or 0.0) / 2 + 2 * float(rtp.get("jitter_ms") or 0.0) + 20
+    mos = mos_estimate(call.media.codec.encoding, loss, delay) if call.media else None
+    return "\n".join([
+        f"summary: {'answered' if call.answered_at else 'not answered'}, codec "
+        f"{call.codec or '-'}, ended {ended.status} {ended.reason} after {ended.duration:.1f} s",
+        f"  RTP: sent {rtp.get('packets_sent', 0)}, received {received}, lost {lost} "
+        f"({loss:.1%}), jitter {rtp.get('jitter_ms', 0)} ms, RTT {rtp.get('rtt_ms')} ms",
+        f"  MOS estimate: {mos if mos is not None else '-'}",
+        "  DTMF round trip (123 there and back): "
+        + (f"{dtmf_ms:.0f} ms" if dtmf_ms is not None else "-")])

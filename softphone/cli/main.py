@@ -61,6 +61,9 @@ cli.add_command(devices_command)
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="softphone", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as help_wanted:
+        assert help_wanted.ctx is not None
+        click.echo(help_wanted.ctx.get_help())  # bare `softphone`: help, not an error
     except click.UsageError as error:
         hint = f" ({error.ctx.command_path} --help)" if error.ctx is not None else ""
         click.echo(f"softphone: error: {error.format_message()}{hint}", err=True)

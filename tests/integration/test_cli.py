@@ -173,13 +173,15 @@ def test_a_call_without_any_sound_device_says_so_and_exits_2(tmp_path: Path) -> 
 
 
 def test_demo_runs_a_loopback_call_with_media_and_exits_0() -> None:
-    result = subprocess.run([*SOFTPHONE, "demo", "--seconds", "1.5"], capture_output=True,
+    result = subprocess.run([*SOFTPHONE, "demo", "--seconds", "2"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     summary = result.stdout[result.stdout.index("summary:"):]
     assert "answered" in summary and "ended 200" in summary
     received = int(summary.split("received ")[1].split(",")[0])
     assert received > 50  # 1.5 s of 20 ms frames came back from the echo
+    assert "MOS estimate: 4." in summary  # a clean loopback call
+    assert "DTMF round trip (123 there and back): " in summary and " ms" in summary
 
 
 def test_profile_supplies_the_account_and_the_command_line_overrides_it(
@@ -213,3 +215,12 @@ def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "did you mean 'transport'?" in lines[0]
+
+
+def test_bare_command_prints_help_and_every_command_has_examples() -> None:
+    bare = subprocess.run(SOFTPHONE, capture_output=True, text=True, timeout=30)
+    assert bare.returncode == 0 and "Commands:" in bare.stdout and "demo" in bare.stdout
+    for command in ("call", "answer", "register", "options", "demo", "devices"):
+        helped = subprocess.run([*SOFTPHONE, command, "--help"], capture_output=True,
+                                text=True, timeout=30)
+        assert helped.returncode == 0 and "Example" in helped.stdout, command
