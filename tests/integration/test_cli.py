@@ -224,3 +224,24 @@ def test_bare_command_prints_help_and_every_command_has_examples() -> None:
         helped = subprocess.run([*SOFTPHONE, command, "--help"], capture_output=True,
                                 text=True, timeout=30)
         assert helped.returncode == 0 and "Example" in helped.stdout, command
+
+
+def test_ctrl_c_leaves_a_valid_recording(agents: list[Agent], tmp_path: Path) -> None:
+    import wave
+
+    recording = tmp_path / "heard.wav"
+    bob = start(agents, "answer", "--listen", "127.0.0.1:0", "--auto-answer", "--max-calls", "1",
+                "--tone", "500")
+    alice = subprocess.Popen(
+        [*SOFTPHONE, "call", f"sip:bob@127.0.0.1:{bob.port}", "--record", str(recording),
+         "--null-audio", "--json"], stdout=subprocess.PIPE, text=True)
+    assert alice.stdout is not None
+    while '"answered"' not in alice.stdout.readline():
+        pass
+    time.sleep(1.0)
+    alice.send_signal(signal.SIGINT)
+    assert alice.wait(15) == 130
+    alice.stdout.close()
+    with wave.open(str(recording), "rb") as heard:
+        assert heard.getframerate() > 0 and heard.getnframes() > 4000  # about a second
+    assert bob.finish() == 0

@@ -4,6 +4,7 @@ challenges REGISTER with 401 and INVITE with 407."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import time
@@ -153,3 +154,18 @@ def test_cli_call_through_proxy_with_credentials(proxy: Kamailio) -> None:
         bob.wait()
         if bob.stdout is not None:
             bob.stdout.close()
+
+
+def test_ctrl_c_removes_the_registration(proxy: Kamailio) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "softphone", "register", "--registrar", proxy.uri, "--user",
+         "carol", "--password", "carolpw", "--listen", "127.0.0.1:0", "--json"],
+        stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    lines = [process.stdout.readline(), process.stdout.readline()]
+    assert '"registered"' in lines[1]
+    process.send_signal(signal.SIGINT)
+    assert process.wait(15) == 130
+    rest = process.stdout.read()
+    process.stdout.close()
+    assert '"unregistered"' in rest
