@@ -16,6 +16,7 @@ from softphone.cli.call_cmd import call_command
 from softphone.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliContext
 from softphone.cli.demo_cmd import demo_command
 from softphone.cli.devices_cmd import devices_command
+from softphone.cli.load_cmd import load_command
 from softphone.cli.options_cmd import options_command
 from softphone.cli.register_cmd import register_command
 from softphone.config import ConfigError, find_config, load_profile
@@ -56,6 +57,7 @@ cli.add_command(call_command)
 cli.add_command(answer_command)
 cli.add_command(demo_command)
 cli.add_command(devices_command)
+cli.add_command(load_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -413,7 +413,8 @@ class Call:
 
     def _start_media(self) -> None:
         """Audio flows once both the call is answered and the codec is agreed."""
-        if self.stream is not None or self.media is None or self.state != "answered":
+        if self.stream is not None or self.media is None or self.state != "answered" \
+                or not self.agent.config.media:
             return
         source, sink = self.agent.config.audio.ports()
         self.stream = MediaStream(self.rtp, self.media, source, sink,

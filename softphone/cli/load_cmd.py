@@ -1,0 +1,127 @@
+"""``softphone load URI``: many calls with media from one process, and what became of them."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from softphone.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    audio_config,
+    build_agent,
+    codec_list,
+    listen_address,
+    run,
+    sip_uri,
+    until_stopped,
+)
+from softphone.scenario.load import CallRow, LoadPlan, LoadProgress, LoadSummary, run_load
+from softphone.ua.agent import AgentConfig
+
+
+@click.command("load")
+@click.argument("uri")
+@click.option("--calls", type=click.IntRange(1), default=100, show_default=True,
+              help="How many calls to place.")
+@click.option("--rate", type=click.FloatRange(0.1), default=10.0, show_default=True,
+              metavar="CPS", help="New calls per second.")
+@click.option("--concurrency", type=click.IntRange(1), default=50, show_default=True,
+              help="Most calls up at once.")
+@click.option("--duration", type=click.FloatRange(0), default=5.0, show_default=True,
+              metavar="SECONDS", help="How long each answered call is held.")
+@click.option("--play", type=click.Path(exists=True, dir_okay=False), metavar="FILE.wav",
+              help="Send this file on every call (default: silence).")
+@click.option("--codec", "codecs", metavar="LIST", help="Codec preference [opus,pcmu,pcma].")
+@click.option("--no-media", is_flag=True, help="Signalling only: no RTP flows.")
+@click.option("--listen", metavar="HOST:PORT", help="Local address (port 0: any free port).")
+@click.option("--csv", "csv_path", metavar="FILE|-", help="Write one row per call as CSV.")
+@click.option("--json", "json_path", metavar="FILE|-",
+              help="Write one JSON object per call, then the summary.")
+def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: float,
+                 play: str | None, codecs: str | None, no_media: bool, listen: str | None,
+                 csv_path: str | None, json_path: str | None) -> None:
+    """Place many calls to URI and report set-up latency, failures and RTP quality.
+    Exits 0 when every call was answered, 1 otherwise.
+
+    \b
+    Examples:
+      softphone answer --auto-answer --null-audio --listen 127.0.0.1:5062 &
+      softphone load sip:bob@127.0.0.1:5062 --calls 200 --rate 50 --concurrency 100
+      softphone load sip:ivr@127.0.0.1:5062 --play prompt.wav --duration 10 --csv calls.csv
+    """
+    target = sip_uri(uri)
+    host, port = listen_address(listen, target, 0)
+    config = AgentConfig(listen_host=host, listen_port=port, codecs=codec_list(codecs),
+                         audio=audio_config(play, None, None, null_audio=True),
+                         media=not no_media, max_unanswered_calls=10 * concurrency)
+    plan = LoadPlan(str(target), calls, rate, concurrency, duration)
+    console = Console(stderr=json_path == "-" or csv_path == "-")
+
+    async def main(stop: asyncio.Event) -> int:
+        agent = build_agent(config, as_json=False, printer=False)
+        async with agent:
+            with Progress(TextColumn("[bold]load"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[counters]}"), TimeElapsedColumn(),
+                          console=console, transient=False) as bar:
+                task = bar.add_task("calls", total=calls, counters="")
+
+                def show(progress: LoadProgress) -> None:
+                    bar.update(task, completed=progress.finished, counters=(
+                        f"active {progress.active}  answered {progress.answered}  "
+                        f"failed {progress.failed}"))
+
+                outcome = await until_stopped(run_load(agent, plan, show), stop)
+        if outcome is None:
+            return EXIT_INTERRUPTED
+        rows, summary = outcome
+        _write_rows(rows, summary, csv_path, json_path)
+        console.print(_summary_table(summary))
+        return EXIT_OK if summary.answered == summary.attempted else EXIT_FAILED
+
+    raise SystemExit(run(main))
+
+
+def _write_rows(rows: list[CallRow], summary: LoadSummary, csv_path: str | None,
+                json_path: str | None) -> None:
+    if csv_path is not None:
+        out = sys.stdout if csv_path == "-" else open(csv_path, "w", newline="")  # noqa: SIM115
+        writer = csv.DictWriter(out, fieldnames=list(rows[0].to_json()) if rows else ["index"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row.to_json())
+        if out is not sys.stdout:
+            out.close()
+    if json_path is not None:
+        out = sys.stdout if json_path == "-" else open(json_path, "w")  # noqa: SIM115
+        for row in rows:
+            out.write(json.dumps({"event": "call", **row.to_json()}) + "\n")
+        out.write(json.dumps({"event": "summary", **summary.to_json()}) + "\n")
+        if out is not sys.stdout:
+            out.close()
+
+
+def _summary_table(summary: LoadSummary) -> Table:
+    table = Table(title="load result", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    failed = ", ".join(f"{status}: {count}" for status, count in
+                       sorted(summary.failed_by_status.items())) or "none"
+    table.add_row("attempted", str(summary.attempted))
+    table.add_row("answered", str(summary.answered))
+    table.add_row("failed", failed)
+    table.add_row("set-up p50/p95/p99",
+                  " / ".join(f"{v:.1f} ms" if v is not None else "-" for v in (
+                      summary.setup_ms_p50, summary.setup_ms_p95, summary.setup_ms_p99)))
+    table.add_row("RTP loss", f"{summary.loss_fraction:.2%}")
+    table.add_row("jitter (mean)", f"{summary.jitter_ms_mean:.1f} ms")
+    table.add_row("rate", f"{summary.calls_per_second:.1f} calls/s over {summary.seconds} s")
+    return table

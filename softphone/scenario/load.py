@@ -1,0 +1,159 @@
+"""Load generation: many calls from one agent, at a rate, with a bound on concurrency.
+
+Each call is placed, held for ``duration`` seconds once answered, and hung up; the result of
+each is a row (status, set-up latency, RTP figures) and the rows add up to a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from softphone.sip.errors import SipError
+from softphone.ua.agent import UserAgent
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    uri: str
+    calls: int
+    rate: float  # new calls per second
+    concurrency: int
+    duration: float  # seconds each answered call is held
+
+
+@dataclass(frozen=True)
+class CallRow:
+    index: int
+    call_id: str
+    status: int
+    reason: str
+    setup_ms: float | None  # INVITE sent -> answered; None when not answered
+    held_s: float
+    packets_sent: int
+    packets_received: int
+    packets_lost: int
+    jitter_ms: float
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class LoadProgress:
+    started: int = 0
+    active: int = 0
+    answered: int = 0
+    failed: int = 0
+    finished: int = 0
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    attempted: int
+    answered: int
+    failed_by_status: dict[int, int]
+    setup_ms_p50: float | None
+    setup_ms_p95: float | None
+    setup_ms_p99: float | None
+    loss_fraction: float
+    jitter_ms_mean: float
+    seconds: float
+
+    @property
+    def calls_per_second(self) -> float:
+        return self.attempted / self.seconds if self.seconds else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["failed_by_status"] = {str(k): v for k, v in self.failed_by_status.items()}
+        data["calls_per_second"] = round(self.calls_per_second, 1)
+        return data
+
+
+async def run_load(agent: UserAgent, plan: LoadPlan,
+                   on_progress: Callable[[LoadProgress], None] | None = None
+                   ) -> tuple[list[CallRow], LoadSummary]:
+    progress = LoadProgress()
+    slots = asyncio.Semaphore(plan.concurrency)
+    rows: list[CallRow] = []
+    start = time.monotonic()
+
+    async def one(index: int) -> None:
+        try:
+            rows.append(await _place(agent, plan, index, progress, on_progress))
+        finally:
+            slots.release()
+
+    tasks = []
+    for index in range(plan.calls):
+        await _wait_until(start + index / plan.rate)
+        await slots.acquire()
+        tasks.append(asyncio.ensure_future(one(index)))
+    await asyncio.gather(*tasks)
+    rows.sort(key=lambda row: row.index)
+    return rows, summarise(rows, time.monotonic() - start)
+
+
+async def _wait_until(when: float) -> None:
+    delay = when - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def _place(agent: UserAgent, plan: LoadPlan, index: int, progress: LoadProgress,
+                 on_progress: Callable[[LoadProgress], None] | None) -> CallRow:
+    def report() -> None:
+        if on_progress is not None:
+            on_progress(progress)
+
+    progress.started += 1
+    progress.active += 1
+    report()
+    started = time.monotonic()
+    try:
+        call = await agent.call(plan.uri, duration=plan.duration)
+        answered = await call.answered
+        setup = (time.monotonic() - started) * 1000 if answered else None
+        ended = await call.ended
+    except SipError as error:
+        progress.active -= 1
+        progress.failed += 1
+        progress.finished += 1
+        report()
+        return CallRow(index, "", 503, str(error), None, 0.0, 0, 0, 0, 0.0)
+    progress.active -= 1
+    progress.finished += 1
+    if answered:
+        progress.answered += 1
+    else:
+        progress.failed += 1
+    report()
+    rtp = ended.rtp or {}
+    return CallRow(index, call.call_id, 200 if answered else ended.status, ended.reason, setup,
+                   ended.duration, int(rtp.get("packets_sent") or 0),
+                   int(rtp.get("packets_received") or 0), int(rtp.get("packets_lost") or 0),
+                   float(rtp.get("jitter_ms") or 0.0))
+
+
+def summarise(rows: list[CallRow], seconds: float) -> LoadSummary:
+    setups = np.array([r.setup_ms for r in rows if r.setup_ms is not None])
+    answered = [r for r in rows if r.setup_ms is not None]
+    failed = Counter(r.status for r in rows if r.setup_ms is None)
+    received = sum(r.packets_received for r in answered)
+    lost = sum(r.packets_lost for r in answered)
+
+    def percentile(q: float) -> float | None:
+        return round(float(np.percentile(setups, q)), 2) if len(setups) else None
+
+    return LoadSummary(
+        attempted=len(rows), answered=len(answered), failed_by_status=dict(failed),
+        setup_ms_p50=percentile(50), setup_ms_p95=percentile(95), setup_ms_p99=percentile(99),
+        loss_fraction=round(lost / (received + lost), 4) if received + lost else 0.0,
+        jitter_ms_mean=round(float(np.mean([r.jitter_ms for r in answered])), 2)
+        if answered else 0.0,
+        seconds=round(seconds, 2))
