@@ -45,13 +45,14 @@ from softphone.ua.registration import RegistrationError
               help="Exit after N calls have ended.")
 @audio_options
 @click.option("--echo", is_flag=True, help="Send back to the caller what it sends.")
+@click.option("--no-media", is_flag=True, help="Signalling only: no RTP flows.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    answer_after: float | None, reject_code: int | None, redirect: str | None,
                    duration: float | None, registrar: str | None, user: str | None,
                    password: str | None, max_calls: int | None, play: str | None,
                    tone: float | None, record: str | None, codecs: str, null_audio: bool,
-                   device: str | None, echo: bool, as_json: bool) -> None:
+                   device: str | None, echo: bool, no_media: bool, as_json: bool) -> None:
     """Wait for incoming calls.
 
     \b
@@ -81,7 +82,9 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         domain=profile.domain or (registrar_uri.host if registrar_uri else None),
         credentials=Credentials(user, password) if user and password is not None else None,
         codecs=codec_list(codecs, profile),
-        audio=audio_config(play, tone, record, echo, null_audio, device or profile.device))
+        audio=audio_config(play, tone, record, echo, null_audio or no_media,
+                           device or profile.device),
+        media=not no_media)
     answer = auto_answer or answer_after is not None
 
     async def handle(call: Call) -> None:
