@@ -50,23 +50,36 @@ class Discard:
 
 
 class Tone:
-    """A sine at ``hz``, ``level`` dBFS; the phase runs on across frames."""
+    """A sine at ``hz``, ``level`` dBFS; the phase runs on across frames. One second of it is
+    computed once per rate and read in slices (a whole number of Hz repeats every second)."""
 
     def __init__(self, hz: float, level_dbfs: float = -10.0) -> None:
         self.hz = hz
         self.amplitude = 32767 * 10 ** (level_dbfs / 20)
         self._position = 0
+        self._tables: dict[int, Samples] = {}
 
     def prepare(self, rate: int) -> None:
-        pass
+        self._table(rate)
 
     def close(self) -> None:
         pass
 
+    def _table(self, rate: int) -> Samples:
+        table = self._tables.get(rate)
+        if table is None:
+            n = np.arange(rate)
+            table = (self.amplitude * np.sin(2 * np.pi * self.hz * n / rate)).astype(np.int16)
+            self._tables[rate] = table
+        return table
+
     def read(self, samples: int, rate: int) -> Samples:
-        n = np.arange(self._position, self._position + samples)
+        table = self._table(rate)
+        start = self._position % rate
         self._position += samples
-        return (self.amplitude * np.sin(2 * np.pi * self.hz * n / rate)).astype(np.int16)
+        if start + samples <= rate:
+            return table[start : start + samples].copy()
+        return np.take(table, np.arange(start, start + samples), mode="wrap")
 
 
 class Echo:

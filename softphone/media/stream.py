@@ -90,8 +90,8 @@ class MediaStream:
                               (media.remote_address, media.remote_port + 1))
         self.octets_sent = 0
         self.recovered = 0  # lost frames rebuilt from FEC
-        self.level_in = -96.0   # dBFS of the last frame we sent (the microphone, say)
-        self.level_out = -96.0  # dBFS of the last frame we played
+        self._last_sent: Samples | None = None    # frames kept for the level meters, which
+        self._last_played: Samples | None = None  # are computed only when somebody looks
         self.rtp_timeout: float | None = None
         self.on_inactive: Callable[[float], None] | None = None
         self._last_rtp = time.monotonic()
@@ -160,6 +160,16 @@ class MediaStream:
             self._send_rtcp()
             self.rtcp.schedule(now)
 
+    @property
+    def level_in(self) -> float:
+        """dBFS of the last frame we sent (the microphone, say)."""
+        return level_dbfs(self._last_sent) if self._last_sent is not None else -96.0
+
+    @property
+    def level_out(self) -> float:
+        """dBFS of the last frame we played."""
+        return level_dbfs(self._last_played) if self._last_played is not None else -96.0
+
     def send_dtmf(self, digits: str) -> bool:
         """Queue digits as RFC 4733 events; False when the peer did not negotiate them."""
         if self.media.dtmf_payload_type is None:
@@ -169,7 +179,7 @@ class MediaStream:
 
     def _send_frame(self) -> None:
         frame = self.source.read(self.samples_per_frame, self.rate)  # the source runs on
-        self.level_in = level_dbfs(frame) if not self.muted else -96.0
+        self._last_sent = frame if not self.muted else None
         event = self.dtmf.next() if self.media.dtmf_payload_type is not None else None
         if event is None:
             if self.muted:
@@ -201,7 +211,7 @@ class MediaStream:
             frame = self._recover_lost_frame()
         else:
             frame = self.codec.decode(packet.payload)
-        self.level_out = level_dbfs(frame)
+        self._last_played = frame
         self.sink.write(frame, self.rate)
 
     def _recover_lost_frame(self) -> Samples:
