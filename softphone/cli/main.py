@@ -19,6 +19,7 @@ from softphone.cli.devices_cmd import devices_command
 from softphone.cli.load_cmd import load_command
 from softphone.cli.options_cmd import options_command
 from softphone.cli.register_cmd import register_command
+from softphone.cli.test_cmd import test_command
 from softphone.config import ConfigError, find_config, load_profile
 from softphone.sip.errors import SipError
 
@@ -58,6 +59,7 @@ cli.add_command(answer_command)
 cli.add_command(demo_command)
 cli.add_command(devices_command)
 cli.add_command(load_command)
+cli.add_command(test_command)
 
 
 def main(argv: list[str] | None = None) -> None:

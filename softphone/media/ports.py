@@ -4,6 +4,7 @@ arrays at the rate the caller asks for."""
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Protocol
 
 import numpy as np
@@ -124,3 +125,60 @@ class Recorder:
     @property
     def samples(self) -> Samples:
         return np.concatenate(self.frames) if self.frames else np.zeros(0, dtype=np.int16)
+
+
+class Switch:
+    """A source whose input can be replaced while the call runs (play this, then that)."""
+
+    def __init__(self, source: AudioSource | None = None) -> None:
+        self.source: AudioSource = source or Silence()
+        self._rate: int | None = None
+
+    def set(self, source: AudioSource) -> None:
+        if self._rate is not None:
+            source.prepare(self._rate)
+        self.source.close()
+        self.source = source
+
+    def prepare(self, rate: int) -> None:
+        self._rate = rate
+        self.source.prepare(rate)
+
+    def read(self, samples: int, rate: int) -> Samples:
+        return self.source.read(samples, rate)
+
+    def close(self) -> None:
+        self.source.close()
+
+
+class Monitor:
+    """A sink that keeps the last seconds of what was heard, for audio assertions, and can
+    also pass everything on to a recording."""
+
+    def __init__(self, keep_seconds: float = 10.0) -> None:
+        self.keep_seconds = keep_seconds
+        self.rate = 8000
+        self.frames: deque[Samples] = deque()
+        self._kept = 0
+        self.recording: AudioSink | None = None
+
+    def write(self, frame: Samples, rate: int) -> None:
+        if rate != self.rate:
+            self.rate, self.frames, self._kept = rate, deque(), 0
+        self.frames.append(frame)
+        self._kept += len(frame)
+        while self._kept - len(self.frames[0]) >= self.keep_seconds * rate:
+            self._kept -= len(self.frames.popleft())
+        if self.recording is not None:
+            self.recording.write(frame, rate)
+
+    def last(self, seconds: float) -> Samples:
+        wanted = int(seconds * self.rate)
+        if not self.frames:
+            return np.zeros(0, dtype=np.int16)
+        joined = np.concatenate(list(self.frames))
+        return joined[-wanted:]
+
+    def close(self) -> None:
+        if self.recording is not None:
+            self.recording.close()

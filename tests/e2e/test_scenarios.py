@@ -1,0 +1,67 @@
+"""softphone test: the example scenarios run (one against baresip), failures are reported,
+and the JUnit and JSON reports carry what CI needs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.peers import baresip
+
+SOFTPHONE = [sys.executable, "-m", "softphone"]
+EXAMPLES = REPO / "sample_configs" / "scenarios"
+LOCAL = ["basic_call.toml", "busy.toml", "ivr_digits.toml"]
+
+
+def test_local_examples_pass_with_reports(tmp_path: Path) -> None:
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    result = subprocess.run([*SOFTPHONE, "test", *(str(EXAMPLES / n) for n in LOCAL),
+                             "--junit", str(junit), "--report", str(report)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout
+    suite = ET.parse(junit).getroot()
+    assert (suite.get("tests"), suite.get("failures")) == ("3", "0")
+    data = json.loads(report.read_text())
+    ivr = next(s for s in data["scenarios"] if s["name"] == "IVR greeting and digits")
+    assert all(step["ok"] for step in ivr["steps"]) and len(ivr["steps"]) == 11
+    assert any("INVITE" in line for line in ivr["sip_trace"])
+    assert ivr["calls"] and ivr["calls"][0]["rtp"]["packets_received"] > 0
+
+
+@pytest.mark.peers
+def test_the_baresip_example() -> None:
+    with baresip(answermode="auto") as peer:
+        result = subprocess.run([*SOFTPHONE, "test", str(EXAMPLES / "baresip_tone.toml")],
+                                capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "BARESIP_URI": peer.uri})
+    assert result.returncode == 0, result.stdout
+
+
+def test_a_failing_scenario_counts_in_the_exit_code_and_names_the_step(tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text((EXAMPLES / "busy.toml").read_text().replace("status = 486\nwithin",
+                                                                  "status = 603\nwithin"))
+    junit = tmp_path / "junit.xml"
+    result = subprocess.run([*SOFTPHONE, "test", str(wrong), str(EXAMPLES / "busy.toml"),
+                             "--junit", str(junit)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1  # one of two failed
+    said = " ".join(result.stdout.split())  # as a terminal would show it, unwrapped
+    assert "FAIL busy line" in said and "final status was 486 Busy Here" in said
+    failure = ET.parse(junit).getroot().find("testcase/failure")
+    assert failure is not None and "step 4" in (failure.get("message") or "")
+
+
+def test_a_broken_scenario_file_is_a_usage_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[[legs]]\nname = "a"\n[[steps]]\nleg = "a"\naction = "dail"\n')
+    result = subprocess.run([*SOFTPHONE, "test", str(broken)], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "step 1 (line 3): unknown action 'dail'" in result.stderr

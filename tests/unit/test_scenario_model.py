@@ -1,0 +1,39 @@
+"""Scenario files: every mistake is reported with the file, the step and its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from softphone.scenario.model import ScenarioError, load_scenario
+from tests.conftest import REPO
+
+HEAD = 'name = "t"\n[[legs]]\nname = "a"\n[[legs]]\nname = "b"\n'
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "sample_configs" / "scenarios").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_examples_load(path: Path) -> None:
+    scenario = load_scenario(path)
+    assert scenario.steps and scenario.name
+
+
+@pytest.mark.parametrize(("steps", "message"), [
+    ('[[steps]]\nleg = "a"\naction = "anwser"\n',
+     "step 1 (line 6): unknown action 'anwser' (did you mean 'answer'?)"),
+    ('[[steps]]\nleg = "a"\naction = "call"\n', "step 1 (line 6): call needs 'to'"),
+    ('[[steps]]\nleg = "c"\naction = "answer"\n', "leg 'c' is not one of a, b"),
+    ('[[steps]]\nleg = "a"\naction = "reject"\nstatus = 99\n', "status: expected a SIP status"),
+    ('[[steps]]\nleg = "a"\naction = "expect_tone"\nhz = 440\nsecond = 1\n',
+     "expect_tone takes no 'second' (did you mean 'seconds'?)"),
+    ('[[steps]]\naction = "wait"\nseconds = 1\n[[steps]]\nleg = "a"\naction = "play"\n',
+     "step 2 (line 9): play needs one of 'file' or 'tone'"),
+    ('', "no [[steps]]"),
+])
+def test_mistakes_name_the_step_and_line(tmp_path: Path, steps: str, message: str) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(HEAD + steps)
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(path)
+    assert message in str(error.value) and "\n" not in str(error.value)
