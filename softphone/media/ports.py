@@ -182,3 +182,43 @@ class Monitor:
     def close(self) -> None:
         if self.recording is not None:
             self.recording.close()
+
+
+class DtmfTones:
+    """In-band DTMF: each digit as its two tones (70 ms) and a pause (50 ms), then silence."""
+
+    TONE_SECONDS, GAP_SECONDS = 0.07, 0.05
+
+    def __init__(self, digits: str, level_dbfs: float = -10.0) -> None:
+        from softphone.media.quality import DTMF_HIGH, DTMF_KEYS, DTMF_LOW
+
+        self.pairs = []
+        for digit in digits.upper():
+            row = next(i for i, keys in enumerate(DTMF_KEYS) if digit in keys)
+            self.pairs.append((DTMF_LOW[row], DTMF_HIGH[DTMF_KEYS[row].index(digit)]))
+        self.amplitude = 32767 * 10 ** (level_dbfs / 20) / 2
+        self._audio: Samples | None = None
+        self._position = 0
+
+    def prepare(self, rate: int) -> None:
+        if self._audio is None:
+            parts = []
+            tone = np.arange(int(rate * self.TONE_SECONDS)) / rate
+            for low, high in self.pairs:
+                parts.append(self.amplitude * (np.sin(2 * np.pi * low * tone)
+                                               + np.sin(2 * np.pi * high * tone)))
+                parts.append(np.zeros(int(rate * self.GAP_SECONDS)))
+            self._audio = np.concatenate(parts).astype(np.int16) if parts else \
+                np.zeros(0, dtype=np.int16)
+
+    def read(self, samples: int, rate: int) -> Samples:
+        self.prepare(rate)
+        assert self._audio is not None
+        out = np.zeros(samples, dtype=np.int16)
+        chunk = self._audio[self._position : self._position + samples]
+        out[: len(chunk)] = chunk
+        self._position += samples
+        return out
+
+    def close(self) -> None:
+        pass

@@ -91,3 +91,39 @@ def level_dbfs(frame: Signal) -> float:
     x = np.asarray(frame, dtype=np.float64)
     rms = float(np.sqrt(np.mean(x * x))) if len(x) else 0.0
     return max(-96.0, 20 * float(np.log10(rms / 32768))) if rms > 0 else -96.0
+
+
+DTMF_LOW = (697.0, 770.0, 852.0, 941.0)
+DTMF_HIGH = (1209.0, 1336.0, 1477.0, 1633.0)
+DTMF_KEYS = ("123A", "456B", "789C", "*0#D")
+DTMF_BLOCK_SECONDS = 0.02
+DTMF_MIN_SHARE = 0.25  # of a block's energy, for each of the digit's two tones
+
+
+def detect_dtmf(signal: Signal, rate: int, min_blocks: int = 2) -> str:
+    """Digits sent as audio (in-band DTMF), in order: each is a low and a high tone holding
+    for ``min_blocks`` consecutive 20 ms blocks, with a pause (or another digit) between."""
+    x = np.asarray(signal, dtype=np.float64)
+    block = int(rate * DTMF_BLOCK_SECONDS)
+    digits: list[str] = []
+    current, run_length = "", 0
+    for start in range(0, len(x) - block + 1, block):
+        key = _dtmf_block(x[start : start + block], rate)
+        if key == current:
+            run_length += 1
+        else:
+            current, run_length = key, 1
+        if key and run_length == min_blocks:
+            digits.append(key)
+    return "".join(digits)
+
+
+def _dtmf_block(block: npt.NDArray[np.float64], rate: int) -> str:
+    if level_dbfs(block) < -45:
+        return ""
+    low = [tone_level(block, rate, hz) for hz in DTMF_LOW]
+    high = [tone_level(block, rate, hz) for hz in DTMF_HIGH]
+    row, column = int(np.argmax(low)), int(np.argmax(high))
+    if low[row] < DTMF_MIN_SHARE or high[column] < DTMF_MIN_SHARE:
+        return ""  # a digit is two tones at once, each with its share
+    return DTMF_KEYS[row][column]

@@ -54,6 +54,8 @@ ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "stop_audio": ((), ()),
     "send_dtmf": (("digits",), ()),
     "expect_dtmf": (("digits",), ()),
+    "play_dtmf": (("digits",), ()),
+    "expect_inband_dtmf": (("digits",), ("seconds",)),
     "expect_tone": (("hz",), ("seconds", "level")),
     "expect_silence": ((), ("seconds",)),
     "expect_speech": ((), ("seconds",)),

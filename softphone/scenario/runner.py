@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from softphone.media.ports import Monitor, Silence, Switch, Tone
-from softphone.media.quality import level_dbfs, tone_level
+from softphone.media.ports import DtmfTones, Monitor, Silence, Switch, Tone
+from softphone.media.quality import detect_dtmf, level_dbfs, tone_level
 from softphone.media.wav import WavSink, WavSource
 from softphone.scenario.model import Leg, Scenario, Step
 from softphone.sip.errors import SipError
@@ -245,6 +245,16 @@ async def _expect_dtmf(step: Step, legs: dict[str, LegRuntime]) -> None:
         await runtime.changed.wait()
 
 
+async def _play_dtmf(step: Step, legs: dict[str, LegRuntime]) -> None:
+    legs[str(step.leg)].source.set(DtmfTones(str(step.args["digits"])))
+
+
+async def _expect_inband_dtmf(step: Step, legs: dict[str, LegRuntime]) -> None:
+    wanted = str(step.args["digits"]).upper()
+    await _listen_until(step, legs, lambda w, rate: wanted in detect_dtmf(w, rate),
+                        float(step.args.get("seconds", 0.15 * len(wanted) + 1.0)))
+
+
 async def _listen_until(step: Step, legs: dict[str, LegRuntime],
                         holds: Callable[[Any, int], bool], seconds: float) -> None:
     """Poll what the leg hears until the last ``seconds`` of it satisfy ``holds``."""
@@ -283,5 +293,6 @@ ACTIONS: dict[str, Callable[[Step, dict[str, LegRuntime]], Any]] = {
     "expect_hangup": _expect_hangup, "play": _play, "stop_audio": _stop_audio,
     "record": _record, "send_dtmf": _send_dtmf, "expect_dtmf": _expect_dtmf,
     "expect_tone": _expect_tone, "expect_silence": _expect_silence,
-    "expect_speech": _expect_speech, "wait": _wait,
+    "expect_speech": _expect_speech, "wait": _wait, "play_dtmf": _play_dtmf,
+    "expect_inband_dtmf": _expect_inband_dtmf,
 }

@@ -152,3 +152,20 @@ def test_mos_estimate_follows_the_e_model() -> None:
     assert mos_estimate("PCMU", 0.0, 400) < mos_estimate("PCMU", 0.0, 100)
     assert level_dbfs(np.zeros(160, np.int16)) == -96.0
     assert abs(level_dbfs(Tone(1000, level_dbfs=-20).read(8000, 8000)) + 23.0) < 0.1
+
+
+def test_inband_dtmf_detection_on_synthetic_signals() -> None:
+    from softphone.media.ports import DtmfTones
+    from softphone.media.quality import detect_dtmf
+
+    def render(source: object, rate: int, frames: int) -> np.ndarray:
+        return np.concatenate([source.read(rate // 50, rate) for _ in range(frames)])  # type: ignore[attr-defined]
+
+    for rate in (8000, 16000, 48000):
+        assert detect_dtmf(render(DtmfTones("0123456789*#ABCD"), rate, 120), rate) == \
+            "0123456789*#ABCD"
+    noisy = render(DtmfTones("59#"), 8000, 30).astype(np.float64)
+    noisy += np.random.default_rng(3).normal(scale=300, size=len(noisy))
+    assert detect_dtmf(noisy, 8000) == "59#"
+    assert detect_dtmf(render(Tone(697), 8000, 50), 8000) == ""  # one tone is no digit
+    assert detect_dtmf(np.zeros(8000), 8000) == ""
