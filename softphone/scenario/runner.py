@@ -12,19 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from softphone.media.ports import DtmfTones, Monitor, Silence, Switch, Tone
-from softphone.media.quality import detect_dtmf, level_dbfs, tone_level
+from softphone.media.quality import detect_dtmf
 from softphone.media.wav import WavSink, WavSource
 from softphone.scenario.model import Leg, Scenario, Step
 from softphone.sip.errors import SipError
 from softphone.sip.transaction import Peer
+from softphone.testing import is_silence, is_speech, is_tone, until_heard
 from softphone.ua.agent import AgentConfig, UserAgent
 from softphone.ua.call import Call
 from softphone.ua.events import Dtmf, Ended, Event, Ringing
-
-POLL = 0.05
-TONE_SHARE = 0.5  # of the window's energy at the frequency, for expect_tone
-SILENCE_DBFS = -50.0
-SPEECH_DBFS = -40.0
 
 
 class StepFailed(Exception):
@@ -64,7 +60,7 @@ class LegRuntime:
         self.agent = UserAgent(AgentConfig(
             listen_host=host, listen_port=int(port), user=leg.user or leg.name,
             codecs=leg.codecs, dtmf_method=leg.dtmf_method,
-            port_factory=lambda: (self.source, self.monitor)))
+            port_factory=lambda call: (self.source, self.monitor)))
         self.agent.add_tracer(trace)
         self.call: Call | None = None
         self.digits_taken = 0
@@ -251,35 +247,26 @@ async def _play_dtmf(step: Step, legs: dict[str, LegRuntime]) -> None:
 
 async def _expect_inband_dtmf(step: Step, legs: dict[str, LegRuntime]) -> None:
     wanted = str(step.args["digits"]).upper()
-    await _listen_until(step, legs, lambda w, rate: wanted in detect_dtmf(w, rate),
-                        float(step.args.get("seconds", 0.15 * len(wanted) + 1.0)))
+    await _hear(step, legs, lambda w, rate: wanted in detect_dtmf(w, rate),
+                float(step.args.get("seconds", 0.15 * len(wanted) + 1.0)))
 
 
-async def _listen_until(step: Step, legs: dict[str, LegRuntime],
-                        holds: Callable[[Any, int], bool], seconds: float) -> None:
-    """Poll what the leg hears until the last ``seconds`` of it satisfy ``holds``."""
-    monitor = legs[str(step.leg)].monitor
-    while True:
-        window = monitor.last(seconds)
-        if len(window) >= int(seconds * monitor.rate) * 0.95 and holds(window, monitor.rate):
-            return
-        await asyncio.sleep(POLL)
+async def _hear(step: Step, legs: dict[str, LegRuntime],
+                holds: Callable[[Any, int], bool], seconds: float) -> None:
+    await until_heard(legs[str(step.leg)].monitor, holds, seconds)
 
 
 async def _expect_tone(step: Step, legs: dict[str, LegRuntime]) -> None:
     hz, floor = float(step.args["hz"]), -float(step.args.get("level", 40))
-    await _listen_until(step, legs, lambda w, rate: tone_level(w, rate, hz) > TONE_SHARE
-                        and level_dbfs(w) > floor, float(step.args.get("seconds", 1.0)))
+    await _hear(step, legs, is_tone(hz, floor), float(step.args.get("seconds", 1.0)))
 
 
 async def _expect_silence(step: Step, legs: dict[str, LegRuntime]) -> None:
-    await _listen_until(step, legs, lambda w, rate: level_dbfs(w) < SILENCE_DBFS,
-                        float(step.args.get("seconds", 1.0)))
+    await _hear(step, legs, is_silence, float(step.args.get("seconds", 1.0)))
 
 
 async def _expect_speech(step: Step, legs: dict[str, LegRuntime]) -> None:
-    await _listen_until(step, legs, lambda w, rate: level_dbfs(w) > SPEECH_DBFS,
-                        float(step.args.get("seconds", 1.0)))
+    await _hear(step, legs, is_speech, float(step.args.get("seconds", 1.0)))
 
 
 async def _wait(step: Step, legs: dict[str, LegRuntime]) -> None:

@@ -112,8 +112,8 @@ class AgentConfig:
     unanswered_timeout: float = 180.0
     audio: AudioConfig = field(default_factory=AudioConfig)
     media: bool = True  # False: SDP is negotiated but no RTP flows (signalling load tests)
-    # Ports for each call, when AudioConfig cannot say it (the scenario runner's monitors).
-    port_factory: Callable[[], tuple[AudioSource, AudioSink]] | None = None
+    # Ports for each call, when AudioConfig cannot say it (test monitors, say).
+    port_factory: Callable[[Call], tuple[AudioSource, AudioSink]] | None = None
     dtmf_method: str = "auto"  # auto (RFC 4733 when negotiated, else SIP INFO), rfc4733, info
     rtcp_interval: float = 5.0  # mean seconds between RTCP reports
     rtp_timeout: float | None = None  # seconds without RTP before a media_timeout event

@@ -416,8 +416,8 @@ class Call:
         if self.stream is not None or self.media is None or self.state != "answered" \
                 or not self.agent.config.media:
             return
-        factory = self.agent.config.port_factory or self.agent.config.audio.ports
-        source, sink = factory()
+        factory = self.agent.config.port_factory
+        source, sink = factory(self) if factory else self.agent.config.audio.ports()
         self.stream = MediaStream(self.rtp, self.media, source, sink,
                                   rtcp_interval=self.agent.config.rtcp_interval)
         self.stream.on_dtmf = lambda digit: self.agent.emit(Dtmf(self.call_id, digit, "rfc4733"))
