@@ -62,6 +62,34 @@ def is_speech(window: Window, rate: int) -> bool:
     return level_dbfs(window) > SPEECH_DBFS
 
 
+class EventLog:
+    """Every event an agent emits, kept in order, with ways to wait for more."""
+
+    def __init__(self, agent: UserAgent) -> None:
+        self.events: list[Event] = []
+        self._changed = asyncio.Event()
+        agent.add_listener(self._note)
+
+    def _note(self, event: Event) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    async def next_change(self) -> None:
+        """Until the next event arrives."""
+        self._changed.clear()
+        await self._changed.wait()
+
+    async def wait_for(self, found: Callable[[Event], bool]) -> Event:
+        """The first event, past or future, that ``found`` accepts."""
+        seen = 0
+        while True:
+            for event in self.events[seen:]:
+                if found(event):
+                    return event
+            seen = len(self.events)
+            await self.next_change()
+
+
 class TestCall:
     """One call of a TestAgent, with its own audio source and monitor."""
 
@@ -169,9 +197,17 @@ class TestAgent:
         self.agent = UserAgent(AgentConfig(listen_host="127.0.0.1", listen_port=0, user=user,
                                            codecs=codecs, port_factory=self._make_ports,
                                            **config))  # type: ignore[arg-type]
-        self.events: list[Event] = []
-        self._changed = asyncio.Event()
-        self.agent.add_listener(self._note)
+        self.log = EventLog(self.agent)
+
+    @property
+    def events(self) -> list[Event]:
+        return self.log.events
+
+    async def wait_event(self, found: Callable[[Event], bool]) -> Event:
+        return await self.log.wait_for(found)
+
+    async def next_change(self) -> None:
+        await self.log.next_change()
 
     def _make_ports(self, call: Call) -> tuple[AudioSource, AudioSink]:
         return self.ports_of(call)
@@ -180,25 +216,6 @@ class TestAgent:
         if call.call_id not in self._ports:
             self._ports[call.call_id] = (Switch(), Monitor())
         return self._ports[call.call_id]
-
-    def _note(self, event: Event) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    async def next_change(self) -> None:
-        """Until the next event arrives."""
-        self._changed.clear()
-        await self._changed.wait()
-
-    async def wait_event(self, found: Callable[[Event], bool]) -> Event:
-        seen = 0
-        while True:
-            for event in self.events[seen:]:
-                if found(event):
-                    return event
-            seen = len(self.events)
-            self._changed.clear()
-            await self._changed.wait()
 
     @property
     def uri(self) -> str:

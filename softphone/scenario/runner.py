@@ -17,7 +17,7 @@ from softphone.media.wav import WavSink, WavSource
 from softphone.scenario.model import Leg, Scenario, Step
 from softphone.sip.errors import SipError
 from softphone.sip.transaction import Peer
-from softphone.testing import is_silence, is_speech, is_tone, until_heard
+from softphone.testing import EventLog, is_silence, is_speech, is_tone, until_heard
 from softphone.ua.agent import AgentConfig, UserAgent
 from softphone.ua.call import Call
 from softphone.ua.events import Dtmf, Ended, Event, Ringing
@@ -64,13 +64,11 @@ class LegRuntime:
         self.agent.add_tracer(trace)
         self.call: Call | None = None
         self.digits_taken = 0
-        self.events: list[Event] = []
-        self.changed = asyncio.Event()
-        self.agent.add_listener(self._note)
+        self.log = EventLog(self.agent)
 
-    def _note(self, event: Event) -> None:
-        self.events.append(event)
-        self.changed.set()
+    @property
+    def events(self) -> list[Event]:
+        return self.log.events
 
     @property
     def uri(self) -> str:
@@ -82,14 +80,7 @@ class LegRuntime:
         return self.call
 
     async def wait_event(self, found: Callable[[Event], bool]) -> Event:
-        seen = 0
-        while True:
-            for event in self.events[seen:]:
-                if found(event):
-                    return event
-            seen = len(self.events)
-            self.changed.clear()
-            await self.changed.wait()
+        return await self.log.wait_for(found)
 
 
 async def run_scenario(scenario: Scenario) -> ScenarioResult:
@@ -237,8 +228,7 @@ async def _expect_dtmf(step: Step, legs: dict[str, LegRuntime]) -> None:
         if heard == wanted:
             runtime.digits_taken += len(wanted)
             return
-        runtime.changed.clear()
-        await runtime.changed.wait()
+        await runtime.log.next_change()
 
 
 async def _play_dtmf(step: Step, legs: dict[str, LegRuntime]) -> None:
