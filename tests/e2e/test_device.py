@@ -115,3 +115,17 @@ def test_a_device_at_another_rate_is_resampled_to_the_call(tmp_path: Path) -> No
     device_rate, frequency = result.stdout.split()
     assert device_rate == "48000"  # the card ran at its rate, the call got 8 kHz frames
     assert abs(int(frequency) - 600) <= 10
+
+
+def test_devices_lists_the_pulse_devices_and_marks_defaults(tmp_path: Path) -> None:
+    with pulseaudio(tmp_path) as env:
+        listed = subprocess.run([sys.executable, "-m", "softphone", "devices", "--json"],
+                                env=env, capture_output=True, text=True, timeout=30)
+        table = subprocess.run([sys.executable, "-m", "softphone", "devices"], env=env,
+                               capture_output=True, text=True, timeout=30)
+    devices = [json.loads(line) for line in listed.stdout.splitlines()]
+    names = {d["name"] for d in devices}
+    assert {"pulse", "default"} <= names
+    assert any(d["default_input"] for d in devices) and any(d["default_output"] for d in devices)
+    assert all(d["inputs"] > 0 and d["outputs"] > 0 and d["rate"] > 0 for d in devices)
+    assert "default input" in table.stdout and "pulse" in table.stdout
