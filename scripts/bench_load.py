@@ -70,4 +70,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    from softphone.loop import loop_name, run
+
+    print(f"event loop: {loop_name()} (SOFTPHONE_LOOP=asyncio for the default one)")
+    run(main())

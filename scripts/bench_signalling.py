@@ -102,7 +102,8 @@ def report(label: str, seconds: float, setups: list[float], failed: int, rtt: fl
 
 
 def quiet_config() -> AgentConfig:
-    return AgentConfig(listen_host="127.0.0.1", listen_port=0, codecs=("pcmu",))
+    """Signalling only: SDP is still negotiated, but no RTP flows (bench_media measures it)."""
+    return AgentConfig(listen_host="127.0.0.1", listen_port=0, codecs=("pcmu",), media=False)
 
 
 async def one_process(calls: int, concurrency: int, rtt: float) -> None:
@@ -119,8 +120,8 @@ async def one_process(calls: int, concurrency: int, rtt: float) -> None:
 
 async def two_processes(calls: int, concurrency: int, rtt: float) -> None:
     callee = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "softphone", "answer", "--null-audio", "--listen", "127.0.0.1:0",
-        "--auto-answer", "--json", stdout=subprocess.PIPE)
+        sys.executable, "-m", "softphone", "answer", "--null-audio", "--no-media",
+        "--listen", "127.0.0.1:0", "--auto-answer", "--json", stdout=subprocess.PIPE)
     assert callee.stdout is not None
     port = json.loads(await callee.stdout.readline())["port"]
     drain = asyncio.ensure_future(callee.stdout.read())
@@ -154,4 +155,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    from softphone.loop import loop_name, run
+
+    print(f"event loop: {loop_name()} (SOFTPHONE_LOOP=asyncio for the default one)")
+    run(main())

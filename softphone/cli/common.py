@@ -17,6 +17,7 @@ import click
 from rich.console import Console
 
 from softphone.config import Profile
+from softphone.loop import run as run_loop
 from softphone.media.device import list_devices
 from softphone.media.wav import WavError, load_wav
 from softphone.sip import ParseError, SipUri, parse_sip_uri
@@ -158,7 +159,7 @@ def run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
             loop.add_signal_handler(signum, stop.set)
         return await main(stop)
 
-    return asyncio.run(runner())
+    return run_loop(runner())
 
 
 def audio_options(command: Callable[..., None]) -> Callable[..., None]:

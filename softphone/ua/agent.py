@@ -145,7 +145,8 @@ class UserAgent:
         self._calls_by_invite: dict[TransactionKey, Call] = {}
         self.calls: set[Call] = set()
         self.registrations: list[Registration] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._timer_deadline: float | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dns = make_dns_resolver(self.config.nameservers, self.config.nameserver_port) \
@@ -250,7 +251,7 @@ class UserAgent:
             self._send_bytes(answer, source)
 
     def _on_timer(self) -> None:
-        self._timer = None
+        self._timer = self._timer_deadline = None
         self.layer.handle_timer(self.now())
         self._transmit()
 
@@ -264,11 +265,13 @@ class UserAgent:
     def _rearm(self) -> None:
         deadline = self.layer.get_timer()
         if self._timer is not None:
-            if deadline is not None and self._timer.when() == deadline:
+            if deadline == self._timer_deadline:
                 return
             self._timer.cancel()
             self._timer = None
+        self._timer_deadline = deadline
         if deadline is not None and self._loop is not None:
+            # uvloop's handles do not know their time, so the deadline is kept beside them
             self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _send_bytes(self, data: bytes, peer: Peer) -> None:
