@@ -59,12 +59,13 @@ ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "expect_tone": (("hz",), ("seconds", "level")),
     "expect_silence": ((), ("seconds",)),
     "expect_speech": ((), ("seconds",)),
+    "expect_similar": (("file",), ("threshold",)),
     "record": (("file",), ()),
     "wait": (("seconds",), ()),
 }
 LEG_KEYS = ("name", "codecs", "user", "listen", "dtmf_method")
 TOP_KEYS = ("name", "timeout", "legs", "steps")
-NUMBER_KEYS = ("within", "seconds", "hz", "level", "tone")
+NUMBER_KEYS = ("within", "seconds", "hz", "level", "tone", "threshold")
 INTEGER_KEYS = ("status", "expect_status")
 
 
@@ -177,7 +178,7 @@ def _step(path: Path, number: int, line: int, table: dict[str, Any],
     if action == "play" and ("file" in table) == ("tone" in table):
         raise ScenarioError(f"{where}: play needs one of 'file' or 'tone'")
     args = {k: v for k, v in table.items() if k not in ("action", "leg", "within")}
-    if action == "play" and "file" in args:  # played files live beside the scenario
+    if action in ("play", "expect_similar") and "file" in args:  # beside the scenario
         args["file"] = str((path.parent / str(args["file"])).resolve())
     return Step(number, line, str(action), leg, float(table.get("within", DEFAULT_WITHIN)),
                 args)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from softphone.media.ports import DtmfTones, Monitor, Silence, Switch, Tone
-from softphone.media.quality import detect_dtmf
-from softphone.media.wav import WavSink, WavSource
+from softphone.media.quality import detect_dtmf, similarity
+from softphone.media.wav import WavSink, WavSource, load_wav, resample
 from softphone.scenario.model import Leg, Scenario, Step
 from softphone.sip.errors import SipError
 from softphone.sip.transaction import Peer
@@ -259,6 +259,23 @@ async def _expect_speech(step: Step, legs: dict[str, LegRuntime]) -> None:
     await _hear(step, legs, is_speech, float(step.args.get("seconds", 1.0)))
 
 
+async def _expect_similar(step: Step, legs: dict[str, LegRuntime]) -> None:
+    """What the leg heard lately contains the reference WAV (aligned, normalised
+    correlation at least ``threshold``)."""
+    reference, rate = load_wav(step.args["file"])
+    threshold = float(step.args.get("threshold", 0.8))
+    monitor = legs[str(step.leg)].monitor
+    monitor.keep_seconds = max(monitor.keep_seconds, 2 * len(reference) / rate)
+    converted: dict[int, Any] = {}
+
+    def holds(window: Any, heard_rate: int) -> bool:
+        if heard_rate not in converted:
+            converted[heard_rate] = resample(reference, rate, heard_rate)
+        return similarity(converted[heard_rate], window).score >= threshold
+
+    await _hear(step, legs, holds, len(reference) / rate + 0.5)
+
+
 async def _wait(step: Step, legs: dict[str, LegRuntime]) -> None:
     await asyncio.sleep(float(step.args["seconds"]))
 
@@ -271,5 +288,5 @@ ACTIONS: dict[str, Callable[[Step, dict[str, LegRuntime]], Any]] = {
     "record": _record, "send_dtmf": _send_dtmf, "expect_dtmf": _expect_dtmf,
     "expect_tone": _expect_tone, "expect_silence": _expect_silence,
     "expect_speech": _expect_speech, "wait": _wait, "play_dtmf": _play_dtmf,
-    "expect_inband_dtmf": _expect_inband_dtmf,
+    "expect_inband_dtmf": _expect_inband_dtmf, "expect_similar": _expect_similar,
 }

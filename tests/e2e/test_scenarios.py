@@ -17,7 +17,8 @@ from tests.peers import baresip
 
 SOFTPHONE = [sys.executable, "-m", "softphone"]
 EXAMPLES = REPO / "sample_configs" / "scenarios"
-LOCAL = ["basic_call.toml", "busy.toml", "ivr_digits.toml", "inband_dtmf.toml"]
+LOCAL = ["basic_call.toml", "busy.toml", "ivr_digits.toml", "inband_dtmf.toml",
+         "prompt_heard.toml"]
 
 
 def test_local_examples_pass_with_reports(tmp_path: Path) -> None:
@@ -27,7 +28,7 @@ def test_local_examples_pass_with_reports(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout
     suite = ET.parse(junit).getroot()
-    assert (suite.get("tests"), suite.get("failures")) == ("4", "0")
+    assert (suite.get("tests"), suite.get("failures")) == ("5", "0")
     data = json.loads(report.read_text())
     ivr = next(s for s in data["scenarios"] if s["name"] == "IVR greeting and digits")
     assert all(step["ok"] for step in ivr["steps"]) and len(ivr["steps"]) == 11
@@ -65,3 +66,16 @@ def test_a_broken_scenario_file_is_a_usage_error(tmp_path: Path) -> None:
                             timeout=30)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "step 1 (line 3): unknown action 'dail'" in result.stderr
+
+
+def test_expect_similar_fails_when_something_else_is_heard(tmp_path: Path) -> None:
+    text = (EXAMPLES / "prompt_heard.toml").read_text()
+    wrong = tmp_path / "wrong_prompt.toml"
+    wrong.write_text(text.replace('action = "play"\nfile = "prompt.wav"',
+                                  'action = "play"\ntone = 440')
+                     .replace('file = "prompt.wav"', f'file = "{EXAMPLES / "prompt.wav"}"')
+                     .replace("within = 6", "within = 2"))
+    result = subprocess.run([*SOFTPHONE, "test", str(wrong)], capture_output=True, text=True,
+                            timeout=60)
+    said = " ".join(result.stdout.split())
+    assert result.returncode == 1 and "expect_similar" in said and "within 2 s" in said
