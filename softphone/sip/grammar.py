@@ -37,7 +37,3 @@ def unquote(text: str) -> str:
 def quote(text: str) -> str:
     """A quoted-string holding ``text``."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def is_token(text: str) -> bool:
-    return TOKEN_RE.fullmatch(text) is not None

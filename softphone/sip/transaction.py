@@ -447,14 +447,6 @@ class TransactionLayer:
             transaction.terminate()
             self.emit(TransactionTimedOut(key, transaction.request, status=503))
 
-    def server_request(self, key: TransactionKey) -> Request | None:
-        transaction = self.server.get(key)
-        return transaction.request if transaction is not None else None
-
-    def server_state(self, key: TransactionKey) -> str | None:
-        transaction = self.server.get(key)
-        return transaction.state if transaction is not None else None
-
     # --- inputs from the network and the clock ----------------------------------------------
 
     def receive(self, message: Request | Response, source: Peer, now: float) -> None:

@@ -47,7 +47,6 @@ _PARAM_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 _HEADER_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
                          "-_.!~*'()[]/?:+$")
 
-DEFAULT_PORTS = {"sip": 5060, "sips": 5061}
 # Parameters that make two URIs differ when only one of them has it (RFC 3261 19.1.4).
 _PARAMS_THAT_MUST_MATCH = ("user", "ttl", "method", "maddr", "transport")
 
@@ -104,10 +103,6 @@ def is_valid_ipv6(text: str) -> bool:
     return False
 
 
-def is_ip_address(host: str) -> bool:
-    return bool(_IPV4_RE.fullmatch(host)) or ":" in host
-
-
 def parse_host_port(text: str, context: str) -> tuple[str, int | None]:
     """Split ``host[:port]``; IPv6 references lose their brackets. Raises ParseError."""
     if text.startswith("["):
@@ -162,10 +157,6 @@ class SipUri:
     def host_port(self) -> str:
         host = format_host(self.host)
         return host if self.port is None else f"{host}:{self.port}"
-
-    @property
-    def effective_port(self) -> int:
-        return self.port if self.port is not None else DEFAULT_PORTS[self.scheme]
 
     @property
     def transport(self) -> str | None:

@@ -454,6 +454,7 @@ class Call:
             reinvite, await self.agent.resolve(self.dialog.next_hop))
         if not 200 <= response.status < 300:
             raise SipError(f"re-INVITE refused: {response.status} {response.reason}")
+        self.dialog.refresh_from_response(response)  # a 2xx may move the target (12.2.1.2)
         ack = self.dialog.create_ack(sent.cseq.number)
         self.agent.send_stateless(ack, (await self.agent.resolve(self.dialog.next_hop))[0])
         held_before = self.media is not None and self.media.direction != "sendrecv"

@@ -142,3 +142,12 @@ def test_framer_bounds_an_endless_header_section() -> None:
     framer = StreamFramer(max_message_size=1000)
     with pytest.raises(ParseError):
         framer.feed(b"OPTIONS sip:a@b SIP/2.0\r\n" + b"X: y\r\n" * 300)
+
+
+def test_register_wildcard_contact_is_no_address() -> None:
+    unregister_all = parse(b"REGISTER sip:example.com SIP/2.0\r\n"
+                           b"Via: SIP/2.0/UDP h;branch=z9hG4bKw\r\nFrom: <sip:a@example.com>;tag=1"
+                           b"\r\nTo: <sip:a@example.com>\r\nCall-ID: w\r\nCSeq: 2 REGISTER\r\n"
+                           b"Contact: *\r\nExpires: 0\r\nContent-Length: 0\r\n\r\n")
+    assert unregister_all.contact_is_wildcard and unregister_all.contacts == []
+    assert unregister_all.expires == 0
