@@ -21,6 +21,7 @@ from softphone.sip.builder import make_ack_for_failure, make_response
 from softphone.sip.errors import LocalProtocolError, ParseError
 from softphone.sip.headers import BRANCH_MAGIC_COOKIE, Via
 from softphone.sip.message import Headers, Request, Response
+from softphone.sip.uri import format_host
 
 TransactionKey = tuple[str, ...]
 
@@ -56,8 +57,7 @@ class Peer:
         return self.transport != "udp"
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.transport}:{host}:{self.port}"
+        return f"{self.transport}:{format_host(self.host)}:{self.port}"
 
 
 # --- events for the transaction user --------------------------------------------------------
@@ -151,6 +151,7 @@ class _Transaction:
     def arm(self, name: str, now: float, interval: float) -> None:
         self.intervals[name] = interval
         self.timers[name] = now + interval
+        self.layer.schedule(self, now + interval)
 
     def rearm_backoff(self, name: str, now: float, cap: float | None) -> None:
         """Double the interval (capped): ``min(T1 << n, T2)`` as RFC 3261 17.1.2.2 has it."""
@@ -420,7 +421,6 @@ class TransactionLayer:
             transaction = ClientNonInviteTransaction(self, key, request, peer)
         self.client[key] = transaction
         transaction.start(now)
-        self._schedule(transaction)
         return key
 
     def send_stateless(self, message: Request | Response, peer: Peer) -> None:
@@ -431,7 +431,6 @@ class TransactionLayer:
         if transaction is None or transaction.terminated:
             raise LocalProtocolError("No such server transaction")
         transaction.respond(response, now)
-        self._schedule(transaction)
         if isinstance(transaction, ServerInviteTransaction) and 200 <= response.status < 300:
             self._awaiting_ack[_ack_key(transaction.request)] = key
 
@@ -439,7 +438,6 @@ class TransactionLayer:
         transaction = self.client.get(key)
         if isinstance(transaction, ClientInviteTransaction):
             transaction.expect_final_within(now, seconds)
-            self._schedule(transaction)
 
     def transport_error(self, key: TransactionKey) -> None:
         transaction = self.client.get(key)
@@ -458,8 +456,7 @@ class TransactionLayer:
     def handle_timer(self, now: float) -> None:
         while (when := self.get_timer()) is not None and when <= now:
             _, _, transaction = heapq.heappop(self._deadlines)
-            transaction.handle_timer(now)
-            self._schedule(transaction)
+            transaction.handle_timer(now)  # re-arming pushes new entries
 
     # --- internals -------------------------------------------------------------------------
 
@@ -469,10 +466,10 @@ class TransactionLayer:
     def emit(self, event: TransactionEvent) -> None:
         self._events.append(event)
 
-    def _schedule(self, transaction: _Transaction) -> None:
-        deadline = transaction.deadline()
-        if deadline is not None and not transaction.terminated:
-            heapq.heappush(self._deadlines, (deadline, next(self._sequence), transaction))
+    def schedule(self, transaction: _Transaction, when: float) -> None:
+        """Called by every timer a transaction arms. Entries that stop matching the
+        transaction's next deadline (disarmed, fired, terminated) are skipped later."""
+        heapq.heappush(self._deadlines, (when, next(self._sequence), transaction))
 
     def forget(self, transaction: _Transaction) -> None:
         """A transaction ended: drop it and the indexes that point at it."""
@@ -493,7 +490,6 @@ class TransactionLayer:
         transaction = self.client.get(client_key(response))
         if transaction is not None and not transaction.terminated:
             transaction.receive(response, now)
-            self._schedule(transaction)
         elif response.cseq.method == "INVITE" and 200 <= response.status < 300:
             self.emit(ResponseReceived(response, None))
 
@@ -503,7 +499,6 @@ class TransactionLayer:
         existing = self.server.get(key)
         if existing is not None:
             existing.receive_request(request, now)
-            self._schedule(existing)
             return
         if request.method == "ACK":
             self._receive_ack_for_2xx(request, source)
@@ -515,7 +510,6 @@ class TransactionLayer:
         transaction = self._new_server_transaction(key, request, source, now)
         if self._is_merged(request, key):
             transaction.respond(make_response(request, 482, to_tag="merged"), now)
-            self._schedule(transaction)
             return
         cancels = None
         if request.method == "CANCEL":
@@ -533,7 +527,6 @@ class TransactionLayer:
             transaction = ServerNonInviteTransaction(self, key, request, peer)
         self.server[key] = transaction
         transaction.start(now)
-        self._schedule(transaction)
         return transaction
 
     def _is_merged(self, request: Request, key: TransactionKey) -> bool:
@@ -555,7 +548,6 @@ class TransactionLayer:
         transaction = self.server.get(invite_key) if invite_key else None
         if isinstance(transaction, ServerInviteTransaction):
             transaction.ack_for_2xx()
-            self._schedule(transaction)
         self.emit(RequestReceived(ack, source, None))
 
 
