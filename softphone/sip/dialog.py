@@ -7,7 +7,7 @@ strict routing, 12.2.1.1), CSeq numbering, and target refresh from Contact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from softphone.sip.errors import LocalProtocolError, ParseError
 from softphone.sip.headers import Address
@@ -30,7 +30,6 @@ class Dialog:
     local_seq: int
     remote_seq: int | None = None
     state: str = "confirmed"  # or "early", "terminated"
-    extra_headers: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def key(self) -> DialogKey:
@@ -87,8 +86,6 @@ class Dialog:
             headers.add("Route", route)
         if method in ("INVITE", "UPDATE", "SUBSCRIBE", "REFER", "NOTIFY"):
             headers.add("Contact", str(self.local_contact))
-        for name, value in self.extra_headers:
-            headers.add(name, value)
         if content_type is not None:
             headers.add("Content-Type", content_type)
         return Request(method, uri, headers, body)
