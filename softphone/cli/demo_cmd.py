@@ -19,7 +19,7 @@ from softphone.cli.common import (
     run,
     until_stopped,
 )
-from softphone.media.quality import mos_estimate
+from softphone.media.quality import stream_quality
 from softphone.ua.agent import AgentConfig, AudioConfig, UserAgent
 from softphone.ua.call import Call
 from softphone.ua.events import Dtmf, Ended, Event
@@ -133,14 +133,15 @@ def _summary(call: Call, ended: Ended, dtmf_ms: float | None) -> str:
     rtp = ended.rtp or {}
     received = int(rtp.get("packets_received") or 0)
     lost = int(rtp.get("packets_lost") or 0)
-    loss = lost / (received + lost) if received + lost else 0.0
-    delay = float(rtp.get("rtt_ms") or 0.0) / 2 + 2 * float(rtp.get("jitter_ms") or 0.0) + 20
-    mos = mos_estimate(call.media.codec.encoding, loss, delay) if call.media else None
+    rtt = rtp.get("rtt_ms")
+    loss, mos = stream_quality(call.media.codec.encoding if call.media else "", received, lost,
+                               float(rtp.get("jitter_ms") or 0.0),
+                               float(rtt) if rtt is not None else None)
     return "\n".join([
         f"summary: {'answered' if call.answered_at else 'not answered'}, codec "
         f"{call.codec or '-'}, ended {ended.status} {ended.reason} after {ended.duration:.1f} s",
         f"  RTP: sent {rtp.get('packets_sent', 0)}, received {received}, lost {lost} "
         f"({loss:.1%}), jitter {rtp.get('jitter_ms', 0)} ms, RTT {rtp.get('rtt_ms')} ms",
-        f"  MOS estimate: {mos if mos is not None else '-'}",
+        f"  MOS estimate: {mos if call.media else '-'}",
         "  DTMF round trip (123 there and back): "
         + (f"{dtmf_ms:.0f} ms" if dtmf_ms is not None else "-")])

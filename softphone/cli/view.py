@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from softphone.media.quality import mos_estimate
+from softphone.media.quality import stream_quality
 from softphone.ua.call import Call
 from softphone.ua.events import Dtmf, Ended, Event, Hold
 
@@ -79,14 +79,13 @@ class CallView:
         stream = call.stream
         if stream is not None:
             stats = stream.snapshot()
-            expected = stats.packets_received + stats.packets_lost
-            loss = stats.packets_lost / expected if expected else 0.0
-            delay = (stats.rtt_ms or 0.0) / 2 + stats.jitter_ms * 2 + 20
+            loss, mos = stream_quality(stream.media.codec.encoding, stats.packets_received,
+                                       stats.packets_lost, stats.jitter_ms, stats.rtt_ms)
             table.add_row("packets", f"sent {stats.packets_sent}  received "
                                      f"{stats.packets_received}  lost {loss:.1%}")
             table.add_row("jitter", f"{stats.jitter_ms:.1f} ms" + (
                 f"   RTT {stats.rtt_ms:.1f} ms" if stats.rtt_ms is not None else ""))
-            table.add_row("MOS", f"{mos_estimate(stream.media.codec.encoding, loss, delay):.2f}")
+            table.add_row("MOS", f"{mos:.2f}")
             table.add_row("mic", meter(stream.level_in))
             table.add_row("speaker", meter(stream.level_out))
         if self.digits.get(call.call_id):

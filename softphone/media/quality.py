@@ -86,6 +86,15 @@ def mos_estimate(codec: str, loss_fraction: float, delay_ms: float) -> float:
     return round(1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6, 2)
 
 
+def stream_quality(codec: str, received: int, lost: int, jitter_ms: float,
+                   rtt_ms: float | None) -> tuple[float, float]:
+    """(loss fraction, MOS estimate) of a stream from its RTP figures. One-way delay is taken
+    as half the round trip, plus the jitter buffer (about twice the jitter) and one frame."""
+    loss = lost / (received + lost) if received + lost else 0.0
+    delay = (rtt_ms or 0.0) / 2 + 2 * jitter_ms + 20
+    return loss, mos_estimate(codec, loss, delay)
+
+
 def level_dbfs(frame: Signal) -> float:
     """RMS level of a frame in dB relative to full scale (-96 for silence)."""
     x = np.asarray(frame, dtype=np.float64)
