@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,10 @@ class Profile:
     codecs: list[str] | None = None
     device: str | None = None
     listen: str | None = None
+
+    def overridden(self, **options: Any) -> Profile:
+        """This profile under the command line's options (None: not given on the line)."""
+        return replace(self, **{k: v for k, v in options.items() if v is not None})
 
     def secret(self) -> str | None:
         if self.password is not None:

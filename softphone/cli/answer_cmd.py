@@ -15,6 +15,7 @@ from softphone.cli.common import (
     build_agent,
     cli_context,
     codec_list,
+    credentials_of,
     is_interactive,
     listen_address,
     run,
@@ -22,7 +23,7 @@ from softphone.cli.common import (
     until_stopped,
 )
 from softphone.cli.live import LiveSession
-from softphone.ua.agent import AgentConfig, Credentials, UserAgent
+from softphone.ua.agent import AgentConfig, UserAgent
 from softphone.ua.call import Call
 from softphone.ua.registration import RegistrationError
 
@@ -62,28 +63,26 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
       softphone answer --auto-answer --echo --codec pcmu,pcma
       softphone answer --registrar sip:127.0.0.1 --user bob --password pw --auto-answer
     """
-    profile = cli_context().profile
-    registrar = registrar or profile.registrar
-    user = user or profile.user
-    password = password if password is not None else profile.secret()
-    listen = listen or profile.listen
+    profile = cli_context().profile.overridden(
+        registrar=registrar, user=user, password=password, listen=listen, transport=transport,
+        device=device)
     if sum(x is not None and x is not False for x in (reject_code, redirect)) > 1:
         raise click.UsageError("--reject and --redirect exclude each other")
-    registrar_uri = sip_uri(registrar, "--registrar") if registrar else None
+    registrar_uri = sip_uri(profile.registrar, "--registrar") if profile.registrar else None
     redirect_uri = str(sip_uri(redirect, "--redirect")) if redirect else None
-    if registrar_uri and not (user and password is not None):
+    credentials = credentials_of(profile)
+    if registrar_uri and credentials is None:
         raise click.UsageError("--registrar needs --user and --password")
+    listen = profile.listen
     host, port = listen_address(listen, registrar_uri, 5060 if listen is None else 0)
     if listen is None and registrar_uri is None:
         host = "127.0.0.1"
     config = AgentConfig(
-        listen_host=host, listen_port=port, transport=transport or profile.transport or "udp",
-        user=user or "softphone", display_name=profile.display_name,
+        listen_host=host, listen_port=port, transport=profile.transport or "udp",
+        user=profile.user or "softphone", display_name=profile.display_name,
         domain=profile.domain or (registrar_uri.host if registrar_uri else None),
-        credentials=Credentials(user, password) if user and password is not None else None,
-        codecs=codec_list(codecs, profile),
-        audio=audio_config(play, tone, record, echo, null_audio or no_media,
-                           device or profile.device),
+        credentials=credentials, codecs=codec_list(codecs, profile),
+        audio=audio_config(play, tone, record, echo, null_audio or no_media, profile.device),
         media=not no_media)
     answer = auto_answer or answer_after is not None
 

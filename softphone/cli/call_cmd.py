@@ -15,6 +15,7 @@ from softphone.cli.common import (
     build_agent,
     cli_context,
     codec_list,
+    credentials_of,
     dial_target,
     is_interactive,
     listen_address,
@@ -24,7 +25,7 @@ from softphone.cli.common import (
 )
 from softphone.cli.live import LiveSession
 from softphone.rtp.dtmf import event_code
-from softphone.ua.agent import AgentConfig, Credentials
+from softphone.ua.agent import AgentConfig
 from softphone.ua.call import Call
 
 DTMF_SETTLE = 0.3  # seconds after the answer before the first digit
@@ -58,31 +59,28 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
       softphone call sip:ivr@127.0.0.1:5062 --play prompt.wav --record reply.wav --codec pcmu
       softphone call sip:ivr@127.0.0.1:5062 --dtmf 1234# --duration 5 --json
     """
-    profile = cli_context().profile
+    profile = cli_context().profile.overridden(
+        user=user, password=password, outbound_proxy=proxy, listen=listen, transport=transport,
+        device=device)
     target = sip_uri(dial_target(uri, profile))
-    user = user or profile.user
-    password = password if password is not None else profile.secret()
-    proxy = proxy or profile.outbound_proxy
-    listen = listen or profile.listen
     if dtmf is not None:
         try:
             for digit in dtmf:
                 event_code(digit)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--dtmf") from None
-    proxy_uri = sip_uri(proxy, "--proxy") if proxy else None
-    if password is not None and user is None:
+    proxy_uri = sip_uri(profile.outbound_proxy, "--proxy") if profile.outbound_proxy else None
+    if profile.password is not None and profile.user is None:
         raise click.BadParameter("--password needs --user", param_hint="--password")
-    host, port = listen_address(listen, proxy_uri or target, 0)
+    host, port = listen_address(profile.listen, proxy_uri or target, 0)
     config = AgentConfig(
-        listen_host=host, listen_port=port, transport=transport or profile.transport or "udp",
-        user=user or "softphone", display_name=profile.display_name,
+        listen_host=host, listen_port=port, transport=profile.transport or "udp",
+        user=profile.user or "softphone", display_name=profile.display_name,
         domain=profile.domain or (proxy_uri.host if proxy_uri else None),
-        credentials=Credentials(user, password) if user and password is not None else None,
+        credentials=credentials_of(profile),
         outbound_proxy=str(proxy_uri) if proxy_uri else None,
         codecs=codec_list(codecs, profile),
-        audio=audio_config(play, tone, record, null_audio=null_audio,
-                           device=device or profile.device))
+        audio=audio_config(play, tone, record, null_audio=null_audio, device=profile.device))
 
     async def main(stop: asyncio.Event) -> int:
         interactive = is_interactive(as_json)

@@ -22,7 +22,7 @@ from softphone.media.device import list_devices
 from softphone.media.wav import WavError, load_wav
 from softphone.sip import ParseError, SipUri, parse_sip_uri
 from softphone.sip.transaction import Peer
-from softphone.ua.agent import AgentConfig, AudioConfig, UserAgent
+from softphone.ua.agent import AgentConfig, AudioConfig, Credentials, UserAgent
 from softphone.ua.events import (
     Answered,
     Calling,
@@ -280,6 +280,12 @@ def build_agent(config: AgentConfig, as_json: bool, printer: bool = True) -> Use
     if log_sip is not None:
         agent.add_tracer(SipTrace(log_sip))
     return agent
+
+
+def credentials_of(profile: Profile) -> Credentials | None:
+    """Digest credentials when the account has both a user and a password."""
+    secret = profile.secret()
+    return Credentials(profile.user, secret) if profile.user and secret is not None else None
 
 
 def dial_target(text: str, profile: Profile) -> str:

@@ -12,12 +12,13 @@ from softphone.cli.common import (
     EXIT_OK,
     build_agent,
     cli_context,
+    credentials_of,
     listen_address,
     run,
     sip_uri,
     until_stopped,
 )
-from softphone.ua.agent import AgentConfig, Credentials
+from softphone.ua.agent import AgentConfig
 from softphone.ua.registration import RegistrationError
 
 
@@ -41,22 +42,21 @@ def register_command(registrar: str | None, user: str | None, password: str | No
       softphone register --registrar sip:127.0.0.1:5060 --user alice --password secret
       softphone register --registrar sip:pbx.example.com --user 201 --password pw --once
     """
-    profile = cli_context().profile
-    registrar = registrar or profile.registrar
-    user = user or profile.user
-    password = password if password is not None else profile.secret()
-    for value, option in ((registrar, "--registrar"), (user, "--user"),
-                          (password, "--password")):
+    profile = cli_context().profile.overridden(
+        registrar=registrar, user=user, password=password, domain=domain, listen=listen,
+        transport=transport)
+    for value, option in ((profile.registrar, "--registrar"), (profile.user, "--user"),
+                          (profile.secret(), "--password")):
         if value is None:
             raise click.UsageError(f"{option} is needed (on the command line or in the profile)")
-    assert registrar is not None and user is not None and password is not None
-    registrar_uri = sip_uri(registrar, "--registrar")
-    host, port = listen_address(listen or profile.listen, registrar_uri, 0)
+    credentials = credentials_of(profile)
+    assert profile.registrar is not None and credentials is not None
+    registrar_uri = sip_uri(profile.registrar, "--registrar")
+    host, port = listen_address(profile.listen, registrar_uri, 0)
     config = AgentConfig(listen_host=host, listen_port=port,
-                         transport=transport or profile.transport or "udp", user=user,
+                         transport=profile.transport or "udp", user=credentials.username,
                          display_name=profile.display_name,
-                         domain=domain or profile.domain or registrar_uri.host,
-                         credentials=Credentials(user, password))
+                         domain=profile.domain or registrar_uri.host, credentials=credentials)
 
     async def main(stop: asyncio.Event) -> int:
         agent = build_agent(config, as_json)
