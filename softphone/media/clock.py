@@ -7,6 +7,7 @@ streams, however many calls there are."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Protocol
 
 PERIOD = 0.020
@@ -17,7 +18,9 @@ EARLY = 0.0005
 
 
 class Ticking(Protocol):
-    def tick(self) -> None: ...
+    def tick(self, now: float) -> None:
+        """``now``: time.monotonic() at the start of the tick, read once for every stream."""
+        ...
 
 
 class MediaClock:
@@ -56,8 +59,9 @@ class MediaClock:
         now = self.loop.time()
         if len(self.lateness) < 100_000:
             self.lateness.append(now - self._next)
+        monotonic = time.monotonic()
         for stream in list(self.streams):
-            stream.tick()
+            stream.tick(monotonic)
         self._next += self.period
         if now - self._next > MAX_CATCH_UP * self.period:
             self._next = now + self.period

@@ -71,6 +71,7 @@ class Tone:
         if table is None:
             n = np.arange(rate)
             table = (self.amplitude * np.sin(2 * np.pi * self.hz * n / rate)).astype(np.int16)
+            table.flags.writeable = False  # frames are views of it: nobody may change them
             self._tables[rate] = table
         return table
 
@@ -79,7 +80,7 @@ class Tone:
         start = self._position % rate
         self._position += samples
         if start + samples <= rate:
-            return table[start : start + samples].copy()
+            return table[start : start + samples]
         return np.take(table, np.arange(start, start + samples), mode="wrap")
 
 

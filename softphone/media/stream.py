@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from softphone.media.clock import MediaClock
 from softphone.media.codecs import make_codec
-from softphone.media.ports import AudioSink, AudioSource, Samples
+from softphone.media.ports import AudioSink, AudioSource, Discard, Samples
 from softphone.media.quality import level_dbfs
 from softphone.rtp.dtmf import DtmfReceiver, DtmfSender
 from softphone.rtp.jitter import JitterBuffer
-from softphone.rtp.packet import RtpError, RtpPacket, seq_add, ts_add
+from softphone.rtp.packet import RtpError, RtpPacket, build, seq_add, ts_add
 from softphone.rtp.rtcp import (
     Goodbye,
     ReceiverReport,
@@ -59,6 +59,9 @@ class StreamStats:
 
 
 class MediaStream:
+    sending: bool
+    receiving: bool
+
     def __init__(self, rtp: RtpEndpoint, media: NegotiatedMedia, source: AudioSource,
                  sink: AudioSink, clock: MediaClock | None = None,
                  rtcp_interval: float = RTCP_INTERVAL) -> None:
@@ -92,18 +95,22 @@ class MediaStream:
         self.recovered = 0  # lost frames rebuilt from FEC
         self._last_sent: Samples | None = None    # frames kept for the level meters, which
         self._last_played: Samples | None = None  # are computed only when somebody looks
+        self._last_payload: bytes | None = None   # heard but not decoded (a Discard sink)
         self.rtp_timeout: float | None = None
         self.on_inactive: Callable[[float], None] | None = None
         self._last_rtp = time.monotonic()
         self._inactive_reported = False
 
     @property
-    def sending(self) -> bool:
-        return self.media.direction in ("sendrecv", "sendonly")
+    def media(self) -> NegotiatedMedia:
+        return self._media
 
-    @property
-    def receiving(self) -> bool:
-        return self.media.direction in ("sendrecv", "recvonly")
+    @media.setter
+    def media(self, media: NegotiatedMedia) -> None:
+        # read on every tick, so the direction is looked at once per negotiation
+        self._media = media
+        self.sending = media.direction in ("sendrecv", "sendonly")
+        self.receiving = media.direction in ("sendrecv", "recvonly")
 
     def start(self) -> None:
         if not self._running:
@@ -146,16 +153,15 @@ class MediaStream:
         self.remote = (media.remote_address, media.remote_port)
         self._last_rtp = time.monotonic()  # a direction change restarts the inactivity clock
 
-    def tick(self) -> None:
+    def tick(self, now: float) -> None:
         self._ticks += 1
         if self.sending:
             self._send_frame()
         if self.receiving:
             self._play_frame()
+            self._check_activity(now)
         if self._ticks % ADAPT_EVERY == 0:
             self.jitter.adapt(self.stats.jitter_ms, self.media.ptime)
-        now = time.monotonic()
-        self._check_activity(now)
         if now >= self.rtcp.next_report:
             self._send_rtcp()
             self.rtcp.schedule(now)
@@ -167,7 +173,9 @@ class MediaStream:
 
     @property
     def level_out(self) -> float:
-        """dBFS of the last frame we played."""
+        """dBFS of the last frame we played (or, when nothing plays it, received)."""
+        if self._last_payload is not None:
+            self._last_played, self._last_payload = self.codec.decode(self._last_payload), None
         return level_dbfs(self._last_played) if self._last_played is not None else -96.0
 
     def send_dtmf(self, digits: str) -> bool:
@@ -180,7 +188,8 @@ class MediaStream:
     def _send_frame(self) -> None:
         frame = self.source.read(self.samples_per_frame, self.rate)  # the source runs on
         self._last_sent = frame if not self.muted else None
-        event = self.dtmf.next() if self.media.dtmf_payload_type is not None else None
+        event = self.dtmf.next() if self.dtmf.busy and self.media.dtmf_payload_type is not None \
+            else None
         if event is None:
             if self.muted:
                 frame = frame * 0
@@ -196,9 +205,8 @@ class MediaStream:
         self._timestamp = ts_add(self._timestamp, self.samples_per_frame)
 
     def _send(self, payload_type: int, timestamp: int, payload: bytes, marker: bool) -> None:
-        packet = RtpPacket(payload_type=payload_type, sequence=self._sequence,
-                           timestamp=timestamp, ssrc=self.ssrc, payload=payload, marker=marker)
-        self.rtp.send(bytes(packet), self.remote)
+        self.rtp.send(build(payload_type, self._sequence, timestamp, self.ssrc, payload, marker),
+                      self.remote)
         self.packets_sent += 1
         self.octets_sent += len(payload)
         self._sequence = seq_add(self._sequence, 1)
@@ -206,6 +214,12 @@ class MediaStream:
     def _play_frame(self) -> None:
         playing, packet = self.jitter.get()
         if not playing:
+            return
+        if type(self.sink) is Discard:
+            # Nobody listens (a load test's far end, --null-audio): decoding would be the
+            # costliest step of the call, so it waits until the level meter asks.
+            if packet is not None:
+                self._last_payload = packet.payload
             return
         if packet is None:
             frame = self._recover_lost_frame()
@@ -235,10 +249,9 @@ class MediaStream:
             return  # comfort noise, or a codec we did not agree on
         if source != self.remote:
             self.remote = source  # symmetric RTP (RFC 4961): answer where it comes from
-        self._last_rtp = time.monotonic()
+        self._last_rtp = now = time.monotonic()
         self._inactive_reported = False
-        self.stats.update(packet.sequence, packet.timestamp, time.monotonic(),
-                          timing=not is_event)
+        self.stats.update(packet.sequence, packet.timestamp, now, timing=not is_event)
         if not is_event:
             self.jitter.put(packet)
             return
@@ -248,7 +261,7 @@ class MediaStream:
 
     def _check_activity(self, now: float) -> None:
         """Report, once, when RTP stops arriving although we should be receiving it."""
-        if self.rtp_timeout is None or not self.receiving or self._inactive_reported:
+        if self.rtp_timeout is None or self._inactive_reported:
             return
         silent = now - self._last_rtp
         if silent > self.rtp_timeout:

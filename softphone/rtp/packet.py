@@ -27,7 +27,15 @@ def ts_add(a: int, b: int) -> int:
     return (a + b) & 0xFFFFFFFF
 
 
-@dataclass
+def build(payload_type: int, sequence: int, timestamp: int, ssrc: int, payload: bytes,
+          marker: bool = False) -> bytes:
+    """The packet a media stream sends (no CSRC, extension or padding), without building an
+    RtpPacket first: this runs fifty times a second for every call."""
+    return _HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, sequence, timestamp,
+                        ssrc) + payload
+
+
+@dataclass(slots=True)
 class RtpPacket:
     payload_type: int
     sequence: int
@@ -45,6 +53,9 @@ class RtpPacket:
         if len(data) < _HEADER.size:
             raise RtpError("RTP packet shorter than its fixed header")
         first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(data)
+        if first == 0x80:  # the common case: no CSRC, extension or padding
+            return cls(second & 0x7F, sequence, timestamp, ssrc, data[_HEADER.size :],
+                       second > 0x7F)
         if first >> 6 != 2:
             raise RtpError("RTP packet is not version 2")
         pos = _HEADER.size

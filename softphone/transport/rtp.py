@@ -31,7 +31,6 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.port = 0
         self.packets_received = 0
         self.bytes_received = 0
-        self.last_source: tuple[str, int] | None = None
         self.handler: PacketHandler | None = None
         self.rtcp_handler: PacketHandler | None = None
         self._rtcp: asyncio.DatagramTransport | None = None
@@ -69,11 +68,10 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         # The selector loop's datagram transport does not subclass DatagramTransport.
         self._transport = cast(asyncio.DatagramTransport, transport)
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        source = (str(addr[0]), int(str(addr[1])))
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        source = addr if len(addr) == 2 else addr[:2]  # IPv6 adds flow info and scope
         self.packets_received += 1
         self.bytes_received += len(data)
-        self.last_source = source
         if self.handler is not None:
             self.handler(data, source)
 

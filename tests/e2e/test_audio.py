@@ -120,3 +120,25 @@ async def test_audio_both_ways_with_baresip(tmp_path: Path) -> None:
     middle = heard[rate // 2 : rate * 2]
     assert abs(dominant_frequency(middle, rate) - 440) < 5
     assert tone_level(middle, rate, 440) > 0.8
+
+
+@pytest.mark.parametrize("codec", ["pcmu", "opus"])
+async def test_level_meters_show_the_tone_sent_and_heard_by_a_discarding_far_end(
+        codec: str) -> None:
+    """The far end plays nothing (a Discard sink, as in load tests) and so decodes nothing
+    until its meter is read; the meter must still show what arrived."""
+    sender = UserAgent(AgentConfig(listen_port=0, codecs=(codec,),
+                                   audio=AudioConfig(tone=1000)))
+    listener = UserAgent(AgentConfig(listen_port=0, codecs=(codec,)))
+    async with sender, listener:
+        call = await sender.call(f"sip:bob@127.0.0.1:{listener.port}")
+        incoming = await asyncio.wait_for(listener.incoming.get(), 5)
+        await incoming.answer()
+        await asyncio.wait_for(call.answered, 5)
+        await asyncio.sleep(0.6)
+        assert call.stream is not None and incoming.stream is not None
+        sine_rms = -10 - 3.01  # a -10 dBFS peak sine
+        assert abs(call.stream.level_in - sine_rms) < 0.5
+        assert abs(incoming.stream.level_out - sine_rms) < 1.5
+        assert incoming.stream.level_in == -96.0  # it sends silence
+        await call.hangup()

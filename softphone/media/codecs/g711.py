@@ -52,6 +52,12 @@ def _alaw_decode_table() -> Samples:
 
 ULAW_ENCODE, ULAW_DECODE = _ulaw_encode_table(), _ulaw_decode_table()
 ALAW_ENCODE, ALAW_DECODE = _alaw_encode_table(), _alaw_decode_table()
+# The encoders look up by the sample's bit pattern as uint16 (a view of the frame, no widening
+# copy and offset); the tables above are indexed from -32768 as the G.711 test data is.
+_ULAW_BY_BITS, _ALAW_BY_BITS = np.roll(ULAW_ENCODE, -32768), np.roll(ALAW_ENCODE, -32768)
+
+
+MEMO_FRAMES = 64
 
 
 class G711:
@@ -59,12 +65,19 @@ class G711:
 
     def __init__(self, encode_table: npt.NDArray[np.uint8], decode_table: Samples) -> None:
         self._encode = encode_table
+        self._memo: dict[bytes, bytes] = {}
         self._decode = decode_table
         self._last: Samples | None = None
         self._fade = 1.0
 
     def encode(self, frame: Samples) -> bytes:
-        return bytes(self._encode[frame.astype(np.int32) + 32768])
+        key = frame.tobytes()
+        payload = self._memo.get(key)
+        if payload is None:
+            payload = self._encode[frame.astype(np.int16, copy=False).view(np.uint16)].tobytes()
+            if len(self._memo) < MEMO_FRAMES:
+                self._memo[key] = payload
+        return payload
 
     def decode(self, payload: bytes) -> Samples:
         frame = self._decode[np.frombuffer(payload, dtype=np.uint8)]
@@ -79,8 +92,8 @@ class G711:
 
 
 def pcmu() -> G711:
-    return G711(ULAW_ENCODE, ULAW_DECODE)
+    return G711(_ULAW_BY_BITS, ULAW_DECODE)
 
 
 def pcma() -> G711:
-    return G711(ALAW_ENCODE, ALAW_DECODE)
+    return G711(_ALAW_BY_BITS, ALAW_DECODE)
