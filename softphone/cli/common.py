@@ -88,15 +88,34 @@ class EventPrinter:
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
         self.console = Console(stderr=False, highlight=False)
+        self._flush_pending = False
 
     def __call__(self, event: Event) -> None:
         if self.as_json:
             sys.stdout.write(json.dumps(event.to_json()) + "\n")
-            sys.stdout.flush()
+            self._flush_soon()
             return
         line = describe(event)
         if line:
             self.console.print(line)
+
+
+    def _flush_soon(self) -> None:
+        """One write to the pipe per turn of the event loop, not one per event: a load test's
+        far end emits thousands of events a second, and a reader still sees each turn's lines
+        as soon as the turn ends."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            sys.stdout.flush()
+            return
+        if not self._flush_pending:
+            self._flush_pending = True
+            loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        sys.stdout.flush()
 
 
 def describe(event: Event) -> str:

@@ -123,5 +123,6 @@ def _summary_table(summary: LoadSummary) -> Table:
                       summary.setup_ms_p50, summary.setup_ms_p95, summary.setup_ms_p99)))
     table.add_row("RTP loss", f"{summary.loss_fraction:.2%}")
     table.add_row("jitter (mean)", f"{summary.jitter_ms_mean:.1f} ms")
-    table.add_row("rate", f"{summary.calls_per_second:.1f} calls/s over {summary.seconds} s")
+    table.add_row("rate", f"{summary.start_rate:.1f} calls/s placed, "
+                  f"{summary.calls_per_second:.1f} calls/s completed over {summary.seconds} s")
     return table

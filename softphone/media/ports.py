@@ -32,6 +32,12 @@ class AudioSink(Protocol):
 
 
 class Silence:
+    """Every frame is the same read-only array of zeros (nobody may change it), so a load
+    test's thousand silent streams allocate nothing per frame."""
+
+    def __init__(self) -> None:
+        self._frame = np.zeros(0, dtype=np.int16)
+
     def prepare(self, rate: int) -> None:
         pass
 
@@ -39,7 +45,10 @@ class Silence:
         pass
 
     def read(self, samples: int, rate: int) -> Samples:
-        return np.zeros(samples, dtype=np.int16)
+        if len(self._frame) != samples:
+            self._frame = np.zeros(samples, dtype=np.int16)
+            self._frame.flags.writeable = False
+        return self._frame
 
 
 class Discard:

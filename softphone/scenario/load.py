@@ -63,15 +63,26 @@ class LoadSummary:
     loss_fraction: float
     jitter_ms_mean: float
     seconds: float
+    starting_seconds: float = 0.0  # from the first call placed to the last
 
     @property
     def calls_per_second(self) -> float:
+        """Calls completed per second over the whole run, holding time and tail included."""
         return self.attempted / self.seconds if self.seconds else 0.0
+
+    @property
+    def start_rate(self) -> float:
+        """Calls placed per second: whether the generator and the far end kept up with the
+        requested rate (the concurrency bound makes it wait when calls do not end in time)."""
+        if self.attempted < 2 or not self.starting_seconds:
+            return self.calls_per_second
+        return (self.attempted - 1) / self.starting_seconds
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
         data["failed_by_status"] = {str(k): v for k, v in self.failed_by_status.items()}
         data["calls_per_second"] = round(self.calls_per_second, 1)
+        data["start_rate"] = round(self.start_rate, 1)
         return data
 
 
@@ -90,13 +101,15 @@ async def run_load(agent: UserAgent, plan: LoadPlan,
             slots.release()
 
     tasks = []
+    last_start = start
     for index in range(plan.calls):
         await _wait_until(start + index / plan.rate)
         await slots.acquire()
+        last_start = time.monotonic()
         tasks.append(asyncio.ensure_future(one(index)))
     await asyncio.gather(*tasks)
     rows.sort(key=lambda row: row.index)
-    return rows, summarise(rows, time.monotonic() - start)
+    return rows, summarise(rows, time.monotonic() - start, last_start - start)
 
 
 async def _wait_until(when: float) -> None:
@@ -140,7 +153,8 @@ async def _place(agent: UserAgent, plan: LoadPlan, index: int, progress: LoadPro
                    float(rtp.get("jitter_ms") or 0.0))
 
 
-def summarise(rows: list[CallRow], seconds: float) -> LoadSummary:
+def summarise(rows: list[CallRow], seconds: float, starting_seconds: float = 0.0
+              ) -> LoadSummary:
     setups = np.array([r.setup_ms for r in rows if r.setup_ms is not None])
     answered = [r for r in rows if r.setup_ms is not None]
     failed = Counter(r.status for r in rows if r.setup_ms is None)
@@ -156,4 +170,4 @@ def summarise(rows: list[CallRow], seconds: float) -> LoadSummary:
         loss_fraction=round(lost / (received + lost), 4) if received + lost else 0.0,
         jitter_ms_mean=round(float(np.mean([r.jitter_ms for r in answered])), 2)
         if answered else 0.0,
-        seconds=round(seconds, 2))
+        seconds=round(seconds, 2), starting_seconds=round(starting_seconds, 3))

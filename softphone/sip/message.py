@@ -133,12 +133,10 @@ class Headers:
         self._keys: list[str] = [header_key(n) for n, _ in self._items]
 
     def get(self, name: str) -> str | None:
-        key = header_key(name)
-        keys = self._keys
-        for index in range(len(keys)):
-            if keys[index] == key:
-                return self._items[index][1]
-        return None
+        try:
+            return self._items[self._keys.index(header_key(name))][1]
+        except ValueError:
+            return None
 
     def get_all(self, name: str) -> list[str]:
         key = header_key(name)

@@ -10,6 +10,7 @@ which is what a machine without DNS (a lab, CI) needs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import random
 import socket
@@ -43,7 +44,9 @@ class Target:
     port: int
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_ip(host: str) -> bool:
+    """Cached: a load test asks it twice per call about the same few hosts."""
     try:
         ipaddress.ip_address(host)
         return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -23,6 +24,43 @@ class Impairment:
     seed: int = 1
 
 
+class PortRange:
+    """Where calls bind their RTP/RTCP pairs: even ports of ``first``..``last``, taken in turn
+    from a random start, so a pair is usually free at the first try (the kernel's ephemeral
+    ports, above 32767 on Linux, come odd and even alike and cost a retry in two)."""
+
+    def __init__(self, first: int = 16384, last: int = 32767) -> None:
+        if not 0 < first < last <= 65535:
+            raise ValueError(f"Not a port range: {first}-{last}")
+        self.first = first + first % 2
+        self.pairs = (last - self.first + 1) // 2
+        if self.pairs < 1:
+            raise ValueError(f"Port range {first}-{last} holds no even/odd pair")
+        self._cursor = random.randrange(self.pairs)
+
+    def bind_pair(self, host: str) -> tuple[socket.socket, socket.socket]:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for _ in range(min(self.pairs, PORT_PAIR_ATTEMPTS)):
+            port = self.first + 2 * self._cursor
+            self._cursor = (self._cursor + 1) % self.pairs
+            pair = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(2)]
+            try:
+                pair[0].bind((host, port))
+                pair[1].bind((host, port + 1))
+            except OSError:
+                for sock in pair:
+                    sock.close()
+                continue
+            for sock in pair:
+                sock.setblocking(False)
+            return pair[0], pair[1]
+        last = self.first + 2 * self.pairs - 1
+        raise OSError(f"no free RTP/RTCP port pair in {self.first}-{last}")
+
+
+DEFAULT_PORTS = PortRange()
+
+
 class RtpEndpoint(asyncio.DatagramProtocol):
     def __init__(self, impairment: Impairment | None = None) -> None:
         self.impairment = impairment
@@ -35,26 +73,15 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.rtcp_handler: PacketHandler | None = None
         self._rtcp: asyncio.DatagramTransport | None = None
 
-    async def open(self, host: str) -> int:
+    async def open(self, host: str, ports: PortRange | None = None) -> int:
         """Bind an even RTP port and RTCP on the port above it; returns the RTP port."""
+        rtp, rtcp = (ports or DEFAULT_PORTS).bind_pair(host)
         loop = asyncio.get_running_loop()
-        for _ in range(PORT_PAIR_ATTEMPTS):
-            await loop.create_datagram_endpoint(lambda: self, local_addr=(host, 0))
-            assert self._transport is not None
-            port = int(self._transport.get_extra_info("sockname")[1])
-            if port % 2 == 0 and port < 65535:
-                try:
-                    rtcp, _ = await loop.create_datagram_endpoint(
-                        lambda: _RtcpProtocol(self), local_addr=(host, port + 1))
-                except OSError:
-                    rtcp = None
-                if rtcp is not None:
-                    self._rtcp = rtcp
-                    self.port = port
-                    return port
-            self._transport.close()
-            self._transport = None
-        raise OSError("no free RTP/RTCP port pair")
+        await loop.create_datagram_endpoint(lambda: self, sock=rtp)
+        self._rtcp, _ = await loop.create_datagram_endpoint(lambda: _RtcpProtocol(self),
+                                                            sock=rtcp)
+        self.port = rtp.getsockname()[1]
+        return self.port
 
     def send_rtcp(self, data: bytes, destination: tuple[str, int]) -> None:
         if self._rtcp is not None:

@@ -39,7 +39,7 @@ from softphone.sip.transaction import (
 from softphone.sip.uri import format_host
 from softphone.sip.validate import EndpointPolicy, check_request
 from softphone.transport.resolver import ResolutionError, make_dns_resolver, resolve
-from softphone.transport.rtp import Impairment
+from softphone.transport.rtp import Impairment, PortRange
 from softphone.transport.tcp import TcpTransport
 from softphone.transport.udp import UdpTransport
 from softphone.ua.call import Call
@@ -119,6 +119,7 @@ class AgentConfig:
     rtp_timeout: float | None = None  # seconds without RTP before a media_timeout event
     hangup_on_rtp_timeout: bool = False
     impairment: Impairment | None = None  # tests: seeded loss/jitter on sent RTP
+    rtp_ports: tuple[int, int] = (16384, 32767)  # each call binds an even/odd pair in here
 
 
 class UserAgent:
@@ -134,6 +135,7 @@ class UserAgent:
         self.policy = EndpointPolicy()
         self.layer = TransactionLayer(settings=self.config.timers)
         self.udp = UdpTransport(self)
+        self.rtp_ports = PortRange(*self.config.rtp_ports)
         self.tcp = TcpTransport(self)
         self.incoming: asyncio.Queue[Call] = asyncio.Queue()
         self._subscribers: list[asyncio.Queue[Event]] = []
@@ -143,6 +145,8 @@ class UserAgent:
                                                   ProvisionalHandler | None]] = {}
         self._calls_by_dialog: dict[tuple[str, str, str], Call] = {}
         self._calls_by_invite: dict[TransactionKey, Call] = {}
+        self._dialog_keys_of: dict[Call, list[tuple[str, str, str]]] = {}
+        self._unanswered: set[Call] = set()  # incoming calls, some perhaps answered since
         self.calls: set[Call] = set()
         self.registrations: list[Registration] = []
         self._timer: asyncio.Handle | None = None
@@ -508,12 +512,12 @@ class UserAgent:
     def _on_new_request(self, request: Request, key: TransactionKey,
                         event: RequestReceived) -> None:
         if request.method == "INVITE":
-            unanswered = sum(1 for c in self.calls if c.state in ("incoming", "ringing"))
-            if unanswered >= self.config.max_unanswered_calls:
+            if self._unanswered_calls_full():
                 self.respond(key, make_response(request, 486, to_tag=new_tag()))
                 return
             call = Call.incoming(self, request, key, event.source)
             self.calls.add(call)
+            self._unanswered.add(call)
             self._calls_by_invite[key] = call
             call.announce()
             self.incoming.put_nowait(call)
@@ -530,6 +534,13 @@ class UserAgent:
         else:
             self.respond(key, make_response(request, 481, to_tag=new_tag()))
 
+    def _unanswered_calls_full(self) -> bool:
+        """Whether max_unanswered_calls are waiting. The set is pruned of answered calls only
+        when it looks full, so an INVITE does not cost a walk over every call."""
+        if len(self._unanswered) >= self.config.max_unanswered_calls:
+            self._unanswered = {c for c in self._unanswered if c.state in ("incoming", "ringing")}
+        return len(self._unanswered) >= self.config.max_unanswered_calls
+
     def capabilities(self) -> Headers:
         """What OPTIONS answers and every dialog-creating message carries."""
         return Headers([("Allow", self.policy.allow), ("Accept", ACCEPT),
@@ -540,13 +551,16 @@ class UserAgent:
 
     def bind_dialog(self, call: Call, key: tuple[str, str, str]) -> None:
         self._calls_by_dialog[key] = call
+        self._dialog_keys_of.setdefault(call, []).append(key)
 
     def forget(self, call: Call) -> None:
         self.calls.discard(call)
-        for dialog_key in [k for k, v in self._calls_by_dialog.items() if v is call]:
-            del self._calls_by_dialog[dialog_key]
-        for invite_key in [k for k, v in self._calls_by_invite.items() if v is call]:
-            del self._calls_by_invite[invite_key]
+        self._unanswered.discard(call)
+        for dialog_key in self._dialog_keys_of.pop(call, ()):
+            if self._calls_by_dialog.get(dialog_key) is call:
+                del self._calls_by_dialog[dialog_key]
+        if call.invite_key is not None and self._calls_by_invite.get(call.invite_key) is call:
+            del self._calls_by_invite[call.invite_key]
 
 
 def _tokens(response: Response, name: str) -> list[str]:

@@ -134,7 +134,7 @@ class Call:
 
     async def _place(self, ring_timeout: float | None) -> None:
         self.state = "calling"
-        await self.rtp.open(self.agent.host)
+        await self.rtp.open(self.agent.host, self.agent.rtp_ports)
         self.agent.emit(Calling(self.call_id, str(self.remote_uri)))
         if ring_timeout is not None:
             asyncio.get_running_loop().call_later(
@@ -276,7 +276,7 @@ class Call:
         if self.state not in ("incoming", "ringing"):
             return
         assert self.invite is not None
-        await self.rtp.open(self.agent.host)
+        await self.rtp.open(self.agent.host, self.agent.rtp_ports)
         try:
             body = self._answer_sdp(self.invite.body)
         except SdpError as error:

@@ -103,3 +103,24 @@ def test_jitter_buffer_depth_adapts_within_bounds() -> None:
     assert buffer.depth == 6
     buffer.adapt(jitter_ms=1000.0, ptime_ms=20)
     assert buffer.depth == 10
+
+
+def test_port_range_binds_even_odd_pairs_and_steps_over_taken_ports() -> None:
+    from softphone.transport.rtp import PortRange
+
+    # below both the agents' default range and the kernel's ephemeral ports: nobody else's
+    ports = PortRange(12001, 12010)  # an odd start: pairs begin at 12002
+    taken = [ports.bind_pair("127.0.0.1") for _ in range(4)]
+    numbers = [(rtp.getsockname()[1], rtcp.getsockname()[1]) for rtp, rtcp in taken]
+    assert all(rtp % 2 == 0 and rtcp == rtp + 1 for rtp, rtcp in numbers)
+    assert len(set(numbers)) == 4 and all(12002 <= rtp <= 12009 for rtp, _ in numbers)
+    with pytest.raises(OSError, match="no free RTP/RTCP port pair in 12002-12009"):
+        ports.bind_pair("127.0.0.1")  # all four pairs are in use
+    for sock in taken[0]:
+        sock.close()
+    rtp, rtcp = ports.bind_pair("127.0.0.1")
+    assert (rtp.getsockname()[1], rtcp.getsockname()[1]) == numbers[0]
+    for sock in [rtp, rtcp, *(s for pair in taken[1:] for s in pair)]:
+        sock.close()
+    with pytest.raises(ValueError, match="no even/odd pair"):
+        PortRange(12001, 12002)
