@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from softphone.cli.common import EXIT_INTERRUPTED, run, until_stopped
-from softphone.scenario.model import Scenario, ScenarioError, load_scenario
+from softphone.scenario.model import Scenario, ScenarioError, load_scenario, scenario_schema
 from softphone.scenario.report import write_json, write_junit
 from softphone.scenario.runner import ScenarioResult, run_scenario
 
@@ -18,19 +19,27 @@ MAX_EXIT = 100
 
 
 @click.command("test")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @click.option("--junit", "junit_path", metavar="FILE", help="Write JUnit XML here.")
 @click.option("--report", "report_path", metavar="FILE.json",
               help="Write a JSON report: steps with timings, SIP trace, RTP figures.")
+@click.option("--schema", "print_schema", is_flag=True,
+              help="Print the scenario format as JSON Schema and exit.")
 def test_command(files: tuple[str, ...], junit_path: str | None,
-                 report_path: str | None) -> None:
+                 report_path: str | None, print_schema: bool) -> None:
     """Run call-test scenario files (TOML). Exit code: the number of failed scenarios.
 
     \b
     Examples:
       softphone test sample_configs/scenarios/*.toml
       softphone test ivr.toml --junit results.xml --report results.json
+      softphone test --schema > scenario.schema.json
     """
+    if print_schema:
+        click.echo(json.dumps(scenario_schema(), indent=2))
+        return
+    if not files:
+        raise click.UsageError("name at least one scenario file (or --schema)")
     try:
         scenarios = [load_scenario(Path(f)) for f in files]
     except ScenarioError as error:

@@ -37,36 +37,160 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_WITHIN = 10.0
+CODEC_NAMES = ("opus", "pcmu", "pcma")
+DTMF_METHODS = ("auto", "rfc4733", "info")
 
-# action -> (required keys, optional keys); every step also takes leg, action, within.
-ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "call": (("to",), ("expect_status",)),
-    "wait_call": ((), ()),
-    "ring": ((), ()),
-    "answer": ((), ()),
-    "reject": ((), ("status",)),
-    "hangup": ((), ()),
-    "expect_ringing": ((), ()),
-    "expect_answered": ((), ()),
-    "expect_status": (("status",), ()),
-    "expect_hangup": ((), ()),
-    "play": ((), ("file", "tone")),
-    "stop_audio": ((), ()),
-    "send_dtmf": (("digits",), ()),
-    "expect_dtmf": (("digits",), ()),
-    "play_dtmf": (("digits",), ()),
-    "expect_inband_dtmf": (("digits",), ("seconds",)),
-    "expect_tone": (("hz",), ("seconds", "level")),
-    "expect_silence": ((), ("seconds",)),
-    "expect_speech": ((), ("seconds",)),
-    "expect_similar": (("file",), ("threshold",)),
-    "record": (("file",), ()),
-    "wait": (("seconds",), ()),
+# What each value may be, as JSON Schema fragments: the published schema is built from them
+# and the loader checks values against them (conforms()), so the two cannot disagree.
+SECONDS: dict[str, Any] = {"type": "number", "minimum": 0}
+KINDS: dict[str, dict[str, Any]] = {
+    "to": {"type": "string", "minLength": 1,
+           "description": "a leg's name, or a SIP URI; ${VAR} takes it from the environment"},
+    "status": {"type": "integer", "minimum": 100, "maximum": 699},
+    "expect_status": {"type": "integer", "minimum": 100, "maximum": 699,
+                      "description": "the final status the call must end with"},
+    "file": {"type": "string", "minLength": 1,
+             "description": "a WAV file, relative to the scenario file"},
+    "tone": {"type": "number", "exclusiveMinimum": 0, "description": "Hz"},
+    "hz": {"type": "number", "exclusiveMinimum": 0},
+    "digits": {"type": "string", "pattern": "^[0-9*#A-Da-d]+$"},
+    "seconds": {**SECONDS, "description": "how long the audio must hold, or to wait"},
+    "level": {"type": "number", "minimum": 0,
+              "description": "the tone's floor in dB below full scale (default 40)"},
+    "threshold": {"type": "number", "minimum": 0, "maximum": 1,
+                  "description": "least normalised correlation (default 0.8)"},
+    "within": {**SECONDS, "description": f"seconds the step may take (default "
+                                         f"{DEFAULT_WITHIN:g})"},
 }
-LEG_KEYS = ("name", "codecs", "user", "listen", "dtmf_method")
-TOP_KEYS = ("name", "timeout", "legs", "steps")
-NUMBER_KEYS = ("within", "seconds", "hz", "level", "tone", "threshold")
-INTEGER_KEYS = ("status", "expect_status")
+
+
+@dataclass(frozen=True)
+class Action:
+    summary: str
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+
+ACTIONS: dict[str, Action] = {
+    "call": Action("place a call", ("to",), ("expect_status",)),
+    "wait_call": Action("wait for a call to arrive"),
+    "ring": Action("send 180 Ringing for the incoming call"),
+    "answer": Action("answer the incoming call"),
+    "reject": Action("reject the incoming call (default 486)", (), ("status",)),
+    "hangup": Action("end the call (BYE, or CANCEL before an answer)"),
+    "expect_ringing": Action("the far end rings (a 18x arrives)"),
+    "expect_answered": Action("the call is answered"),
+    "expect_status": Action("the call ends with this final status (200: answered)",
+                            ("status",)),
+    "expect_hangup": Action("the far end ends the call"),
+    "play": Action("send a WAV file or a tone (exactly one of them)", (), ("file", "tone")),
+    "stop_audio": Action("send silence"),
+    "record": Action("record what is heard to a WAV file", ("file",)),
+    "send_dtmf": Action("send digits as RFC 4733 events (SIP INFO if not negotiated)",
+                        ("digits",)),
+    "expect_dtmf": Action("the next digits received are these", ("digits",)),
+    "play_dtmf": Action("send digits as in-band tones", ("digits",)),
+    "expect_inband_dtmf": Action("these digits are heard as tones", ("digits",),
+                                 ("seconds",)),
+    "expect_tone": Action("a tone of hz is heard for seconds (default 1)", ("hz",),
+                          ("seconds", "level")),
+    "expect_silence": Action("silence is heard for seconds (default 1)", (), ("seconds",)),
+    "expect_speech": Action("speech energy is heard for seconds (default 1)", (),
+                            ("seconds",)),
+    "expect_similar": Action("the reference WAV file is heard intact", ("file",),
+                             ("threshold",)),
+    "wait": Action("let time pass (needs no leg)", ("seconds",)),
+}
+STEP_KEYS = ("action", "leg", "within")
+LEG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "codecs": {"type": "array", "items": {"enum": list(CODEC_NAMES)}, "minItems": 1,
+                   "description": "in order of preference (default opus, pcmu, pcma)"},
+        "user": {"type": "string", "minLength": 1},
+        "listen": {"type": "string", "pattern": "^.+:[0-9]+$",
+                   "description": "HOST:PORT (default 127.0.0.1:0, any free port)"},
+        "dtmf_method": {"enum": list(DTMF_METHODS)},
+    },
+}
+TOP_SCHEMA: dict[str, Any] = {
+    "name": {"type": "string"},
+    "timeout": {"type": "number", "exclusiveMinimum": 0,
+                "description": "seconds for the whole scenario (default 60)"},
+}
+
+
+def conforms(value: Any, fragment: dict[str, Any]) -> bool:
+    """Whether ``value`` meets one of the schema fragments above (the keywords they use)."""
+    kind = fragment.get("type")
+    if "enum" in fragment and value not in fragment["enum"]:
+        return False
+    if kind == "string":
+        return isinstance(value, str) and len(value) >= fragment.get("minLength", 0) and \
+            ("pattern" not in fragment or re.search(fragment["pattern"], value) is not None)
+    if kind == "array":
+        return isinstance(value, list) and len(value) >= fragment.get("minItems", 0) and \
+            all(conforms(item, fragment["items"]) for item in value)
+    if kind in ("integer", "number"):
+        numeric = isinstance(value, int) if kind == "integer" else isinstance(value, (int, float))
+        return numeric and not isinstance(value, bool) and \
+            value >= fragment.get("minimum", value) and \
+            value <= fragment.get("maximum", value) and \
+            value > fragment.get("exclusiveMinimum", value - 1)
+    return True
+
+
+# where a fragment's keywords would make a poor error message
+WORDS = {"digits": "DTMF digits (0-9, *, #, A-D)", "status": "a SIP status",
+         "expect_status": "a SIP status", "listen": "HOST:PORT"}
+
+
+def expected(fragment: dict[str, Any]) -> str:
+    """The words an error uses for what a fragment admits."""
+    if "enum" in fragment:
+        return "one of " + ", ".join(map(str, fragment["enum"]))
+    if fragment.get("type") == "array":
+        return "a list of " + expected(fragment["items"])
+    if fragment.get("type") in ("integer", "number"):
+        low = fragment.get("minimum", fragment.get("exclusiveMinimum"))
+        high = fragment.get("maximum")
+        span = f" from {low:g} to {high:g}" if high is not None else \
+            (" above 0" if "exclusiveMinimum" in fragment else f" of at least {low:g}")
+        return f"a number{span}"
+    return "a non-empty string"
+
+
+def scenario_schema() -> dict[str, Any]:
+    """The scenario format as JSON Schema (draft 2020-12): TOML files map onto it as JSON."""
+    steps = []
+    for name, action in ACTIONS.items():
+        keys = (*STEP_KEYS, *action.required, *action.optional)
+        properties: dict[str, Any] = {"action": {"const": name}, "leg": {"type": "string"}}
+        properties |= {key: KINDS[key] for key in keys if key in KINDS}
+        step: dict[str, Any] = {
+            "description": action.summary, "type": "object",
+            "required": ["action", *([] if name == "wait" else ["leg"]), *action.required],
+            "properties": properties, "additionalProperties": False}
+        if name == "play":
+            step["oneOf"] = [{"required": ["file"]}, {"required": ["tone"]}]
+        steps.append(step)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "softphone call-test scenario",
+        "description": "A TOML scenario file for `softphone test`: legs (user agents) and "
+                       "steps run in order. Generated by `softphone test --schema`.",
+        "type": "object",
+        "required": ["steps"],
+        "additionalProperties": False,
+        "properties": {
+            **TOP_SCHEMA,
+            "legs": {"type": "array", "items": LEG_SCHEMA},
+            "steps": {"type": "array", "minItems": 1, "items": {"oneOf": steps}},
+        },
+    }
 
 
 class ScenarioError(ValueError):
@@ -114,7 +238,7 @@ def load_scenario(path: Path) -> Scenario:
         raise ScenarioError(f"{path}: cannot read: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"{path}: not valid TOML: {error}") from None
-    _unknown(path, "", data, TOP_KEYS)
+    _unknown(path, "", data, ("legs", "steps", *TOP_SCHEMA))
     legs = tuple(_leg(path, i + 1, table) for i, table in enumerate(_tables(path, data, "legs")))
     names = [leg.name for leg in legs]
     if len(set(names)) != len(names):
@@ -125,10 +249,10 @@ def load_scenario(path: Path) -> Scenario:
                   for i, table in enumerate(_tables(path, data, "steps")))
     if not steps:
         raise ScenarioError(f"{path}: no [[steps]]")
-    timeout = data.get("timeout", 60)
-    if not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ScenarioError(f"{path}: timeout: expected a number of seconds, got {timeout!r}")
-    return Scenario(path, str(data.get("name", path.stem)), float(timeout), legs, steps)
+    for key, fragment in TOP_SCHEMA.items():
+        _check(f"{path}", key, data, fragment)
+    return Scenario(path, str(data.get("name", path.stem)), float(data.get("timeout", 60)),
+                    legs, steps)
 
 
 def _tables(path: Path, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -140,15 +264,21 @@ def _tables(path: Path, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 def _leg(path: Path, number: int, table: dict[str, Any]) -> Leg:
     where = f"{path}: leg {number}"
-    _unknown(path, f"leg {number}: ", table, LEG_KEYS)
-    if not isinstance(table.get("name"), str):
-        raise ScenarioError(f"{where}: name: expected a string")
-    codecs = table.get("codecs", ["opus", "pcmu", "pcma"])
-    if not isinstance(codecs, list) or not all(c in ("opus", "pcmu", "pcma") for c in codecs):
-        raise ScenarioError(f"{where}: codecs: expected a list of opus, pcmu, pcma")
-    return Leg(name=table["name"], codecs=tuple(codecs), user=table.get("user"),
-               listen=str(table.get("listen", "127.0.0.1:0")),
+    properties = LEG_SCHEMA["properties"]
+    _unknown(path, f"leg {number}: ", table, tuple(properties))
+    if "name" not in table:
+        raise ScenarioError(f"{where}: needs a 'name'")
+    for key, fragment in properties.items():
+        _check(where, key, table, fragment)
+    return Leg(name=table["name"], codecs=tuple(table.get("codecs", CODEC_NAMES)),
+               user=table.get("user"), listen=str(table.get("listen", "127.0.0.1:0")),
                dtmf_method=str(table.get("dtmf_method", "auto")))
+
+
+def _check(where: str, key: str, table: dict[str, Any], fragment: dict[str, Any]) -> None:
+    if key in table and not conforms(table[key], fragment):
+        raise ScenarioError(f"{where}: {key}: expected {WORDS.get(key) or expected(fragment)}, "
+                            f"got {table[key]!r}")
 
 
 def _step(path: Path, number: int, line: int, table: dict[str, Any],
@@ -158,8 +288,8 @@ def _step(path: Path, number: int, line: int, table: dict[str, Any],
     if action not in ACTIONS:
         hint = _suggest(str(action), list(ACTIONS))
         raise ScenarioError(f"{where}: unknown action {action!r}{hint}")
-    required, optional = ACTIONS[action]
-    allowed = ("action", "leg", "within", *required, *optional)
+    required, optional = ACTIONS[action].required, ACTIONS[action].optional
+    allowed = (*STEP_KEYS, *required, *optional)
     for key in table:
         if key not in allowed:
             raise ScenarioError(f"{where}: {action} takes no {key!r}"
@@ -170,11 +300,9 @@ def _step(path: Path, number: int, line: int, table: dict[str, Any],
     leg = table.get("leg")
     if action != "wait" and leg not in legs:
         raise ScenarioError(f"{where}: leg {leg!r} is not one of {', '.join(legs) or 'none'}")
-    for key, value in table.items():
-        if key in NUMBER_KEYS and (not isinstance(value, (int, float)) or value < 0):
-            raise ScenarioError(f"{where}: {key}: expected a number, got {value!r}")
-        if key in INTEGER_KEYS and (not isinstance(value, int) or not 100 <= value <= 699):
-            raise ScenarioError(f"{where}: {key}: expected a SIP status, got {value!r}")
+    for key in table:
+        if key in KINDS:
+            _check(where, key, table, KINDS[key])
     if action == "play" and ("file" in table) == ("tone" in table):
         raise ScenarioError(f"{where}: play needs one of 'file' or 'tone'")
     args = {k: v for k, v in table.items() if k not in ("action", "leg", "within")}
