@@ -24,9 +24,18 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from softphone.media.ports import AudioSink, AudioSource, Monitor, Silence, Switch, Tone
-from softphone.media.quality import level_dbfs, tone_level
-from softphone.media.wav import WavSink, WavSource
+from softphone.media.ports import (
+    AudioSink,
+    AudioSource,
+    DtmfTones,
+    Monitor,
+    Silence,
+    Switch,
+    Tone,
+)
+from softphone.media.quality import detect_dtmf, level_dbfs, similarity, tone_level
+from softphone.media.wav import WavSink, WavSource, load_wav, resample
+from softphone.sip.uri import format_host
 from softphone.ua.agent import AgentConfig, UserAgent
 from softphone.ua.call import Call
 from softphone.ua.events import Dtmf, Ended, Event, Ringing
@@ -60,6 +69,24 @@ def is_silence(window: Window, rate: int) -> bool:
 
 def is_speech(window: Window, rate: int) -> bool:
     return level_dbfs(window) > SPEECH_DBFS
+
+
+def has_dtmf(digits: str) -> Callable[[Window, int], bool]:
+    wanted = digits.upper()
+    return lambda w, rate: wanted in detect_dtmf(w, rate)
+
+
+def is_like(reference: Window, reference_rate: int,
+            threshold: float) -> Callable[[Window, int], bool]:
+    """Whether a window contains ``reference`` (aligned, normalised correlation)."""
+    converted: dict[int, Window] = {}
+
+    def holds(window: Window, rate: int) -> bool:
+        if rate not in converted:
+            converted[rate] = resample(reference, reference_rate, rate)
+        return similarity(converted[rate], window).score >= threshold
+
+    return holds
 
 
 class EventLog:
@@ -99,6 +126,7 @@ class TestCall:
         self.agent = agent
         self.call = call
         self.source, self.monitor = agent.ports_of(call)
+        self._digits_taken = 0  # received digits that receives_dtmf has matched already
 
     async def _within(self, timeout: float, what: str, waiting: object) -> object:
         try:
@@ -129,26 +157,70 @@ class TestCall:
             raise ExpectationFailed(f"ended with {ended.status} {ended.reason}, not {status}")
         return ended
 
-    async def receives_dtmf(self, digits: str, timeout: float = 5.0) -> None:
-        call_id = self.call.call_id
+    async def final_status(self, status: int, timeout: float = 5.0) -> None:
+        """The call's final status is ``status``: 200 for an answer, else the failure it
+        ended with (an answer when a failure was wanted fails at once)."""
+        answered = await self._within(timeout, f"a final status ({status})",
+                                      asyncio.shield(self.call.answered))
+        if answered:
+            if status != 200:
+                raise ExpectationFailed(f"final status was 200 (answered), not {status}")
+            return
+        ended = self.call.ended.result()
+        if ended.status != status:
+            raise ExpectationFailed(f"final status was {ended.status} {ended.reason}, "
+                                    f"not {status}")
 
-        def heard() -> str:
-            return "".join(e.digit for e in self.agent.events
-                           if isinstance(e, Dtmf) and e.call_id == call_id)
+    def digits_received(self) -> str:
+        call_id = self.call.call_id
+        return "".join(e.digit for e in self.agent.events
+                       if isinstance(e, Dtmf) and e.call_id == call_id)
+
+    async def receives_dtmf(self, digits: str, timeout: float = 5.0) -> None:
+        """The next digits the call receives are ``digits``: those an earlier receives_dtmf
+        matched do not count again, and a wrong digit fails at once."""
+        wanted = digits.upper()
+
+        def pending() -> str:
+            return self.digits_received()[self._digits_taken:]
 
         async def wait() -> None:
-            while digits.upper() not in heard():
+            while True:
+                heard = pending()[: len(wanted)]
+                if not wanted.startswith(heard):
+                    raise ExpectationFailed(f"DTMF {digits!r} expected, heard {heard!r}")
+                if heard == wanted:
+                    self._digits_taken += len(wanted)
+                    return
                 await self.agent.next_change()
 
         try:
             await asyncio.wait_for(wait(), timeout)
         except TimeoutError:
             raise ExpectationFailed(f"DTMF {digits!r} not received within {timeout:g} s "
-                                    f"(heard {heard()!r})") from None
+                                    f"(heard {pending()!r})") from None
 
-    async def hears_tone(self, hz: float, seconds: float = 1.0, timeout: float = 5.0) -> None:
+    async def hears_tone(self, hz: float, seconds: float = 1.0, timeout: float = 5.0,
+                         floor_dbfs: float = -40.0) -> None:
         await self._within(timeout, f"a {hz:g} Hz tone for {seconds:g} s",
-                           until_heard(self.monitor, is_tone(hz), seconds))
+                           until_heard(self.monitor, is_tone(hz, floor_dbfs), seconds))
+
+    async def hears_dtmf_tones(self, digits: str, seconds: float | None = None,
+                               timeout: float = 5.0) -> None:
+        """In-band DTMF: ``digits`` heard as tone pairs within the last ``seconds``."""
+        window = seconds if seconds is not None else 0.15 * len(digits) + 1.0
+        await self._within(timeout, f"DTMF tones {digits!r}",
+                           until_heard(self.monitor, has_dtmf(digits), window))
+
+    async def hears_recording(self, wav: str | Path, threshold: float = 0.8,
+                              timeout: float = 10.0) -> None:
+        """What the call heard lately contains the WAV file intact (a prompt, say)."""
+        reference, rate = load_wav(wav)
+        length = len(reference) / rate
+        self.monitor.keep_seconds = max(self.monitor.keep_seconds, 2 * length)
+        await self._within(timeout, f"{Path(wav).name} heard (similarity >= {threshold:g})",
+                           until_heard(self.monitor, is_like(reference, rate, threshold),
+                                       length + 0.5))
 
     async def hears_silence(self, seconds: float = 1.0, timeout: float = 5.0) -> None:
         await self._within(timeout, f"{seconds:g} s of silence",
@@ -163,6 +235,10 @@ class TestCall:
 
     def play_tone(self, hz: float) -> None:
         self.source.set(Tone(hz))
+
+    def play_dtmf_tones(self, digits: str) -> None:
+        """Send digits as audio, for systems that listen for tones instead of events."""
+        self.source.set(DtmfTones(digits))
 
     def quiet(self) -> None:
         self.source.set(Silence())
@@ -192,10 +268,12 @@ class TestAgent:
     __test__ = False
 
     def __init__(self, user: str = "test", codecs: tuple[str, ...] = ("pcmu", "pcma", "opus"),
+                 listen_host: str = "127.0.0.1", listen_port: int = 0,
                  **config: object) -> None:
         self._ports: dict[str, tuple[Switch, Monitor]] = {}
-        self.agent = UserAgent(AgentConfig(listen_host="127.0.0.1", listen_port=0, user=user,
-                                           codecs=codecs, port_factory=self._make_ports,
+        self.agent = UserAgent(AgentConfig(listen_host=listen_host, listen_port=listen_port,
+                                           user=user, codecs=codecs,
+                                           port_factory=self._make_ports,
                                            **config))  # type: ignore[arg-type]
         self.log = EventLog(self.agent)
 
@@ -219,7 +297,7 @@ class TestAgent:
 
     @property
     def uri(self) -> str:
-        return f"sip:{self.agent.config.user}@127.0.0.1:{self.agent.port}"
+        return f"sip:{self.agent.config.user}@{format_host(self.agent.host)}:{self.agent.port}"
 
     async def call(self, uri: str) -> TestCall:
         return TestCall(self, await self.agent.call(uri))

@@ -1,26 +1,23 @@
-"""Running a scenario: one user agent per leg on loopback, steps in order, each bounded by
-its ``within``, the whole bounded by the scenario's ``timeout``. The result keeps each step's
-outcome and timing, the SIP trace and the RTP figures of every call, for the reports."""
+"""Running a scenario: one test agent (softphone.testing) per leg on loopback, steps in
+order, each bounded by its ``within``, the whole bounded by the scenario's ``timeout``. The
+result keeps each step's outcome and timing, the SIP trace and the RTP figures of every call,
+for the reports. Each action is a thin translation to the TestAgent/TestCall API, so the
+scenario files and Python tests expect things the same way."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from softphone.media.ports import DtmfTones, Monitor, Silence, Switch, Tone
-from softphone.media.quality import detect_dtmf, similarity
-from softphone.media.wav import WavSink, WavSource, load_wav, resample
 from softphone.scenario.model import Leg, Scenario, Step
 from softphone.sip.errors import SipError
 from softphone.sip.transaction import Peer
-from softphone.testing import EventLog, is_silence, is_speech, is_tone, until_heard
-from softphone.ua.agent import AgentConfig, UserAgent
-from softphone.ua.call import Call
-from softphone.ua.events import Dtmf, Ended, Event, Ringing
+from softphone.testing import ExpectationFailed, TestAgent, TestCall
+from softphone.ua.events import Ended
 
 
 class StepFailed(Exception):
@@ -50,37 +47,19 @@ class ScenarioResult:
 
 
 class LegRuntime:
-    """One leg while the scenario runs: its agent, its current call, what it saw."""
+    """One leg while the scenario runs: its test agent and its current call."""
 
     def __init__(self, leg: Leg, trace: Callable[[str, bytes, Peer], None]) -> None:
-        self.leg = leg
-        self.source = Switch()
-        self.monitor = Monitor()
         host, _, port = leg.listen.rpartition(":")
-        self.agent = UserAgent(AgentConfig(
-            listen_host=host, listen_port=int(port), user=leg.user or leg.name,
-            codecs=leg.codecs, dtmf_method=leg.dtmf_method,
-            port_factory=lambda call: (self.source, self.monitor)))
-        self.agent.add_tracer(trace)
-        self.call: Call | None = None
-        self.digits_taken = 0
-        self.log = EventLog(self.agent)
+        self.tester = TestAgent(leg.user or leg.name, leg.codecs, listen_host=host,
+                                listen_port=int(port), dtmf_method=leg.dtmf_method)
+        self.tester.agent.add_tracer(trace)
+        self.call: TestCall | None = None
 
-    @property
-    def events(self) -> list[Event]:
-        return self.log.events
-
-    @property
-    def uri(self) -> str:
-        return f"sip:{self.leg.user or self.leg.name}@{self.agent.host}:{self.agent.port}"
-
-    def current_call(self) -> Call:
+    def current_call(self) -> TestCall:
         if self.call is None:
-            raise StepFailed(f"{self.leg.name} has no call")
+            raise StepFailed(f"{self.tester.agent.config.user} has no call")
         return self.call
-
-    async def wait_event(self, found: Callable[[Event], bool]) -> Event:
-        return await self.log.wait_for(found)
 
 
 async def run_scenario(scenario: Scenario) -> ScenarioResult:
@@ -95,7 +74,7 @@ async def run_scenario(scenario: Scenario) -> ScenarioResult:
     legs = {leg.name: LegRuntime(leg, trace) for leg in scenario.legs}
     try:
         for runtime in legs.values():
-            await runtime.agent.start()
+            await runtime.tester.agent.start()
         async with asyncio.timeout(scenario.timeout):
             for step in scenario.steps:
                 outcome = await _run_step(step, legs)
@@ -108,9 +87,9 @@ async def run_scenario(scenario: Scenario) -> ScenarioResult:
         result.error = f"the scenario ran past its timeout of {scenario.timeout:g} s"
     finally:
         for runtime in legs.values():
-            await runtime.agent.close()
-        result.calls = [event.to_json() for runtime in legs.values() for event in runtime.events
-                        if isinstance(event, Ended)]
+            await runtime.tester.agent.close()
+        result.calls = [event.to_json() for runtime in legs.values()
+                        for event in runtime.tester.events if isinstance(event, Ended)]
         result.seconds = round(time.monotonic() - started, 3)
     return result
 
@@ -118,175 +97,84 @@ async def run_scenario(scenario: Scenario) -> ScenarioResult:
 async def _run_step(step: Step, legs: dict[str, LegRuntime]) -> StepResult:
     started = time.monotonic()
     try:
-        await asyncio.wait_for(ACTIONS[step.action](step, legs), step.within)
+        await asyncio.wait_for(HANDLERS[step.action](step, legs), step.within)
         ok, message = True, ""
     except TimeoutError:
         ok, message = False, f"{step.describe()} did not happen within {step.within:g} s"
-    except (StepFailed, SipError, OSError, ValueError) as failure:
+    except (StepFailed, ExpectationFailed, SipError, OSError, ValueError) as failure:
         ok, message = False, f"{step.describe()}: {failure}"
     return StepResult(step.number, step.line, step.describe(), ok,
                       round(time.monotonic() - started, 3), message)
 
 
-# --- the actions ---------------------------------------------------------------------------
+# --- the actions: each is given its step and every leg ------------------------------------
+
+Handler = Callable[[Step, dict[str, LegRuntime]], Awaitable[None]]
+
+
+def _on_call(act: Callable[[TestCall, Step], Awaitable[object] | None]) -> Handler:
+    """A handler for an action on the step's leg's current call."""
+    async def handler(step: Step, legs: dict[str, LegRuntime]) -> None:
+        done = act(legs[str(step.leg)].current_call(), step)
+        if done is not None:
+            await done
+    return handler
+
 
 async def _call(step: Step, legs: dict[str, LegRuntime]) -> None:
-    runtime = legs[str(step.leg)]
     target = os.path.expandvars(str(step.args["to"]))  # "${PBX_URI}" from the environment
-    uri = legs[target].uri if target in legs else target
-    runtime.call, runtime.digits_taken = await runtime.agent.call(uri), 0
+    uri = legs[target].tester.uri if target in legs else target
+    runtime = legs[str(step.leg)]
+    runtime.call = await runtime.tester.call(uri)
     if "expect_status" in step.args:
-        await _expect_status(Step(step.number, step.line, "expect_status", step.leg, step.within,
-                                  {"status": step.args["expect_status"]}), legs)
+        await runtime.call.final_status(int(step.args["expect_status"]), step.within)
 
 
 async def _wait_call(step: Step, legs: dict[str, LegRuntime]) -> None:
     runtime = legs[str(step.leg)]
-    runtime.call, runtime.digits_taken = await runtime.agent.incoming.get(), 0
+    runtime.call = await runtime.tester.next_call(step.within)
 
 
-async def _ring(step: Step, legs: dict[str, LegRuntime]) -> None:
-    await legs[str(step.leg)].current_call().ring()
-
-
-async def _answer(step: Step, legs: dict[str, LegRuntime]) -> None:
-    await legs[str(step.leg)].current_call().answer()
-
-
-async def _reject(step: Step, legs: dict[str, LegRuntime]) -> None:
-    await legs[str(step.leg)].current_call().reject(int(step.args.get("status", 486)))
-
-
-async def _hangup(step: Step, legs: dict[str, LegRuntime]) -> None:
-    await legs[str(step.leg)].current_call().hangup()
-
-
-async def _expect_ringing(step: Step, legs: dict[str, LegRuntime]) -> None:
-    runtime = legs[str(step.leg)]
-    call = runtime.current_call()
-    await runtime.wait_event(lambda e: isinstance(e, Ringing) and e.call_id == call.call_id)
-
-
-async def _expect_answered(step: Step, legs: dict[str, LegRuntime]) -> None:
-    call = legs[str(step.leg)].current_call()
-    if not await call.answered:
-        ended = call.ended.result()
-        raise StepFailed(f"not answered: {ended.status} {ended.reason}")
-
-
-async def _expect_status(step: Step, legs: dict[str, LegRuntime]) -> None:
-    call = legs[str(step.leg)].current_call()
-    wanted = int(step.args["status"])
-    if wanted == 200:
-        await _expect_answered(step, legs)
-        return
-    ended = await call.ended
-    if call.answered_at is not None or ended.status != wanted:
-        seen = "200 (answered)" if call.answered_at is not None else \
-            f"{ended.status} {ended.reason}"
-        raise StepFailed(f"final status was {seen}")
-
-
-async def _expect_hangup(step: Step, legs: dict[str, LegRuntime]) -> None:
-    ended = await legs[str(step.leg)].current_call().ended
-    if ended.by != "remote":
-        raise StepFailed(f"the call ended by {ended.by}: {ended.status} {ended.reason}")
-
-
-async def _play(step: Step, legs: dict[str, LegRuntime]) -> None:
-    runtime = legs[str(step.leg)]
+def _play(call: TestCall, step: Step) -> None:
     if "file" in step.args:
-        runtime.source.set(WavSource(step.args["file"]))
+        call.play(step.args["file"])
     else:
-        runtime.source.set(Tone(float(step.args["tone"])))
+        call.play_tone(float(step.args["tone"]))
 
 
-async def _stop_audio(step: Step, legs: dict[str, LegRuntime]) -> None:
-    legs[str(step.leg)].source.set(Silence())
+def _seconds(step: Step, default: float = 1.0) -> float:
+    return float(step.args.get("seconds", default))
 
 
-async def _record(step: Step, legs: dict[str, LegRuntime]) -> None:
-    legs[str(step.leg)].monitor.recording = WavSink(step.args["file"])
-
-
-async def _send_dtmf(step: Step, legs: dict[str, LegRuntime]) -> None:
-    await legs[str(step.leg)].current_call().send_dtmf(str(step.args["digits"]))
-
-
-async def _expect_dtmf(step: Step, legs: dict[str, LegRuntime]) -> None:
-    """The next digits this leg's call receives are ``digits`` (digits that came before the
-    step count, those an earlier expect_dtmf took do not)."""
-    runtime = legs[str(step.leg)]
-    call = runtime.current_call()
-    wanted = str(step.args["digits"]).upper()
-    while True:
-        received = "".join(e.digit for e in runtime.events
-                           if isinstance(e, Dtmf) and e.call_id == call.call_id)
-        heard = received[runtime.digits_taken : runtime.digits_taken + len(wanted)]
-        if not wanted.startswith(heard):
-            raise StepFailed(f"heard {heard!r}")
-        if heard == wanted:
-            runtime.digits_taken += len(wanted)
-            return
-        await runtime.log.next_change()
-
-
-async def _play_dtmf(step: Step, legs: dict[str, LegRuntime]) -> None:
-    legs[str(step.leg)].source.set(DtmfTones(str(step.args["digits"])))
-
-
-async def _expect_inband_dtmf(step: Step, legs: dict[str, LegRuntime]) -> None:
-    wanted = str(step.args["digits"]).upper()
-    await _hear(step, legs, lambda w, rate: wanted in detect_dtmf(w, rate),
-                float(step.args.get("seconds", 0.15 * len(wanted) + 1.0)))
-
-
-async def _hear(step: Step, legs: dict[str, LegRuntime],
-                holds: Callable[[Any, int], bool], seconds: float) -> None:
-    await until_heard(legs[str(step.leg)].monitor, holds, seconds)
-
-
-async def _expect_tone(step: Step, legs: dict[str, LegRuntime]) -> None:
-    hz, floor = float(step.args["hz"]), -float(step.args.get("level", 40))
-    await _hear(step, legs, is_tone(hz, floor), float(step.args.get("seconds", 1.0)))
-
-
-async def _expect_silence(step: Step, legs: dict[str, LegRuntime]) -> None:
-    await _hear(step, legs, is_silence, float(step.args.get("seconds", 1.0)))
-
-
-async def _expect_speech(step: Step, legs: dict[str, LegRuntime]) -> None:
-    await _hear(step, legs, is_speech, float(step.args.get("seconds", 1.0)))
-
-
-async def _expect_similar(step: Step, legs: dict[str, LegRuntime]) -> None:
-    """What the leg heard lately contains the reference WAV (aligned, normalised
-    correlation at least ``threshold``)."""
-    reference, rate = load_wav(step.args["file"])
-    threshold = float(step.args.get("threshold", 0.8))
-    monitor = legs[str(step.leg)].monitor
-    monitor.keep_seconds = max(monitor.keep_seconds, 2 * len(reference) / rate)
-    converted: dict[int, Any] = {}
-
-    def holds(window: Any, heard_rate: int) -> bool:
-        if heard_rate not in converted:
-            converted[heard_rate] = resample(reference, rate, heard_rate)
-        return similarity(converted[heard_rate], window).score >= threshold
-
-    await _hear(step, legs, holds, len(reference) / rate + 0.5)
-
-
-async def _wait(step: Step, legs: dict[str, LegRuntime]) -> None:
-    await asyncio.sleep(float(step.args["seconds"]))
-
-
-ACTIONS: dict[str, Callable[[Step, dict[str, LegRuntime]], Any]] = {
-    "call": _call, "wait_call": _wait_call, "ring": _ring, "answer": _answer,
-    "reject": _reject, "hangup": _hangup, "expect_ringing": _expect_ringing,
-    "expect_answered": _expect_answered, "expect_status": _expect_status,
-    "expect_hangup": _expect_hangup, "play": _play, "stop_audio": _stop_audio,
-    "record": _record, "send_dtmf": _send_dtmf, "expect_dtmf": _expect_dtmf,
-    "expect_tone": _expect_tone, "expect_silence": _expect_silence,
-    "expect_speech": _expect_speech, "wait": _wait, "play_dtmf": _play_dtmf,
-    "expect_inband_dtmf": _expect_inband_dtmf, "expect_similar": _expect_similar,
+HANDLERS: dict[str, Handler] = {
+    "call": _call,
+    "wait_call": _wait_call,
+    "ring": _on_call(lambda call, step: call.ring()),
+    "answer": _on_call(lambda call, step: call.answer()),
+    "reject": _on_call(lambda call, step: call.reject(int(step.args.get("status", 486)))),
+    "hangup": _on_call(lambda call, step: call.hangup()),
+    "expect_ringing": _on_call(lambda call, step: call.ringing(step.within)),
+    "expect_answered": _on_call(lambda call, step: call.answered(step.within)),
+    "expect_status": _on_call(
+        lambda call, step: call.final_status(int(step.args["status"]), step.within)),
+    "expect_hangup": _on_call(lambda call, step: call.ended(step.within, by="remote")),
+    "play": _on_call(_play),
+    "stop_audio": _on_call(lambda call, step: call.quiet()),
+    "record": _on_call(lambda call, step: call.record(step.args["file"])),
+    "send_dtmf": _on_call(lambda call, step: call.send_dtmf(str(step.args["digits"]))),
+    "expect_dtmf": _on_call(
+        lambda call, step: call.receives_dtmf(str(step.args["digits"]), step.within)),
+    "play_dtmf": _on_call(lambda call, step: call.play_dtmf_tones(str(step.args["digits"]))),
+    "expect_inband_dtmf": _on_call(lambda call, step: call.hears_dtmf_tones(
+        str(step.args["digits"]), step.args.get("seconds"), step.within)),
+    "expect_tone": _on_call(lambda call, step: call.hears_tone(
+        float(step.args["hz"]), _seconds(step), step.within,
+        -float(step.args.get("level", 40)))),
+    "expect_silence": _on_call(
+        lambda call, step: call.hears_silence(_seconds(step), step.within)),
+    "expect_speech": _on_call(
+        lambda call, step: call.hears_speech(_seconds(step), step.within)),
+    "expect_similar": _on_call(lambda call, step: call.hears_recording(
+        step.args["file"], float(step.args.get("threshold", 0.8)), step.within)),
+    "wait": lambda step, legs: asyncio.sleep(_seconds(step)),
 }

@@ -46,3 +46,41 @@ async def test_failed_expectations_say_what_happened(sip_agents) -> None:  # typ
     with pytest.raises(ExpectationFailed, match="a 1000 Hz tone for 0.5 s did not happen"):
         await second.hears_tone(1000, seconds=0.5, timeout=1.0)
     await second.hangup()
+
+
+async def test_digits_statuses_and_audio_expectations(sip_agents, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """receives_dtmf takes the next digits (a wrong one fails at once), final_status knows an
+    answer from a failure, and in-band DTMF and a played recording are recognised."""
+    from softphone.media.ports import Tone
+    from softphone.media.wav import WavSink
+
+    alice: TestAgent = await sip_agents("alice")
+    bob: TestAgent = await sip_agents("bob")
+    call = await alice.call(bob.uri)
+    incoming = await bob.next_call()
+    await incoming.answer()
+    await call.final_status(200)
+    with pytest.raises(ExpectationFailed, match=r"final status was 200 \(answered\), not 486"):
+        await call.final_status(486)
+    await call.send_dtmf("12")
+    await incoming.receives_dtmf("1")
+    await incoming.receives_dtmf("2")  # the 1 was taken by the step before
+    await call.send_dtmf("9")
+    with pytest.raises(ExpectationFailed, match="DTMF '3' expected, heard '9'"):
+        await incoming.receives_dtmf("3", timeout=3)
+    incoming.play_dtmf_tones("47")
+    await call.hears_dtmf_tones("47")
+    prompt = tmp_path / "prompt.wav"
+    sink = WavSink(prompt)
+    sink.write(Tone(523).read(8000, 8000) // 2 + Tone(784).read(8000, 8000) // 2, 8000)
+    sink.close()
+    other = tmp_path / "other.wav"
+    sink = WavSink(other)
+    sink.write(Tone(440).read(8000, 8000), 8000)
+    sink.close()
+    incoming.play(prompt)
+    await call.hears_recording(prompt, timeout=5)
+    with pytest.raises(ExpectationFailed, match="other.wav heard"):
+        await call.hears_recording(other, timeout=1.5)  # it was never played
+    await call.hangup()
+    await incoming.ended(by="remote")
