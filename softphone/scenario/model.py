@@ -152,8 +152,8 @@ def expected(fragment: dict[str, Any]) -> str:
     """The words an error uses for what a fragment admits."""
     if "enum" in fragment:
         return "one of " + ", ".join(map(str, fragment["enum"]))
-    if fragment.get("type") == "array":
-        return "a list of " + expected(fragment["items"])
+    if fragment.get("type") == "array" and "enum" in fragment["items"]:
+        return "a list drawn from " + ", ".join(map(str, fragment["items"]["enum"]))
     if fragment.get("type") in ("integer", "number"):
         low = fragment.get("minimum", fragment.get("exclusiveMinimum"))
         high = fragment.get("maximum")

@@ -67,3 +67,15 @@ def test_every_action_is_documented_with_its_keys() -> None:
     for name, action in ACTIONS.items():
         for key in (*action.required, *action.optional):
             assert f"`{key}`" in rows[name], f"{name}'s row does not mention {key}"
+
+
+def test_the_cli_prints_the_schema_and_wants_a_file_otherwise() -> None:
+    import subprocess
+    import sys
+
+    printed = subprocess.run([sys.executable, "-m", "softphone", "test", "--schema"],
+                             capture_output=True, text=True, timeout=30)
+    assert printed.returncode == 0 and json.loads(printed.stdout) == scenario_schema()
+    bare = subprocess.run([sys.executable, "-m", "softphone", "test"], capture_output=True,
+                          text=True, timeout=30)
+    assert bare.returncode == 2 and "name at least one scenario file" in bare.stderr
