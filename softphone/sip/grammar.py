@@ -21,7 +21,6 @@ GEN_VALUE = rf"(?:{QUOTED_STRING}|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.!%*_+`'~:]+)"
 
 TOKEN_RE = re.compile(TOKEN)
 WORD_RE = re.compile(rf"{WORD}(?:@{WORD})?")
-QUOTED_STRING_RE = re.compile(QUOTED_STRING)
 # One header parameter, with the LWS the grammar allows around ';' and '='.
 PARAM_RE = re.compile(rf"{LWS};{LWS}({TOKEN})(?:{LWS}={LWS}({GEN_VALUE}))?{LWS}")
 

@@ -4,6 +4,8 @@ in agreement with the loader when an independent validator (jsonschema) applies 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -70,9 +72,6 @@ def test_every_action_is_documented_with_its_keys() -> None:
 
 
 def test_the_cli_prints_the_schema_and_wants_a_file_otherwise() -> None:
-    import subprocess
-    import sys
-
     printed = subprocess.run([sys.executable, "-m", "softphone", "test", "--schema"],
                              capture_output=True, text=True, timeout=30)
     assert printed.returncode == 0 and json.loads(printed.stdout) == scenario_schema()
