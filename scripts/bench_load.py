@@ -61,6 +61,8 @@ async def phase(label: str, plan_args: dict[str, float | int], media: bool) -> N
               f"{summary.setup_ms_p50} ms, p99 {summary.setup_ms_p99} ms; RTP loss "
               f"{summary.loss_fraction:.2%}; CPU {own_cpu:.1f} s caller side, {far_cpu:.1f} s "
               f"answering side over {summary.seconds:.1f} s")
+        for reason, count in summary.failure_reasons.items():
+            print(f"    {count} x {reason}")
     finally:
         callee.terminate()
         await callee.wait()

@@ -118,6 +118,8 @@ def _summary_table(summary: LoadSummary) -> Table:
     table.add_row("attempted", str(summary.attempted))
     table.add_row("answered", str(summary.answered))
     table.add_row("failed", failed)
+    for reason, count in summary.failure_reasons.items():
+        table.add_row("", f"{count} x {reason}")
     table.add_row("set-up p50/p95/p99",
                   " / ".join(f"{v:.1f} ms" if v is not None else "-" for v in (
                       summary.setup_ms_p50, summary.setup_ms_p95, summary.setup_ms_p99)))

@@ -9,12 +9,14 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from softphone.sip.errors import SipError
 from softphone.ua.agent import UserAgent
+
+FAILURE_REASONS_KEPT = 5
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class LoadSummary:
     jitter_ms_mean: float
     seconds: float
     starting_seconds: float = 0.0  # from the first call placed to the last
+    # "503 no free RTP/RTCP port pair": the commonest failures, most frequent first
+    failure_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def calls_per_second(self) -> float:
@@ -158,6 +162,7 @@ def summarise(rows: list[CallRow], seconds: float, starting_seconds: float = 0.0
     setups = np.array([r.setup_ms for r in rows if r.setup_ms is not None])
     answered = [r for r in rows if r.setup_ms is not None]
     failed = Counter(r.status for r in rows if r.setup_ms is None)
+    reasons = Counter(f"{r.status} {r.reason}" for r in rows if r.setup_ms is None)
     received = sum(r.packets_received for r in answered)
     lost = sum(r.packets_lost for r in answered)
 
@@ -170,4 +175,5 @@ def summarise(rows: list[CallRow], seconds: float, starting_seconds: float = 0.0
         loss_fraction=round(lost / (received + lost), 4) if received + lost else 0.0,
         jitter_ms_mean=round(float(np.mean([r.jitter_ms for r in answered])), 2)
         if answered else 0.0,
-        seconds=round(seconds, 2), starting_seconds=round(starting_seconds, 3))
+        seconds=round(seconds, 2), starting_seconds=round(starting_seconds, 3),
+        failure_reasons=dict(reasons.most_common(FAILURE_REASONS_KEPT)))

@@ -80,6 +80,9 @@ class Call:
         self._ack: tuple[Request, Peer] | None = None
         self._offer: SessionDescription | None = None
         self.peer_codecs: list[str] = []  # codecs the peer listed in its offer or answer
+        # cancelled once answered or over: a busy answering agent would otherwise keep one
+        # timer per call for the whole unanswered_timeout (minutes)
+        self._unanswered_timer: asyncio.TimerHandle | None = None
 
     # --- construction ------------------------------------------------------------------------
 
@@ -93,8 +96,8 @@ class Call:
         call = cls(agent, "incoming", invite.from_address.sip_uri, invite.call_id, new_tag())
         call.invite, call.invite_key, call.invite_peer = invite, key, source
         call.state = "incoming"
-        asyncio.get_running_loop().call_later(agent.config.unanswered_timeout,
-                                              call._give_up_unanswered)
+        call._unanswered_timer = asyncio.get_running_loop().call_later(
+            agent.config.unanswered_timeout, call._give_up_unanswered)
         return call
 
     def announce(self) -> None:
@@ -404,6 +407,7 @@ class Call:
     # --- shared ------------------------------------------------------------------------------
 
     def _mark_answered(self, peer: str) -> None:
+        self._stop_unanswered_timer()
         self.state = "answered"
         self.answered_at = time.monotonic()
         if not self.answered.done():
@@ -485,10 +489,16 @@ class Call:
                                           DTMF_RELAY)
         await self.agent.send_request(info, await self.agent.resolve(self.dialog.next_hop))
 
+    def _stop_unanswered_timer(self) -> None:
+        if self._unanswered_timer is not None:
+            self._unanswered_timer.cancel()
+            self._unanswered_timer = None
+
     def _end(self, status: int, reason: str, by: str) -> None:
         if self.is_over:
             return
         self.state = "ended"
+        self._stop_unanswered_timer()
         if self.dialog is not None:
             self.dialog.state = "terminated"
         stats = None

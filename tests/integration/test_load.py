@@ -55,3 +55,5 @@ def test_failures_are_counted_by_status_and_exit_1(target: str) -> None:
     assert result.returncode == 1
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["answered"] == 0 and summary["failed_by_status"] == {"486": 10}
+    assert summary["failure_reasons"] == {"486 Busy Here": 10}
+    assert summary["start_rate"] > 0
