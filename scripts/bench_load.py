@@ -1,9 +1,12 @@
-"""Load benchmark: softphone load's engine against a local answering agent (another process).
+"""Load benchmark: softphone load's engine against `softphone answer --auto-answer` (another
+process), as a user would run them.
 
-Prints complete calls per second without media and with media, and how many concurrent
-G.711 calls with media are held with zero failures; the baseline, from the same run, is the
-signalling benchmark's raw UDP round trip. Aims (issue 6): 1,000 calls/s without media, 300
-with media, 500 concurrent G.711 calls with media, no failed call.
+Prints calls per second placed without media and with media, and the most concurrent G.711
+calls with media held with zero failures (stepping up until one fails); with each, the CPU
+both processes used. The baseline, from the same run, is the signalling benchmark's: a raw
+UDP request/response on one event loop, given as round trips per second, and each rate as a
+ratio of it. Aims (issue 6): 1,000 calls/s without media, 300 with media, 500 concurrent
+G.711 calls with media, no failed call.
 
     .venv/bin/python scripts/bench_load.py [--quick]
 """
@@ -22,8 +25,12 @@ from pathlib import Path
 
 from bench_signalling import baseline
 
-from softphone.scenario.load import LoadPlan, run_load
+from softphone.scenario.load import LoadPlan, LoadSummary, run_load
 from softphone.ua.agent import AgentConfig, UserAgent
+
+HELD_STEPS = (250, 500, 750, 1000)
+HELD_RATE, HELD_TOGETHER = 100, 4.0  # calls/s while ramping up; seconds all are up at once
+HELD_DELIVERY = 0.95  # packets received per call-second of holding, as a share of 50
 
 
 async def answering(no_media: bool) -> tuple[asyncio.subprocess.Process, int]:
@@ -41,7 +48,8 @@ async def answering(no_media: bool) -> tuple[asyncio.subprocess.Process, int]:
     return process, port
 
 
-async def phase(label: str, plan_args: dict[str, float | int], media: bool) -> None:
+async def phase(label: str, plan_args: dict[str, float | int], media: bool,
+                baseline_rate: float) -> tuple[LoadSummary, float]:
     callee, port = await answering(no_media=not media)
     try:
         config = AgentConfig(listen_port=0, codecs=("pcmu",), media=media,
@@ -54,15 +62,21 @@ async def phase(label: str, plan_args: dict[str, float | int], media: bool) -> N
             rows, summary = await run_load(agent, plan)
             own_cpu = time.process_time() - own_cpu
         far_cpu = cpu_seconds(callee.pid)
+        held_seconds = sum(row.held_s for row in rows)
+        delivered = sum(row.packets_received for row in rows) / (50 * held_seconds) \
+            if media and held_seconds else 1.0
         failed = sum(summary.failed_by_status.values())
         print(f"{label}: {summary.attempted} calls, {summary.answered} answered, {failed} "
               f"failed {summary.failed_by_status or ''}; placed {summary.start_rate:,.0f} "
               f"calls/s (completed {summary.calls_per_second:,.0f}/s); set-up p50 "
               f"{summary.setup_ms_p50} ms, p99 {summary.setup_ms_p99} ms; RTP loss "
-              f"{summary.loss_fraction:.2%}; CPU {own_cpu:.1f} s caller side, {far_cpu:.1f} s "
-              f"answering side over {summary.seconds:.1f} s")
+              f"{summary.loss_fraction:.2%}, {delivered:.1%} of real-time packets; CPU "
+              f"{own_cpu:.1f} s caller side, {far_cpu:.1f} s "
+              f"answering side over {summary.seconds:.1f} s; placed rate = "
+              f"{summary.start_rate / baseline_rate:.3f} x baseline")
         for reason, count in summary.failure_reasons.items():
             print(f"    {count} x {reason}")
+        return summary, delivered
     finally:
         callee.terminate()
         await callee.wait()
@@ -80,14 +94,23 @@ async def main() -> None:
     args = parser.parse_args()
     scale = 0.25 if args.quick else 1.0
     rtt = statistics.median(await baseline(2000))
-    print(f"baseline raw UDP round trip p50: {rtt * 1e6:.0f} us")
+    print(f"baseline: raw UDP round trip p50 {rtt * 1e6:.0f} us, {1 / rtt:,.0f} round trips/s")
     await phase("no media, flat out", dict(calls=int(2000 * scale), rate=5000,
-                                           concurrency=200, duration=0), media=False)
+                                           concurrency=200, duration=0), False, 1 / rtt)
     await phase("with media, 300/s", dict(calls=int(1200 * scale), rate=300, concurrency=600,
-                                          duration=1), media=True)
-    await phase("with media, 500 held", dict(calls=int(500 * scale), rate=100,
-                                             concurrency=500, duration=8), media=True)
-
+                                          duration=1), True, 1 / rtt)
+    held = 0
+    for concurrent in HELD_STEPS:
+        calls = int(concurrent * scale)
+        # each call is held until the last one has been up for HELD_TOGETHER seconds
+        summary, delivered = await phase(f"with media, {calls} held", dict(
+            calls=calls, rate=HELD_RATE, concurrency=calls,
+            duration=calls / HELD_RATE + HELD_TOGETHER), True, 1 / rtt)
+        if summary.answered < summary.attempted or delivered < HELD_DELIVERY:
+            break
+        held = calls
+    print(f"held with zero failures and >= {HELD_DELIVERY:.0%} of real-time packets: {held} "
+          f"concurrent G.711 calls with media (aim 500)")
 
 if __name__ == "__main__":
     from softphone.loop import loop_name, run

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import cast
 
 PacketHandler = Callable[[bytes, tuple[str, int]], None]
-PORT_PAIR_ATTEMPTS = 64
+PORT_PAIR_ATTEMPTS = 256
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,8 @@ class PortRange:
 
     def bind_pair(self, host: str) -> tuple[socket.socket, socket.socket]:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        for _ in range(min(self.pairs, PORT_PAIR_ATTEMPTS)):
-            port = self.first + 2 * self._cursor
-            self._cursor = (self._cursor + 1) % self.pairs
+        for pair_index in self._candidates():
+            port = self.first + 2 * pair_index
             pair = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(2)]
             try:
                 pair[0].bind((host, port))
@@ -51,11 +50,21 @@ class PortRange:
                 for sock in pair:
                     sock.close()
                 continue
+            self._cursor = (pair_index + 1) % self.pairs
             for sock in pair:
                 sock.setblocking(False)
             return pair[0], pair[1]
         last = self.first + 2 * self.pairs - 1
         raise OSError(f"no free RTP/RTCP port pair in {self.first}-{last}")
+
+    def _candidates(self) -> list[int]:
+        """Pairs to try: a small range in turn from the cursor, all of it; a large one from
+        the cursor, then at random, since a run of taken pairs (another process's calls
+        from the same range) can be long, while random tries rarely all miss."""
+        if self.pairs <= PORT_PAIR_ATTEMPTS:
+            return [(self._cursor + i) % self.pairs for i in range(self.pairs)]
+        return [self._cursor, *(random.randrange(self.pairs)
+                                for _ in range(PORT_PAIR_ATTEMPTS - 1))]
 
 
 DEFAULT_PORTS = PortRange()

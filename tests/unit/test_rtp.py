@@ -124,3 +124,24 @@ def test_port_range_binds_even_odd_pairs_and_steps_over_taken_ports() -> None:
         sock.close()
     with pytest.raises(ValueError, match="no even/odd pair"):
         PortRange(12001, 12002)
+
+
+def test_port_range_finds_a_pair_past_a_long_run_of_taken_ones() -> None:
+    """Another process allocating from the same range leaves a long block of taken pairs;
+    starting inside it must not exhaust the tries."""
+    from softphone.transport.rtp import PORT_PAIR_ATTEMPTS, PortRange
+
+    first, last = 12100, 12100 + 2 * (PORT_PAIR_ATTEMPTS + 200) - 1
+    other, ours = PortRange(first, last), PortRange(first, last)
+    start = other._cursor
+    taken = [other.bind_pair("127.0.0.1") for _ in range(PORT_PAIR_ATTEMPTS + 50)]
+    try:
+        ours._cursor = start  # at the beginning of the other's block
+        rtp, rtcp = ours.bind_pair("127.0.0.1")
+        assert rtp.getsockname()[1] % 2 == 0 and rtcp.getsockname()[1] == rtp.getsockname()[1] + 1
+        rtp.close()
+        rtcp.close()
+    finally:
+        for pair in taken:
+            for sock in pair:
+                sock.close()
