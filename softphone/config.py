@@ -39,6 +39,7 @@ class Profile:
     codecs: list[str] | None = None
     device: str | None = None
     listen: str | None = None
+    rtp_ports: str | None = None  # "LOW-HIGH": where calls bind their RTP/RTCP port pairs
 
     def overridden(self, **options: Any) -> Profile:
         """This profile under the command line's options (None: not given on the line)."""
@@ -61,7 +62,27 @@ _CHECKS: dict[str, Any] = {
     "outbound_proxy": lambda v: _is_sip_uri(v) or "a SIP URI",
     "listen": lambda v: (":" in v and v.rpartition(":")[2].isdigit()) or "HOST:PORT",
     "domain": lambda v: _is_host(v) or "a host name or address, without port",
+    "rtp_ports": lambda v: _is_port_range(v) or "LOW-HIGH, ports with an even/odd pair",
 }
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """``"16384-32767"`` -> (16384, 32767); ValueError unless it holds an even/odd pair."""
+    low, dash, high = text.partition("-")
+    if not dash or not low.strip().isdigit() or not high.strip().isdigit():
+        raise ValueError(f"{text!r} is not LOW-HIGH")
+    first, last = int(low), int(high)
+    if not 0 < first < last <= 65535 or (last - (first + first % 2)) < 1:
+        raise ValueError(f"{text!r} holds no even/odd port pair within 1-65535")
+    return first, last
+
+
+def _is_port_range(value: str) -> bool:
+    try:
+        parse_port_range(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_host(value: str) -> bool:

@@ -18,6 +18,7 @@ from softphone.cli.common import (
     credentials_of,
     is_interactive,
     listen_address,
+    rtp_port_range,
     run,
     sip_uri,
     until_stopped,
@@ -53,7 +54,8 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    duration: float | None, registrar: str | None, user: str | None,
                    password: str | None, max_calls: int | None, play: str | None,
                    tone: float | None, record: str | None, codecs: str, null_audio: bool,
-                   device: str | None, echo: bool, no_media: bool, as_json: bool) -> None:
+                   device: str | None, rtp_ports: str | None, echo: bool, no_media: bool,
+                   as_json: bool) -> None:
     """Wait for incoming calls.
 
     \b
@@ -82,6 +84,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         user=profile.user or "softphone", display_name=profile.display_name,
         domain=profile.domain or (registrar_uri.host if registrar_uri else None),
         credentials=credentials, codecs=codec_list(codecs, profile),
+        rtp_ports=rtp_port_range(rtp_ports, profile),
         audio=audio_config(play, tone, record, echo, null_audio or no_media, profile.device),
         media=not no_media)
     answer = auto_answer or answer_after is not None

@@ -19,6 +19,7 @@ from softphone.cli.common import (
     dial_target,
     is_interactive,
     listen_address,
+    rtp_port_range,
     run,
     sip_uri,
     until_stopped,
@@ -49,7 +50,7 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
                  password: str | None, proxy: str | None, duration: float | None,
                  timeout: float | None, play: str | None, tone: float | None,
                  record: str | None, codecs: str, null_audio: bool, device: str | None,
-                 dtmf: str | None, as_json: bool) -> None:
+                 rtp_ports: str | None, dtmf: str | None, as_json: bool) -> None:
     """Call URI; exits 0 if it was answered, 1 if it failed (the status is printed).
 
     \b
@@ -79,7 +80,7 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
         domain=profile.domain or (proxy_uri.host if proxy_uri else None),
         credentials=credentials_of(profile),
         outbound_proxy=str(proxy_uri) if proxy_uri else None,
-        codecs=codec_list(codecs, profile),
+        codecs=codec_list(codecs, profile), rtp_ports=rtp_port_range(rtp_ports, profile),
         audio=audio_config(play, tone, record, null_audio=null_audio, device=profile.device))
 
     async def main(stop: asyncio.Event) -> int:

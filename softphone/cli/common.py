@@ -16,7 +16,7 @@ from typing import TextIO, TypeVar
 import click
 from rich.console import Console
 
-from softphone.config import Profile
+from softphone.config import Profile, parse_port_range
 from softphone.loop import run as run_loop
 from softphone.media.device import list_devices
 from softphone.media.wav import WavError, load_wav
@@ -181,6 +181,22 @@ def run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     return run_loop(runner())
 
 
+RTP_PORTS_OPTION = click.option(
+    "--rtp-ports", metavar="LOW-HIGH",
+    help="UDP ports for each call's RTP/RTCP pair (a firewall's opening) [default: 16384-32767].")
+
+
+def rtp_port_range(text: str | None, profile: Profile | None = None) -> tuple[int, int]:
+    """--rtp-ports, else the profile's rtp_ports, else the agent's default range."""
+    text = text if text is not None else (profile.rtp_ports if profile else None)
+    if text is None:
+        return AgentConfig.rtp_ports
+    try:
+        return parse_port_range(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--rtp-ports") from None
+
+
 def audio_options(command: Callable[..., None]) -> Callable[..., None]:
     """The options every call-carrying command shares (issue contract: call and answer)."""
     decorators = [
@@ -196,6 +212,7 @@ def audio_options(command: Callable[..., None]) -> Callable[..., None]:
                      help="No sound device: silence in, discard out where no file is given."),
         click.option("--device", metavar="NAME|INDEX",
                      help="Sound device (see PortAudio's list); default: the system's."),
+        RTP_PORTS_OPTION,
     ]
     for decorate in reversed(decorators):
         command = decorate(command)

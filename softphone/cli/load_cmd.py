@@ -16,10 +16,13 @@ from softphone.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    RTP_PORTS_OPTION,
     audio_config,
     build_agent,
+    cli_context,
     codec_list,
     listen_address,
+    rtp_port_range,
     run,
     sip_uri,
     until_stopped,
@@ -43,12 +46,13 @@ from softphone.ua.agent import AgentConfig
 @click.option("--codec", "codecs", metavar="LIST", help="Codec preference [opus,pcmu,pcma].")
 @click.option("--no-media", is_flag=True, help="Signalling only: no RTP flows.")
 @click.option("--listen", metavar="HOST:PORT", help="Local address (port 0: any free port).")
+@RTP_PORTS_OPTION
 @click.option("--csv", "csv_path", metavar="FILE|-", help="Write one row per call as CSV.")
 @click.option("--json", "json_path", metavar="FILE|-",
               help="Write one JSON object per call, then the summary.")
 def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: float,
                  play: str | None, codecs: str | None, no_media: bool, listen: str | None,
-                 csv_path: str | None, json_path: str | None) -> None:
+                 rtp_ports: str | None, csv_path: str | None, json_path: str | None) -> None:
     """Place many calls to URI and report set-up latency, failures and RTP quality.
     Exits 0 when every call was answered, 1 otherwise.
 
@@ -62,7 +66,8 @@ def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: 
     host, port = listen_address(listen, target, 0)
     config = AgentConfig(listen_host=host, listen_port=port, codecs=codec_list(codecs),
                          audio=audio_config(play, None, None, null_audio=True),
-                         media=not no_media, max_unanswered_calls=10 * concurrency)
+                         media=not no_media, max_unanswered_calls=10 * concurrency,
+                         rtp_ports=rtp_port_range(rtp_ports, cli_context().profile))
     plan = LoadPlan(str(target), calls, rate, concurrency, duration)
     console = Console(stderr=json_path == "-" or csv_path == "-")
 

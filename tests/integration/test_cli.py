@@ -97,6 +97,20 @@ def test_call_answered_then_hung_up_after_duration(agents: list[Agent]) -> None:
     assert bob.events[-1]["by"] == "remote"
 
 
+def test_rtp_ports_confine_each_side_to_its_range(agents: list[Agent], tmp_path: Path) -> None:
+    trace = tmp_path / "sip.log"
+    bob = start(agents, "answer", "--listen", "127.0.0.1:0", "--auto-answer", "--max-calls",
+                "1", "--rtp-ports", "12400-12409")
+    alice = start(agents, "--log-sip", str(trace), "call", f"sip:bob@127.0.0.1:{bob.port}",
+                  "--duration", "0.3", "--rtp-ports", "12410-12419", "--null-audio")
+    assert alice.finish() == 0 and bob.finish() == 0
+    media_ports = [int(line.split()[1]) for line in trace.read_text().splitlines()
+                   if line.startswith("m=audio ")]
+    assert len(media_ports) == 2  # our offer, then their answer
+    assert 12410 <= media_ports[0] <= 12418 and 12400 <= media_ports[1] <= 12408
+    assert all(port % 2 == 0 for port in media_ports)
+
+
 def test_rejected_call_exits_1_with_the_status(agents: list[Agent]) -> None:
     bob = start(agents, "answer", "--listen", "127.0.0.1:0", "--reject", "486",
                 "--max-calls", "1")
@@ -150,6 +164,8 @@ def test_options_exit_code(agents: list[Agent]) -> None:
     ["call", "sip:a@127.0.0.1", "--listen", "nonsense"],
     ["answer", "--reject", "200"],
     ["call", "sip:a@127.0.0.1", "--password", "x"],
+    ["call", "sip:a@127.0.0.1", "--rtp-ports", "30000-20000"],
+    ["load", "sip:a@127.0.0.1", "--rtp-ports", "many"],
     ["frobnicate"],
 ])
 def test_usage_errors_are_one_line_and_exit_2(args: list[str]) -> None:

@@ -38,6 +38,8 @@ def test_password_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ('[profiles.a]\nregistrar = "sip:bad host"\n', "profiles.a.registrar: expected a SIP URI"),
     ('[profiles.a]\nuser = 5\n', "profiles.a.user: expected a string"),
     ('[profiles.a]\ndomain = "pbx:5060"\n', "profiles.a.domain: expected a host name"),
+    ('[profiles.a]\nrtp_ports = "20000"\n', "profiles.a.rtp_ports: expected LOW-HIGH"),
+    ('[profiles.a]\nrtp_ports = "20001-20001"\n', "profiles.a.rtp_ports: expected LOW-HIGH"),
     ('default_profile = "b"\n[profiles.a]\nuser = "x"\n', "no profile 'b'"),
     ("[profiles\n", "not valid TOML"),
 ])
