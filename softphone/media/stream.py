@@ -59,14 +59,11 @@ class StreamStats:
 
 
 class MediaStream:
-    sending: bool
-    receiving: bool
-
     def __init__(self, rtp: RtpEndpoint, media: NegotiatedMedia, source: AudioSource,
                  sink: AudioSink, clock: MediaClock | None = None,
                  rtcp_interval: float = RTCP_INTERVAL) -> None:
         self.rtp = rtp
-        self.media = media
+        self._agree(media)
         self.source = source
         self.sink = sink
         self.clock = clock or MediaClock.shared()
@@ -101,14 +98,10 @@ class MediaStream:
         self._last_rtp = time.monotonic()
         self._inactive_reported = False
 
-    @property
-    def media(self) -> NegotiatedMedia:
-        return self._media
-
-    @media.setter
-    def media(self, media: NegotiatedMedia) -> None:
-        # read on every tick, so the direction is looked at once per negotiation
-        self._media = media
+    def _agree(self, media: NegotiatedMedia) -> None:
+        """Take a negotiation's result; the direction is read on every tick, so it is
+        looked at here, once."""
+        self.media = media
         self.sending = media.direction in ("sendrecv", "sendonly")
         self.receiving = media.direction in ("sendrecv", "recvonly")
 
@@ -149,7 +142,7 @@ class MediaStream:
             self.stats = ReceiverStats(self.rate)
             self.jitter = JitterBuffer()
             self.source.prepare(self.rate)
-        self.media = media
+        self._agree(media)
         self.remote = (media.remote_address, media.remote_port)
         self._last_rtp = time.monotonic()  # a direction change restarts the inactivity clock
 
