@@ -99,7 +99,6 @@ class EventPrinter:
         if line:
             self.console.print(line)
 
-
     def _flush_soon(self) -> None:
         """One write to the pipe per turn of the event loop, not one per event: a load test's
         far end emits thousands of events a second, and a reader still sees each turn's lines

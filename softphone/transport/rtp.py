@@ -26,8 +26,8 @@ class Impairment:
 
 class PortRange:
     """Where calls bind their RTP/RTCP pairs: even ports of ``first``..``last``, taken in turn
-    from a random start, so a pair is usually free at the first try (the kernel's ephemeral
-    ports, above 32767 on Linux, come odd and even alike and cost a retry in two)."""
+    from a random start (and at random after a taken one), so a pair is usually free at the
+    first try; the kernel's ephemeral ports, above 32767 on Linux, come odd and even alike."""
 
     def __init__(self, first: int = 16384, last: int = 32767) -> None:
         if not 0 < first < last <= 65535:
@@ -86,9 +86,15 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         """Bind an even RTP port and RTCP on the port above it; returns the RTP port."""
         rtp, rtcp = (ports or DEFAULT_PORTS).bind_pair(host)
         loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self, sock=rtp)
-        self._rtcp, _ = await loop.create_datagram_endpoint(lambda: _RtcpProtocol(self),
-                                                            sock=rtcp)
+        try:
+            await loop.create_datagram_endpoint(lambda: self, sock=rtp)
+            self._rtcp, _ = await loop.create_datagram_endpoint(lambda: _RtcpProtocol(self),
+                                                                sock=rtcp)
+        except BaseException:
+            self.close()
+            for sock in (rtp, rtcp):
+                sock.close()
+            raise
         self.port = rtp.getsockname()[1]
         return self.port
 

@@ -61,10 +61,13 @@ MEMO_FRAMES = 64
 
 
 class G711:
-    """Encoder and decoder of one law; loss is concealed by repeating the last frame, fading."""
+    """Encoder and decoder of one law; loss is concealed by repeating the last frame, fading.
+    The encoder keeps the payloads of the first MEMO_FRAMES distinct frames it meets."""
 
-    def __init__(self, encode_table: npt.NDArray[np.uint8], decode_table: Samples) -> None:
-        self._encode = encode_table
+    def __init__(self, encode_by_bits: npt.NDArray[np.uint8], decode_table: Samples) -> None:
+        self._encode = encode_by_bits
+        # payloads of frames seen before: a tone repeats every second, silence always, and a
+        # lookup is cheaper than the table's numpy call fifty times a second per call
         self._memo: dict[bytes, bytes] = {}
         self._decode = decode_table
         self._last: Samples | None = None
