@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import cast
 
@@ -57,14 +57,16 @@ class PortRange:
         last = self.first + 2 * self.pairs - 1
         raise OSError(f"no free RTP/RTCP port pair in {self.first}-{last}")
 
-    def _candidates(self) -> list[int]:
-        """Pairs to try: a small range in turn from the cursor, all of it; a large one from
-        the cursor, then at random, since a run of taken pairs (another process's calls
-        from the same range) can be long, while random tries rarely all miss."""
+    def _candidates(self) -> Iterator[int]:
+        """Pairs to try, as they are needed: a small range in turn from the cursor, all of
+        it; a large one from the cursor, then at random, since a run of taken pairs (another
+        process's calls from the same range) can be long, while random tries rarely all miss."""
         if self.pairs <= PORT_PAIR_ATTEMPTS:
-            return [(self._cursor + i) % self.pairs for i in range(self.pairs)]
-        return [self._cursor, *(random.randrange(self.pairs)
-                                for _ in range(PORT_PAIR_ATTEMPTS - 1))]
+            yield from ((self._cursor + i) % self.pairs for i in range(self.pairs))
+            return
+        yield self._cursor
+        for _ in range(PORT_PAIR_ATTEMPTS - 1):
+            yield random.randrange(self.pairs)
 
 
 DEFAULT_PORTS = PortRange()
