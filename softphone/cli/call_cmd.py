@@ -10,15 +10,15 @@ from softphone.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    account_options,
     audio_config,
     audio_options,
     build_agent,
+    caller_config,
     cli_context,
     codec_list,
-    credentials_of,
     dial_target,
     is_interactive,
-    listen_address,
     rtp_port_range,
     run,
     sip_uri,
@@ -26,7 +26,6 @@ from softphone.cli.common import (
 )
 from softphone.cli.live import LiveSession
 from softphone.rtp.dtmf import event_code
-from softphone.ua.agent import AgentConfig
 from softphone.ua.call import Call
 
 DTMF_SETTLE = 0.3  # seconds after the answer before the first digit
@@ -34,11 +33,7 @@ DTMF_SETTLE = 0.3  # seconds after the answer before the first digit
 
 @click.command("call")
 @click.argument("uri")
-@click.option("--listen", metavar="HOST:PORT", help="Local address (port 0: any free port).")
-@click.option("--transport", type=click.Choice(["udp", "tcp"]), help="udp (default) or tcp.")
-@click.option("--user", help="Our user name (From), and the digest user with --password.")
-@click.option("--password", help="Digest password, used when a proxy or the peer challenges.")
-@click.option("--proxy", metavar="URI", help="Outbound proxy every request goes through.")
+@account_options
 @click.option("--duration", type=click.FloatRange(0), metavar="SECONDS",
               help="Hang up this long after the call is answered.")
 @click.option("--timeout", type=click.FloatRange(0), metavar="SECONDS",
@@ -70,17 +65,9 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
                 event_code(digit)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--dtmf") from None
-    proxy_uri = sip_uri(profile.outbound_proxy, "--proxy") if profile.outbound_proxy else None
-    if profile.password is not None and profile.user is None:
-        raise click.BadParameter("--password needs --user", param_hint="--password")
-    host, port = listen_address(profile.listen, proxy_uri or target, 0)
-    config = AgentConfig(
-        listen_host=host, listen_port=port, transport=profile.transport or "udp",
-        user=profile.user or "softphone", display_name=profile.display_name,
-        domain=profile.domain or (proxy_uri.host if proxy_uri else None),
-        credentials=credentials_of(profile),
-        outbound_proxy=str(proxy_uri) if proxy_uri else None,
-        codecs=codec_list(codecs, profile), rtp_ports=rtp_port_range(rtp_ports, profile),
+    config = caller_config(
+        profile, target, codecs=codec_list(codecs, profile),
+        rtp_ports=rtp_port_range(rtp_ports, profile),
         audio=audio_config(play, tone, record, null_audio=null_audio, device=profile.device))
 
     async def main(stop: asyncio.Event) -> int:

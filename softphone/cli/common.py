@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 from rich.console import Console
@@ -315,6 +315,39 @@ def build_agent(config: AgentConfig, as_json: bool, printer: bool = True) -> Use
     if log_sip is not None:
         agent.add_tracer(SipTrace(log_sip))
     return agent
+
+
+ACCOUNT_OPTIONS = [
+    click.option("--listen", metavar="HOST:PORT", help="Local address (port 0: any free port)."),
+    click.option("--transport", type=click.Choice(["udp", "tcp"]), help="udp (default) or tcp."),
+    click.option("--user", help="Our user name (From), and the digest user with --password."),
+    click.option("--password", help="Digest password, used when a proxy or the peer challenges."),
+    click.option("--proxy", metavar="URI", help="Outbound proxy every request goes through."),
+]
+
+
+def account_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Who calls and through where: the options of the commands that place calls."""
+    for decorate in reversed(ACCOUNT_OPTIONS):
+        command = decorate(command)
+    return command
+
+
+def caller_config(profile: Profile, target: SipUri, **settings: Any) -> AgentConfig:
+    """The agent of a command that places calls to ``target``: the profile's account (the
+    command line already merged over it), through its outbound proxy if any, listening where
+    the route to the proxy or the target leaves; ``settings`` add to or override it."""
+    proxy_uri = sip_uri(profile.outbound_proxy, "--proxy") if profile.outbound_proxy else None
+    if profile.password is not None and profile.user is None:
+        raise click.BadParameter("--password needs --user", param_hint="--password")
+    host, port = listen_address(profile.listen, proxy_uri or target, 0)
+    account: dict[str, Any] = dict(
+        listen_host=host, listen_port=port, transport=profile.transport or "udp",
+        user=profile.user or "softphone", display_name=profile.display_name,
+        domain=profile.domain or (proxy_uri.host if proxy_uri else None),
+        credentials=credentials_of(profile),
+        outbound_proxy=str(proxy_uri) if proxy_uri else None)
+    return AgentConfig(**(account | settings))
 
 
 def credentials_of(profile: Profile) -> Credentials | None:

@@ -17,18 +17,19 @@ from softphone.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     RTP_PORTS_OPTION,
+    account_options,
     audio_config,
     build_agent,
+    caller_config,
     cli_context,
     codec_list,
-    listen_address,
+    dial_target,
     rtp_port_range,
     run,
     sip_uri,
     until_stopped,
 )
 from softphone.scenario.load import CallRow, LoadPlan, LoadProgress, LoadSummary, run_load
-from softphone.ua.agent import AgentConfig
 
 
 @click.command("load")
@@ -45,14 +46,16 @@ from softphone.ua.agent import AgentConfig
               help="Send this file on every call (default: silence).")
 @click.option("--codec", "codecs", metavar="LIST", help="Codec preference [opus,pcmu,pcma].")
 @click.option("--no-media", is_flag=True, help="Signalling only: no RTP flows.")
-@click.option("--listen", metavar="HOST:PORT", help="Local address (port 0: any free port).")
+@account_options
 @RTP_PORTS_OPTION
 @click.option("--csv", "csv_path", metavar="FILE|-", help="Write one row per call as CSV.")
 @click.option("--json", "json_path", metavar="FILE|-",
               help="Write one JSON object per call, then the summary.")
 def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: float,
                  play: str | None, codecs: str | None, no_media: bool, listen: str | None,
-                 rtp_ports: str | None, csv_path: str | None, json_path: str | None) -> None:
+                 transport: str | None, user: str | None, password: str | None,
+                 proxy: str | None, rtp_ports: str | None, csv_path: str | None,
+                 json_path: str | None) -> None:
     """Place many calls to URI and report set-up latency, failures and RTP quality.
     Exits 0 when every call was answered, 1 otherwise.
 
@@ -61,13 +64,17 @@ def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: 
       softphone answer --auto-answer --null-audio --listen 127.0.0.1:5062 &
       softphone load sip:bob@127.0.0.1:5062 --calls 200 --rate 50 --concurrency 100
       softphone load sip:ivr@127.0.0.1:5062 --play prompt.wav --duration 10 --csv calls.csv
+      softphone load sip:bob@pbx.example.com --proxy sip:pbx.example.com --user alice \
+          --password secret --calls 1000 --rate 100 --concurrency 300
     """
-    target = sip_uri(uri)
-    host, port = listen_address(listen, target, 0)
-    config = AgentConfig(listen_host=host, listen_port=port, codecs=codec_list(codecs),
-                         audio=audio_config(play, None, None, null_audio=True),
-                         media=not no_media, max_unanswered_calls=10 * concurrency,
-                         rtp_ports=rtp_port_range(rtp_ports, cli_context().profile))
+    profile = cli_context().profile.overridden(
+        user=user, password=password, outbound_proxy=proxy, listen=listen, transport=transport)
+    target = sip_uri(dial_target(uri, profile))
+    config = caller_config(
+        profile, target, codecs=codec_list(codecs, profile),
+        rtp_ports=rtp_port_range(rtp_ports, profile),
+        audio=audio_config(play, None, None, null_audio=True),
+        media=not no_media, max_unanswered_calls=10 * concurrency)
     plan = LoadPlan(str(target), calls, rate, concurrency, duration)
     console = Console(stderr=json_path == "-" or csv_path == "-")
 

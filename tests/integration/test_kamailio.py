@@ -4,6 +4,7 @@ challenges REGISTER with 401 and INVITE with 407."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -152,6 +153,33 @@ def test_cli_call_through_proxy_with_credentials(proxy: Kamailio) -> None:
         if bob.poll() is None:
             bob.kill()
         bob.wait()
+        if bob.stdout is not None:
+            bob.stdout.close()
+
+
+def test_load_through_the_proxy_answers_every_challenge(proxy: Kamailio) -> None:
+    """softphone load as a SIP server's load test: each call's INVITE gets Kamailio's 407
+    and is sent again with alice's credentials; bob, registered, answers them all."""
+    bob = subprocess.Popen(
+        [sys.executable, "-m", "softphone", "answer", "--null-audio", "--listen", "127.0.0.1:0",
+         "--registrar", proxy.uri, "--user", "bob", "--password", "bobpw", "--auto-answer",
+         "--json"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert bob.stdout is not None
+        assert '"registered"' in bob.stdout.readline() + bob.stdout.readline()
+        load = subprocess.run(
+            [sys.executable, "-m", "softphone", "load", "sip:bob@127.0.0.1", "--proxy",
+             proxy.uri, "--user", "alice", "--password", "alicepw", "--calls", "20", "--rate",
+             "20", "--concurrency", "10", "--duration", "0.5", "--codec", "pcmu", "--json", "-"],
+            capture_output=True, text=True, timeout=60)
+        assert load.returncode == 0, load.stdout + load.stderr
+        records = [json.loads(line) for line in load.stdout.splitlines()]
+        summary = records[-1]
+        assert summary["attempted"] == summary["answered"] == 20
+        assert all(row["packets_received"] > 10 for row in records[:-1])
+    finally:
+        bob.send_signal(signal.SIGINT)
+        bob.wait(15)
         if bob.stdout is not None:
             bob.stdout.close()
 
