@@ -61,7 +61,7 @@ async def phase(label: str, plan_args: dict[str, float | int], media: bool,
             own_cpu = time.process_time()
             rows, summary = await run_load(agent, plan)
             own_cpu = time.process_time() - own_cpu
-        far_cpu = cpu_seconds(callee.pid)
+        far_cpu, far_peak = cpu_seconds(callee.pid), peak_memory_mib(callee.pid)
         held_seconds = sum(row.held_s for row in rows)
         delivered = sum(row.packets_received for row in rows) / (50 * held_seconds) \
             if media and held_seconds else 1.0
@@ -72,7 +72,8 @@ async def phase(label: str, plan_args: dict[str, float | int], media: bool,
               f"{summary.setup_ms_p50} ms, p99 {summary.setup_ms_p99} ms; RTP loss "
               f"{summary.loss_fraction:.2%}, {delivered:.1%} of real-time packets; CPU "
               f"{own_cpu:.1f} s caller side, {far_cpu:.1f} s "
-              f"answering side over {summary.seconds:.1f} s; placed rate = "
+              f"answering side over {summary.seconds:.1f} s (its peak memory {far_peak:.0f} "
+              f"MiB); placed rate = "
               f"{summary.start_rate / baseline_rate:.3f} x baseline")
         for reason, count in summary.failure_reasons.items():
             print(f"    {count} x {reason}")
@@ -80,6 +81,14 @@ async def phase(label: str, plan_args: dict[str, float | int], media: bool,
     finally:
         callee.terminate()
         await callee.wait()
+
+
+def peak_memory_mib(pid: int) -> float:
+    """A running process's peak resident set (VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def cpu_seconds(pid: int) -> float:
