@@ -105,25 +105,31 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         await call.ended
 
     async def serve(agent: UserAgent) -> bool:
-        """Handle calls concurrently until ``max_calls`` of them have ended."""
-        handlers: set[asyncio.Future[object]] = set()
-        next_call: asyncio.Future[object] = asyncio.ensure_future(agent.incoming.get())
+        """Handle calls concurrently until ``max_calls`` of them have ended. Each call's
+        handler is its own task that counts itself out when done: waiting on all of them
+        at once after every call would cost a walk over hundreds of calls under load."""
+        handlers: set[asyncio.Task[None]] = set()
         finished = 0
+        enough = asyncio.Event()
+
+        def done(task: asyncio.Task[None]) -> None:
+            nonlocal finished
+            handlers.discard(task)
+            finished += 1
+            if max_calls is not None and finished >= max_calls:
+                enough.set()
+
+        async def accept() -> None:
+            while True:
+                task = asyncio.ensure_future(handle(await agent.incoming.get()))
+                handlers.add(task)
+                task.add_done_callback(done)
+
+        accepting = asyncio.ensure_future(accept())
         try:
-            while max_calls is None or finished < max_calls:
-                done, _ = await asyncio.wait({next_call, *handlers},
-                                             return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if task is next_call:
-                        call = next_call.result()
-                        assert isinstance(call, Call)
-                        handlers.add(asyncio.ensure_future(handle(call)))
-                        next_call = asyncio.ensure_future(agent.incoming.get())
-                    else:
-                        handlers.discard(task)
-                        finished += 1
+            await enough.wait()
         finally:
-            for pending in (next_call, *handlers):
+            for pending in (accepting, *handlers):
                 pending.cancel()
         return True
 

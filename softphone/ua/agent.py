@@ -147,6 +147,7 @@ class UserAgent:
         self._calls_by_invite: dict[TransactionKey, Call] = {}
         self._dialog_keys_of: dict[Call, list[tuple[str, str, str]]] = {}
         self._unanswered: set[Call] = set()  # incoming calls, some perhaps answered since
+        self._contacts: dict[str, tuple[Address, str]] = {}
         self.calls: set[Call] = set()
         self.registrations: list[Registration] = []
         self._timer: asyncio.Handle | None = None
@@ -202,10 +203,25 @@ class UserAgent:
         return SipUri(host=self.config.domain or self.host, user=self.config.user)
 
     def contact(self, transport: str | None = None) -> Address:
+        return self._contact_of(transport)[0]
+
+    def contact_text(self, transport: str | None = None) -> str:
+        return self._contact_of(transport)[1]
+
+    def _contact_of(self, transport: str | None) -> tuple[Address, str]:
+        """Our Contact, and as text: built once the agent is bound (its address no longer
+        changes then), since nearly every message carries it."""
+        chosen = transport or self.config.transport
+        known = self._contacts.get(chosen)
+        if known is not None:
+            return known
         uri = SipUri(host=self.host, port=self.port, user=self.config.user)
-        if (transport or self.config.transport) == "tcp":
+        if chosen == "tcp":
             uri = uri.with_param("transport", "tcp")
-        return Address(uri=uri)
+        contact = (Address(uri=uri), str(Address(uri=uri)))
+        if self.port:
+            self._contacts[chosen] = contact
+        return contact
 
     def local_address(self) -> Address:
         return Address(uri=self.address_of_record, display_name=self.config.display_name)
@@ -545,7 +561,7 @@ class UserAgent:
         """What OPTIONS answers and every dialog-creating message carries."""
         return Headers([("Allow", self.policy.allow), ("Accept", ACCEPT),
                         ("Supported", ", ".join(sorted(self.policy.extensions))),
-                        ("Contact", str(self.contact()))])
+                        ("Contact", self.contact_text())])
 
     # --- bookkeeping for calls -----------------------------------------------------------------
 

@@ -166,7 +166,7 @@ class Call:
         invite = self.agent.new_request("INVITE", target, to=Address(uri=self.remote_uri),
                                         call_id=self.call_id, from_tag=self.local_tag,
                                         cseq=cseq)
-        invite.headers.add("Contact", str(self.agent.contact()))
+        invite.headers.add("Contact", self.agent.contact_text())
         invite.headers.add("Allow", self.agent.policy.allow)
         invite.headers.add("Content-Type", SDP_TYPE)
         invite.body = bytes(self._offer)
@@ -271,7 +271,7 @@ class Call:
         if self.state != "incoming":
             return
         self._dialog_for_incoming()
-        self._respond(180, extra=Headers([("Contact", str(self.agent.contact()))]))
+        self._respond(180, extra=Headers([("Contact", self.agent.contact_text())]))
         self.state = "ringing"
         self.agent.emit(Ringing(self.call_id, 180))
 
@@ -369,7 +369,7 @@ class Call:
         held = self.media is not None and self.media.direction in ("recvonly", "inactive")
         if held != was_held:
             self.agent.emit(Hold(self.call_id, held, "remote"))
-        extra = Headers([("Contact", str(self.agent.contact())), ("Content-Type", SDP_TYPE)])
+        extra = Headers([("Contact", self.agent.contact_text()), ("Content-Type", SDP_TYPE)])
         self.agent.respond(key, make_response(request, 200, extra=extra, body=body))
 
     async def hangup(self) -> None:

@@ -60,7 +60,7 @@ class Registration:
             self.agent.emit(RegistrationFailed(str(self.aor), response.status, response.reason))
             raise RegistrationError(response.status, response.reason)
         self.granted_expires = self._granted(response, expires)
-        self.agent.emit(Registered(str(self.aor), str(self.agent.contact()), self.granted_expires))
+        self.agent.emit(Registered(str(self.aor), self.agent.contact_text(), self.granted_expires))
         return self.granted_expires
 
     async def _send(self, expires: int) -> Response:
@@ -73,7 +73,7 @@ class Registration:
         request.headers.set("From", str(Address(uri=self.aor,
                                                 display_name=self.agent.config.display_name)
                                         .with_param("tag", self.from_tag)))
-        request.headers.add("Contact", str(self.agent.contact()))
+        request.headers.add("Contact", self.agent.contact_text())
         request.headers.add("Expires", str(expires))
         peers = await self.agent.targets(self.registrar)
         response, sent = await self.agent.send_request(request, peers)
