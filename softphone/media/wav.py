@@ -7,6 +7,7 @@ is a valid WAV at every moment: after Ctrl-C, a crash, or a peer that vanished."
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 import wave
@@ -60,13 +61,31 @@ def resample(samples: Samples, from_rate: int, to_rate: int) -> Samples:
     return result
 
 
+@functools.lru_cache(maxsize=32)
+def _audio(path: str, version: tuple[int, int], rate: int | None) -> tuple[Samples, int]:
+    """A file's samples at ``rate`` (None: its own) and that rate, decoded and resampled once
+    per version (mtime, size) of the file: a load test plays one file on hundreds of calls.
+    The arrays are shared, so they are read-only."""
+    if rate is None:
+        samples, file_rate = load_wav(path)
+    else:
+        original, file_rate = _audio(path, version, None)
+        samples, file_rate = resample(original, file_rate, rate), rate
+    samples.flags.writeable = False
+    return samples, file_rate
+
+
 class WavSource:
     """Plays a WAV file once (then silence), or in a loop."""
 
     def __init__(self, path: str | Path, loop: bool = False) -> None:
-        self.samples, self.rate = load_wav(path)
+        try:
+            status = Path(path).stat()
+        except OSError as error:
+            raise WavError(f"{path}: {error.strerror}") from error
+        self._file = (str(Path(path).resolve()), (status.st_mtime_ns, status.st_size))
+        self.samples, self.rate = _audio(*self._file, None)
         self.loop = loop
-        self._converted: dict[int, Samples] = {}
         self._position = 0
         self._reading_rate = self.rate
 
@@ -81,9 +100,7 @@ class WavSource:
         pass
 
     def _at(self, rate: int) -> Samples:
-        if rate not in self._converted:
-            self._converted[rate] = resample(self.samples, self.rate, rate)
-        return self._converted[rate]
+        return _audio(*self._file, rate)[0]
 
     def read(self, samples: int, rate: int) -> Samples:
         self._reading_rate = rate

@@ -12,7 +12,7 @@ from softphone.media.codecs import make_codec
 from softphone.media.codecs.g711 import ALAW_DECODE, ALAW_ENCODE, ULAW_DECODE, ULAW_ENCODE
 from softphone.media.ports import Echo, Tone
 from softphone.media.quality import dominant_frequency, similarity, tone_level
-from softphone.media.wav import WavSink, WavSource, load_wav
+from softphone.media.wav import WavError, WavSink, WavSource, load_wav
 from tests.conftest import find_testdata
 
 
@@ -96,6 +96,30 @@ def test_wav_source_reads_any_pcm_and_resamples(tmp_path: Path, rate: int, width
     assert abs(dominant_frequency(audio, 8000) - 500) < 10
     assert source.finished
     assert not source.read(160, 8000).any()  # then silence
+
+
+def test_wav_sources_of_one_file_share_its_decoding_until_the_file_changes(
+        tmp_path: Path) -> None:
+    """Hundreds of calls of a load test play one file: it is decoded and resampled once,
+    each call still reads from its own position, and a rewritten file is read afresh."""
+    path = tmp_path / "prompt.wav"
+    write_wav(path, 16000, 2, 1)
+    first, second = WavSource(path), WavSource(path)
+    first.prepare(8000)
+    second.prepare(8000)
+    assert first._at(8000) is second._at(8000) and not first._at(8000).flags.writeable
+    ramp_path = tmp_path / "ramp.wav"
+    ramp = WavSink(ramp_path)
+    ramp.write(np.arange(8000, dtype=np.int16), 8000)
+    ramp.close()
+    ahead, behind = WavSource(ramp_path), WavSource(ramp_path)
+    ahead.read(160, 8000)
+    assert ahead.read(160, 8000)[0] == 160 and behind.read(160, 8000)[0] == 0
+    write_wav(path, 16000, 2, 1, seconds=1.0)
+    rewritten = WavSource(path)
+    assert len(rewritten.samples) == 16000 and rewritten._at(8000) is not first._at(8000)
+    with pytest.raises(WavError, match="missing.wav"):
+        WavSource(tmp_path / "missing.wav")
 
 
 def test_wav_sink_is_valid_at_every_moment(tmp_path: Path) -> None:
