@@ -23,10 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from bench_signalling import baseline
 
+from softphone.media.wav import WavSink
 from softphone.scenario.load import LoadPlan, LoadSummary, run_load
-from softphone.ua.agent import AgentConfig, UserAgent
+from softphone.ua.agent import AgentConfig, AudioConfig, UserAgent
 
 HELD_STEPS = (250, 500, 750, 1000)
 HELD_RATE, HELD_TOGETHER = 100, 4.0  # calls/s while ramping up; seconds all are up at once
@@ -49,11 +51,11 @@ async def answering(no_media: bool) -> tuple[asyncio.subprocess.Process, int]:
 
 
 async def phase(label: str, plan_args: dict[str, float | int], media: bool,
-                baseline_rate: float) -> tuple[LoadSummary, float]:
+                baseline_rate: float, play: str | None = None) -> tuple[LoadSummary, float]:
     callee, port = await answering(no_media=not media)
     try:
         config = AgentConfig(listen_port=0, codecs=("pcmu",), media=media,
-                             max_unanswered_calls=100_000)
+                             max_unanswered_calls=100_000, audio=AudioConfig(play=play))
         async with UserAgent(config) as agent:
             plan = LoadPlan(f"sip:bob@127.0.0.1:{port}", int(plan_args["calls"]),
                             float(plan_args["rate"]), int(plan_args["concurrency"]),
@@ -83,6 +85,17 @@ async def phase(label: str, plan_args: dict[str, float | int], media: bool,
         await callee.wait()
 
 
+def prompt_file() -> str:
+    """Three seconds of a 16 kHz chord: each call resamples and encodes it (load --play)."""
+    path = Path(tempfile.mkdtemp()) / "prompt.wav"
+    sink = WavSink(path)
+    t = np.arange(48000) / 16000
+    sink.write((4000 * (np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 660 * t)))
+               .astype(np.int16), 16000)
+    sink.close()
+    return str(path)
+
+
 def peak_memory_mib(pid: int) -> float:
     """A running process's peak resident set (VmHWM), from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -108,6 +121,9 @@ async def main() -> None:
                                            concurrency=200, duration=0), False, 1 / rtt)
     await phase("with media, 300/s", dict(calls=int(1200 * scale), rate=300, concurrency=600,
                                           duration=1), True, 1 / rtt)
+    await phase("with media playing a WAV file, 300/s", dict(
+        calls=int(1200 * scale), rate=300, concurrency=600, duration=1), True, 1 / rtt,
+        play=prompt_file())
     held = 0
     for concurrent in HELD_STEPS:
         calls = int(concurrent * scale)

@@ -17,7 +17,7 @@ from softphone import __version__
 from softphone.media.device import SoundDevice
 from softphone.media.ports import AudioSink, AudioSource, Discard, Echo, Silence, Tone
 from softphone.media.wav import WavSink, WavSource
-from softphone.sdp.negotiation import DEFAULT_CODECS
+from softphone.sdp.negotiation import CODECS, DEFAULT_CODECS
 from softphone.sip import Headers, ParseError, Request, Response, SipUri, parse_sip_uri
 from softphone.sip.auth import authorize, choose_challenge
 from softphone.sip.builder import make_response, new_branch, new_call_id, new_tag
@@ -68,6 +68,14 @@ class AudioConfig:
     device: str | int | None = None  # sound device name or index (None: the default one)
     device_in: bool = False      # the microphone feeds the call where no file or tone does
     device_out: bool = False     # the speaker plays the call where no recording takes it
+
+    def prepare(self, rates: set[int]) -> None:
+        """Decode and resample the file to play at every rate a call may use, now: the first
+        call would otherwise stall the event loop (and every other call) while it does."""
+        if self.play is not None:
+            source = WavSource(self.play)
+            for rate in rates:
+                source.prepare(rate)
 
     def ports(self) -> tuple[AudioSource, AudioSink]:
         if self.echo:
@@ -161,6 +169,9 @@ class UserAgent:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self.config.media:
+            self.config.audio.prepare({CODECS[key].clock_rate for key in self.config.codecs
+                                       if key in CODECS})
         await self.udp.start(self.config.listen_host, self.config.listen_port)
         await self.tcp.start(self.config.listen_host, self.udp.port)
         self.emit(Listening("udp", self.udp.host, self.udp.port))
