@@ -33,9 +33,9 @@ DTMF_PAYLOAD_TYPE = 101
 
 
 def codec_costs(frames: int = 2000) -> None:
-    for key in ("pcmu", "pcma", "opus"):
+    for key in ("pcmu", "pcma", "g722", "opus"):
         codec = make_codec(key)
-        rate = CODECS[key].clock_rate
+        rate = CODECS[key].audio_rate
         # noise, not a tone: G.711 remembers the payloads of frames it has seen (a tone's
         # repeat every second), and this figure is the cost of a frame never seen before
         noise = np.random.default_rng(1).integers(-8000, 8000, rate // 50 * frames)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from softphone.sdp.negotiation import CODECS
 from softphone.sip.errors import ParseError
 from softphone.sip.uri import parse_host_port, parse_sip_uri
 
@@ -57,7 +58,7 @@ _FIELDS = {f.name: f for f in fields(Profile)}
 _TOP_LEVEL = ("default_profile", "profiles")
 _CHECKS: dict[str, Any] = {
     "transport": lambda v: v in ("udp", "tcp") or "udp or tcp",
-    "codecs": lambda v: all(c in ("opus", "pcmu", "pcma") for c in v) or "opus, pcmu, pcma",
+    "codecs": lambda v: all(c in CODECS for c in v) or ", ".join(CODECS),
     "registrar": lambda v: _is_sip_uri(v) or "a SIP URI",
     "outbound_proxy": lambda v: _is_sip_uri(v) or "a SIP URI",
     "listen": lambda v: (":" in v and v.rpartition(":")[2].isdigit()) or "HOST:PORT",

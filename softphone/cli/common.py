@@ -206,7 +206,7 @@ def audio_options(command: Callable[..., None]) -> Callable[..., None]:
         click.option("--record", type=click.Path(dir_okay=False, writable=True),
                      metavar="FILE.wav", help="Record what the peer sends."),
         click.option("--codec", "codecs", metavar="LIST",
-                     help="Codecs in order of preference [default: opus,pcmu,pcma]."),
+                     help="Codecs in order of preference [default: opus,g722,pcmu,pcma]."),
         click.option("--null-audio", is_flag=True,
                      help="No sound device: silence in, discard out where no file is given."),
         click.option("--device", metavar="NAME|INDEX",
@@ -225,10 +225,10 @@ def codec_list(text: str | None, profile: Profile | None = None) -> tuple[str, .
     if text is None:
         return tuple(profile.codecs) if profile and profile.codecs else DEFAULT_CODECS
     keys = tuple(k.strip().lower() for k in text.split(",") if k.strip())
-    unknown = [k for k in keys if k not in CODECS or k == "g722"]
+    unknown = [k for k in keys if k not in CODECS]
     if not keys or unknown:
         raise click.BadParameter(f"unknown codec {unknown[0] if unknown else text!r}; "
-                                 "choose from opus, pcmu, pcma", param_hint="--codec")
+                                 f"choose from {', '.join(CODECS)}", param_hint="--codec")
     return keys
 
 

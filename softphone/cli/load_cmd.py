@@ -44,7 +44,7 @@ from softphone.scenario.load import CallRow, LoadPlan, LoadProgress, LoadSummary
               metavar="SECONDS", help="How long each answered call is held.")
 @click.option("--play", type=click.Path(exists=True, dir_okay=False), metavar="FILE.wav",
               help="Send this file on every call (default: silence).")
-@click.option("--codec", "codecs", metavar="LIST", help="Codec preference [opus,pcmu,pcma].")
+@click.option("--codec", "codecs", metavar="LIST", help="Codec preference [opus,g722,pcmu,pcma].")
 @click.option("--no-media", is_flag=True, help="Signalling only: no RTP flows.")
 @account_options
 @RTP_PORTS_OPTION

@@ -67,17 +67,13 @@ class MediaStream:
         self.source = source
         self.sink = sink
         self.clock = clock or MediaClock.shared()
-        self.codec = make_codec(media.codec.key)
-        self.rate = media.codec.clock_rate
-        self.samples_per_frame = self.rate * media.ptime // 1000
+        self._use_codec(media)
         self.remote = (media.remote_address, media.remote_port)
         self.ssrc = secrets.randbits(32)
         self._sequence = secrets.randbits(16)
         self._timestamp = secrets.randbits(32)
         self._first = True
         self.packets_sent = 0
-        self.stats = ReceiverStats(self.rate)
-        self.jitter = JitterBuffer()
         self.muted = False
         self._ticks = 0
         self._running = False
@@ -104,6 +100,16 @@ class MediaStream:
         self.media = media
         self.sending = media.direction in ("sendrecv", "sendonly")
         self.receiving = media.direction in ("sendrecv", "recvonly")
+
+    def _use_codec(self, media: NegotiatedMedia) -> None:
+        """``rate`` and ``samples_per_frame`` are the audio's; the RTP timestamp advances
+        ``clock_per_frame`` a frame, on the codec's RTP clock (they differ for G.722)."""
+        self.codec = make_codec(media.codec.key)
+        self.rate = media.codec.audio_rate
+        self.samples_per_frame = self.rate * media.ptime // 1000
+        self.clock_per_frame = media.codec.clock_rate * media.ptime // 1000
+        self.stats = ReceiverStats(media.codec.clock_rate)
+        self.jitter = JitterBuffer()
 
     def start(self) -> None:
         if not self._running:
@@ -136,11 +142,7 @@ class MediaStream:
     def update(self, media: NegotiatedMedia) -> None:
         """A re-INVITE changed direction (hold), address, or codec."""
         if media.codec.key != self.media.codec.key or media.ptime != self.media.ptime:
-            self.codec = make_codec(media.codec.key)
-            self.rate = media.codec.clock_rate
-            self.samples_per_frame = self.rate * media.ptime // 1000
-            self.stats = ReceiverStats(self.rate)
-            self.jitter = JitterBuffer()
+            self._use_codec(media)
             self.source.prepare(self.rate)
         self._agree(media)
         self.remote = (media.remote_address, media.remote_port)
@@ -195,7 +197,7 @@ class MediaStream:
                 self._dtmf_timestamp = self._timestamp
             self._send(self.media.dtmf_payload_type, self._dtmf_timestamp, event.payload,
                        event.marker)
-        self._timestamp = ts_add(self._timestamp, self.samples_per_frame)
+        self._timestamp = ts_add(self._timestamp, self.clock_per_frame)
 
     def _send(self, payload_type: int, timestamp: int, payload: bytes, marker: bool) -> None:
         self.rtp.send(build(payload_type, self._sequence, timestamp, self.ssrc, payload, marker),

@@ -36,8 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from softphone.sdp.negotiation import CODECS, DEFAULT_CODECS
+
 DEFAULT_WITHIN = 10.0
-CODEC_NAMES = ("opus", "pcmu", "pcma")
+CODEC_NAMES = tuple(CODECS)
 DTMF_METHODS = ("auto", "rfc4733", "info")
 
 # What each value may be, as JSON Schema fragments: the published schema is built from them
@@ -109,7 +111,8 @@ LEG_SCHEMA: dict[str, Any] = {
     "properties": {
         "name": {"type": "string", "minLength": 1},
         "codecs": {"type": "array", "items": {"enum": list(CODEC_NAMES)}, "minItems": 1,
-                   "description": "in order of preference (default opus, pcmu, pcma)"},
+                   "description": "in order of preference (default "
+                                  f"{', '.join(DEFAULT_CODECS)})"},
         "user": {"type": "string", "minLength": 1},
         "listen": {"type": "string", "pattern": "^.+:[0-9]+$",
                    "description": "HOST:PORT (default 127.0.0.1:0, any free port)"},
@@ -200,7 +203,7 @@ class ScenarioError(ValueError):
 @dataclass(frozen=True)
 class Leg:
     name: str
-    codecs: tuple[str, ...] = ("opus", "pcmu", "pcma")
+    codecs: tuple[str, ...] = DEFAULT_CODECS
     user: str | None = None
     listen: str = "127.0.0.1:0"
     dtmf_method: str = "auto"
@@ -270,7 +273,7 @@ def _leg(path: Path, number: int, table: dict[str, Any]) -> Leg:
         raise ScenarioError(f"{where}: needs a 'name'")
     for key, fragment in properties.items():
         _check(where, key, table, fragment)
-    return Leg(name=table["name"], codecs=tuple(table.get("codecs", CODEC_NAMES)),
+    return Leg(name=table["name"], codecs=tuple(table.get("codecs", DEFAULT_CODECS)),
                user=table.get("user"), listen=str(table.get("listen", "127.0.0.1:0")),
                dtmf_method=str(table.get("dtmf_method", "auto")))
 

@@ -19,19 +19,25 @@ class Codec:
     channels: int = 1
     static_pt: int | None = None
     fmtp: str | None = None
+    sample_rate: int | None = None  # where the audio's rate is not the RTP clock's (G.722)
 
     def matches(self, encoding: str, clock_rate: int) -> bool:
         return encoding.lower() == self.encoding.lower() and clock_rate == self.clock_rate
+
+    @property
+    def audio_rate(self) -> int:
+        """Samples per second of the audio the codec carries."""
+        return self.sample_rate or self.clock_rate
 
 
 CODECS = {
     "opus": Codec("opus", "opus", 48000, 2, None, "useinbandfec=1"),
     "pcmu": Codec("pcmu", "PCMU", 8000, 1, 0),
     "pcma": Codec("pcma", "PCMA", 8000, 1, 8),
-    "g722": Codec("g722", "G722", 8000, 1, 9),
+    "g722": Codec("g722", "G722", 8000, 1, 9, sample_rate=16000),  # RFC 3551 4.5.2
 }
 TELEPHONE_EVENT = Codec("telephone-event", "telephone-event", 8000, 1, None, "0-16")
-DEFAULT_CODECS = ("opus", "pcmu", "pcma")
+DEFAULT_CODECS = ("opus", "g722", "pcmu", "pcma")
 _DYNAMIC_PT = {"opus": 111, "telephone-event": 101}
 _DIRECTION_ANSWER = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
 

@@ -170,7 +170,7 @@ class UserAgent:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         if self.config.media:
-            self.config.audio.prepare({CODECS[key].clock_rate for key in self.config.codecs
+            self.config.audio.prepare({CODECS[key].audio_rate for key in self.config.codecs
                                        if key in CODECS})
         await self.udp.start(self.config.listen_host, self.config.listen_port)
         await self.tcp.start(self.config.listen_host, self.udp.port)

@@ -181,7 +181,7 @@ def baresip(answermode: str = "auto", codecs: str = "PCMU/8000/1",
             f"rtp_ports {rtp_base}-{rtp_base + 20}", "audio_player aubridge,nil",
             f"audio_source aufile,{directory / 'source.wav'}", "ausrc_srate 8000",
             "ausrc_channels 1", "module_path /usr/lib/baresip/modules", "module g711.so",
-            "module aufile.so", "module aubridge.so", "module_app account.so",
+            "module g722.so", "module aufile.so", "module aubridge.so", "module_app account.so",
             "module_app menu.so", "module_app ctrl_tcp.so",
             f"ctrl_tcp_listen 127.0.0.1:{control_port}",
             *(["module sndfile.so", f"snd_path {directory}"] if dump_audio else []), ""]))

@@ -60,6 +60,21 @@ def test_g711_concealment_fades_the_last_frame() -> None:
     assert 0 < abs(int(second[0])) < abs(int(first[0])) < abs(int(frame[0]))
 
 
+def test_g722_carries_wideband_audio_in_half_the_bytes() -> None:
+    """A 6 kHz tone, which no 8 kHz codec can carry, survives G.722 at 64 kbit/s; a 20 ms
+    frame is 320 samples in 160 bytes, and a lost one repeats the last, fading."""
+    codec = make_codec("g722")
+    tone = Tone(6000, level_dbfs=-12)
+    payloads = [codec.encode(tone.read(320, 16000)) for _ in range(50)]
+    assert {len(p) for p in payloads} == {160}
+    decoded = np.concatenate([codec.decode(p) for p in payloads])
+    assert len(decoded) == 16000
+    assert abs(dominant_frequency(decoded[3200:], 16000) - 6000) < 10
+    assert tone_level(decoded[3200:], 16000, 6000) > 0.9
+    first, second = codec.conceal(320), codec.conceal(320)
+    assert 0 < np.abs(second).max() < np.abs(first).max() < np.abs(decoded[-320:]).max() + 1
+
+
 def test_opus_round_trip_keeps_a_tone() -> None:
     codec = make_codec("opus")
     tone = Tone(440, level_dbfs=-12)

@@ -145,3 +145,33 @@ def test_port_range_finds_a_pair_past_a_long_run_of_taken_ones() -> None:
         for pair in taken:
             for sock in pair:
                 sock.close()
+
+
+async def test_g722_timestamps_advance_on_its_8000_clock_while_frames_hold_320_samples() -> None:
+    """RFC 3551 4.5.2: G.722 samples at 16 kHz but its RTP clock runs at 8 kHz."""
+    import asyncio
+
+    from softphone.media.clock import MediaClock
+    from softphone.media.ports import Discard, Tone
+    from softphone.media.stream import MediaStream
+    from softphone.sdp.negotiation import CODECS, NegotiatedMedia
+    from softphone.transport.rtp import RtpEndpoint
+
+    sent: list[bytes] = []
+
+    class Wire(RtpEndpoint):
+        def send(self, data: bytes, destination: tuple[str, int]) -> None:
+            sent.append(data)
+
+    media = NegotiatedMedia(CODECS["g722"], 9, "127.0.0.1", 4000, None, "sendrecv")
+    stream = MediaStream(Wire(), media, Tone(1000), Discard(),
+                         clock=MediaClock(asyncio.get_running_loop()))
+    stream.source.prepare(stream.rate)
+    for _ in range(3):
+        stream.tick(0.0)
+    packets = [RtpPacket.parse(data) for data in sent]
+    assert [p.payload_type for p in packets] == [9, 9, 9]
+    assert {len(p.payload) for p in packets} == {160} and stream.samples_per_frame == 320
+    steps = [ts_add(later.timestamp, -earlier.timestamp)
+             for earlier, later in zip(packets, packets[1:], strict=False)]
+    assert steps == [160, 160]

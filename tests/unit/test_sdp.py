@@ -84,6 +84,18 @@ def test_our_offer_lists_codecs_in_preference_order_with_telephone_event() -> No
     assert SessionDescription.parse(bytes(offer)) == offer
 
 
+def test_g722_is_offered_on_its_static_type_with_the_8000_clock_rfc_3551_gives_it() -> None:
+    offer = make_offer(["g722", "pcmu"], "192.0.2.1", 4000, 7, 1)
+    media = offer.media[0]
+    assert media.formats[:2] == ["9", "0"] and media.rtpmap()["9"] == ("G722", 8000, 1)
+    answer, agreed = answer_offer(offer, ["pcmu", "g722"], "192.0.2.2", 40000, 1, 1)
+    assert agreed.codec.key == "pcmu"  # our preference decides
+    answer, agreed = answer_offer(offer, ["g722"], "192.0.2.2", 40000, 1, 1)
+    assert (agreed.codec.key, agreed.payload_type, agreed.codec.clock_rate,
+            agreed.codec.audio_rate) == ("g722", 9, 8000, 16000)
+    assert read_answer(answer, ["g722", "pcmu"]).codec.key == "g722"
+
+
 @pytest.mark.parametrize("body", [b"", b"v=1\r\n", b"v=0\r\nm=audio x RTP/AVP 0\r\n",
                                   b"v=0\r\no=a b c IN IP4 h\r\n", b"\xff\xfe",
                                   b"v=0\r\no=a 1 1 IN IP4 h\r\nc=IN IP9 x\r\n"])

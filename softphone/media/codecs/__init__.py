@@ -29,7 +29,14 @@ def _opus() -> AudioCodec:
     return Opus()
 
 
-FACTORIES: dict[str, Callable[[], AudioCodec]] = {"pcmu": pcmu, "pcma": pcma, "opus": _opus}
+def _g722() -> AudioCodec:
+    from softphone.media.codecs.g722 import G722
+
+    return G722()
+
+
+FACTORIES: dict[str, Callable[[], AudioCodec]] = {"pcmu": pcmu, "pcma": pcma, "opus": _opus,
+                                                  "g722": _g722}
 
 
 def make_codec(key: str) -> AudioCodec:

@@ -1,0 +1,43 @@
+"""G.722 (64 kbit/s SB-ADPCM, 16 kHz audio) through the G722 package (sippy's libg722, public
+domain C). Its RTP clock is 8000 although it samples at 16 kHz (RFC 3551 4.5.2): a 20 ms frame
+is 320 samples and 160 bytes but advances the timestamp by 160. The package is imported only
+when G.722 is used."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Samples = npt.NDArray[np.int16]
+RATE = 16000
+BIT_RATE = 64000
+
+
+class G722:
+    """One encoder and one decoder (each keeps its own ADPCM state); a lost frame repeats
+    the last one, fading, as G.711 does."""
+
+    def __init__(self) -> None:
+        from G722 import G722 as Engine
+
+        self._encoder: Any = Engine(RATE, BIT_RATE)
+        self._decoder: Any = Engine(RATE, BIT_RATE)
+        self._last: Samples | None = None
+        self._fade = 1.0
+
+    def encode(self, frame: Samples) -> bytes:
+        payload: bytes = self._encoder.encode(np.ascontiguousarray(frame, dtype=np.int16))
+        return payload
+
+    def decode(self, payload: bytes) -> Samples:
+        frame = np.frombuffer(self._decoder.decode(payload), dtype=np.int16).copy()
+        self._last, self._fade = frame, 1.0
+        return frame
+
+    def conceal(self, samples: int) -> Samples:
+        if self._last is None or len(self._last) != samples:
+            return np.zeros(samples, dtype=np.int16)
+        self._fade *= 0.5
+        return (self._last * self._fade).astype(np.int16)
