@@ -104,7 +104,7 @@ class MediaStream:
     def _use_codec(self, media: NegotiatedMedia) -> None:
         """``rate`` and ``samples_per_frame`` are the audio's; the RTP timestamp advances
         ``clock_per_frame`` a frame, on the codec's RTP clock (they differ for G.722)."""
-        self.codec = make_codec(media.codec.key)
+        self.codec = make_codec(media.codec.key, media.remote_parameters)
         self.rate = media.codec.audio_rate
         self.samples_per_frame = self.rate * media.ptime // 1000
         self.clock_per_frame = media.codec.clock_rate * media.ptime // 1000
@@ -141,7 +141,8 @@ class MediaStream:
 
     def update(self, media: NegotiatedMedia) -> None:
         """A re-INVITE changed direction (hold), address, or codec."""
-        if media.codec.key != self.media.codec.key or media.ptime != self.media.ptime:
+        if (media.codec.key, media.ptime, media.remote_fmtp) != (
+                self.media.codec.key, self.media.ptime, self.media.remote_fmtp):
             self._use_codec(media)
             self.source.prepare(self.rate)
         self._agree(media)

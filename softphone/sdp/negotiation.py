@@ -53,10 +53,28 @@ class NegotiatedMedia:
     dtmf_payload_type: int | None
     direction: str  # ours: sendrecv, sendonly, recvonly or inactive
     ptime: int = 20
+    remote_fmtp: str | None = None  # the peer's format parameters for the codec (what it
+    #                                 wants to receive: Opus's maxaveragebitrate, usedtx ...)
 
     @property
     def description(self) -> str:
         return f"{self.codec.encoding}/{self.codec.clock_rate}"
+
+    @property
+    def remote_parameters(self) -> dict[str, str]:
+        return parse_fmtp(self.remote_fmtp)
+
+
+def parse_fmtp(text: str | None) -> dict[str, str]:
+    """``"maxaveragebitrate=20000; usedtx=1"`` -> {"maxaveragebitrate": "20000", ...};
+    names lower-cased, anything that is not name=value ignored (as RFC 7587 asks of
+    receivers of unknown parameters)."""
+    parameters: dict[str, str] = {}
+    for item in (text or "").split(";"):
+        name, equals, value = item.partition("=")
+        if equals and name.strip():
+            parameters[name.strip().lower()] = value.strip()
+    return parameters
 
 
 def _codecs(keys: tuple[str, ...] | list[str]) -> list[Codec]:
@@ -116,7 +134,7 @@ def answer_offer(offer: SessionDescription, codec_keys: tuple[str, ...] | list[s
         if remote is None:
             raise SdpError("SDP offer without a connection address")
         agreed = NegotiatedMedia(codec, pt, remote, media.port, dtmf_pt, our_direction,
-                                 _ptime(media))
+                                 _ptime(media), media.fmtp(str(pt)))
     if agreed is None:
         raise SdpError("No common codec", status=488)
     return answer, agreed
@@ -171,7 +189,7 @@ def read_answer(answer: SessionDescription,
             codec, pt, dtmf_pt = chosen
             our_direction = _DIRECTION_ANSWER.get(media.direction, "sendrecv")
             return NegotiatedMedia(codec, pt, remote, media.port, dtmf_pt, our_direction,
-                                   _ptime(media))
+                                   _ptime(media), media.fmtp(str(pt)))
     raise SdpError("The answer accepts none of our codecs", status=488)
 
 

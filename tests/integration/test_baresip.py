@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from softphone.ua.agent import AgentConfig, UserAgent
+from softphone.ua.agent import AgentConfig, AudioConfig, UserAgent
 from tests.peers import baresip
 
 pytestmark = pytest.mark.peers
@@ -66,3 +66,19 @@ async def test_no_common_codec_is_refused() -> None:
             call = await alice.call(peer.uri)
             ended = await asyncio.wait_for(call.ended, 10)
             assert ended.status == 488 and not await call.answered
+
+
+async def test_we_send_opus_at_the_bit_rate_baresip_asks_for() -> None:
+    """baresip's opus module puts maxaveragebitrate=12000 in its answer; we keep to it."""
+    with baresip(answermode="auto", codecs="opus/48000/2", config=("opus_bitrate 12000",)) \
+            as peer:
+        async with UserAgent(AgentConfig(listen_host="127.0.0.1", listen_port=0,
+                                         codecs=("opus",), audio=AudioConfig(tone=440))) as alice:
+            call = await alice.call(peer.uri)
+            assert await asyncio.wait_for(call.answered, 10) and call.codec == "opus/48000"
+            await asyncio.sleep(1.5)
+            assert call.stream is not None and call.stream.packets_sent > 50
+            payload_bytes = call.stream.octets_sent / call.stream.packets_sent
+            assert payload_bytes * 8 * 50 <= 12000 * 1.2  # unbounded, a 440 Hz tone is ~45 kbit/s
+            assert call.rtp.packets_received > 50  # and baresip's opus reaches us
+            await call.hangup()

@@ -168,9 +168,10 @@ def write_tone_wav(path: Path, seconds: float = 3.0, rate: int = 8000, hz: float
 
 @contextlib.contextmanager
 def baresip(answermode: str = "auto", codecs: str = "PCMU/8000/1",
-            dump_audio: bool = False) -> Iterator[Baresip]:
+            dump_audio: bool = False, config: tuple[str, ...] = ()) -> Iterator[Baresip]:
     """``dump_audio``: the sndfile module writes dump-*-dec.wav (what baresip received) and
-    dump-*-enc.wav (what it sent) into the instance's folder."""
+    dump-*-enc.wav (what it sent) into the instance's folder. ``config``: more lines for its
+    config file (``opus_bitrate 12000`` ...)."""
     binary = require("baresip")
     port, control_port, rtp_base = free_port(), free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="baresip-") as folder:
@@ -181,10 +182,12 @@ def baresip(answermode: str = "auto", codecs: str = "PCMU/8000/1",
             f"rtp_ports {rtp_base}-{rtp_base + 20}", "audio_player aubridge,nil",
             f"audio_source aufile,{directory / 'source.wav'}", "ausrc_srate 8000",
             "ausrc_channels 1", "module_path /usr/lib/baresip/modules", "module g711.so",
-            "module g722.so", "module aufile.so", "module aubridge.so", "module_app account.so",
+            "module g722.so", "module opus.so", "module aufile.so", "module aubridge.so",
+            "module_app account.so",
             "module_app menu.so", "module_app ctrl_tcp.so",
             f"ctrl_tcp_listen 127.0.0.1:{control_port}",
-            *(["module sndfile.so", f"snd_path {directory}"] if dump_audio else []), ""]))
+            *(["module sndfile.so", f"snd_path {directory}"] if dump_audio else []),
+            *config, ""]))
         (directory / "accounts").write_text(
             f"<sip:bob@127.0.0.1:{port}>;regint=0;answermode={answermode};"
             f"audio_codecs={codecs}\n")

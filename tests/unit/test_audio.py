@@ -75,6 +75,24 @@ def test_g722_carries_wideband_audio_in_half_the_bytes() -> None:
     assert 0 < np.abs(second).max() < np.abs(first).max() < np.abs(decoded[-320:]).max() + 1
 
 
+def test_opus_encodes_as_the_peer_asked_in_its_fmtp() -> None:
+    """RFC 7587 6.1: the receiver's parameters bound what we send."""
+    from softphone.media.codecs.opus import Opus
+
+    default = Opus()
+    assert (default.setting("inband_fec"), default.setting("dtx")) == (1, 0)
+    frugal = Opus(peer={"maxaveragebitrate": "12000", "usedtx": "1", "useinbandfec": "0",
+                        "maxplaybackrate": "16000", "cbr": "1"})
+    assert (frugal.setting("bitrate"), frugal.setting("dtx"), frugal.setting("inband_fec"),
+            frugal.setting("vbr")) == (12000, 1, 0, 0)
+    assert frugal.setting("max_bandwidth") == 1103  # OPUS_BANDWIDTH_WIDEBAND
+    tone = Tone(440, level_dbfs=-12)
+    sizes = {name: np.mean([len(codec.encode(tone.read(960, 48000))) for _ in range(50)])
+             for name, codec in (("default", default), ("frugal", frugal))}
+    assert sizes["frugal"] <= 12000 / 8 / 50 * 1.1 < sizes["default"]
+    assert Opus(peer={"maxaveragebitrate": "1"}).setting("bitrate") == 6000  # clamped
+
+
 def test_opus_round_trip_keeps_a_tone() -> None:
     codec = make_codec("opus")
     tone = Tone(440, level_dbfs=-12)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from softphone.sdp.model import SdpError, SessionDescription
-from softphone.sdp.negotiation import answer_offer, make_offer, read_answer
+from softphone.sdp.negotiation import answer_offer, make_offer, parse_fmtp, read_answer
 from tests.conftest import find_testdata
 
 FOLDER = find_testdata() / "rfc4317"
@@ -94,6 +94,18 @@ def test_g722_is_offered_on_its_static_type_with_the_8000_clock_rfc_3551_gives_i
     assert (agreed.codec.key, agreed.payload_type, agreed.codec.clock_rate,
             agreed.codec.audio_rate) == ("g722", 9, 8000, 16000)
     assert read_answer(answer, ["g722", "pcmu"]).codec.key == "g722"
+
+
+def test_the_peers_format_parameters_are_kept_for_the_chosen_codec() -> None:
+    offer = make_offer(["opus", "pcmu"], "192.0.2.1", 4000, 7, 1)
+    media = offer.media[0]
+    media.attributes = [(name, "111 maxaveragebitrate=12000; usedtx=1;junk"
+                         if name == "fmtp" and value and value.startswith("111") else value)
+                        for name, value in media.attributes]
+    answer, agreed = answer_offer(offer, ["opus"], "192.0.2.2", 40000, 1, 1)
+    assert agreed.remote_parameters == {"maxaveragebitrate": "12000", "usedtx": "1"}
+    assert read_answer(answer, ["opus"]).remote_parameters == {"useinbandfec": "1"}
+    assert parse_fmtp(None) == {} and parse_fmtp("0-16") == {}
 
 
 @pytest.mark.parametrize("body", [b"", b"v=1\r\n", b"v=0\r\nm=audio x RTP/AVP 0\r\n",

@@ -23,24 +23,27 @@ class AudioCodec(Protocol):
     def conceal(self, samples: int) -> Samples: ...
 
 
-def _opus() -> AudioCodec:
+def _opus(peer: dict[str, str]) -> AudioCodec:
     from softphone.media.codecs.opus import Opus
 
-    return Opus()
+    return Opus(peer=peer)
 
 
-def _g722() -> AudioCodec:
+def _g722(peer: dict[str, str]) -> AudioCodec:
     from softphone.media.codecs.g722 import G722
 
     return G722()
 
 
-FACTORIES: dict[str, Callable[[], AudioCodec]] = {"pcmu": pcmu, "pcma": pcma, "opus": _opus,
-                                                  "g722": _g722}
+# Each factory is given the peer's format parameters (RFC 4566 fmtp, parsed), which say how
+# it wants to receive; codecs without any ignore them.
+FACTORIES: dict[str, Callable[[dict[str, str]], AudioCodec]] = {
+    "pcmu": lambda peer: pcmu(), "pcma": lambda peer: pcma(), "opus": _opus, "g722": _g722}
 
 
-def make_codec(key: str) -> AudioCodec:
+def make_codec(key: str, peer: dict[str, str] | None = None) -> AudioCodec:
     try:
-        return FACTORIES[key]()
+        factory = FACTORIES[key]
     except KeyError:
         raise ValueError(f"No codec implementation for {key!r}") from None
+    return factory(peer or {})

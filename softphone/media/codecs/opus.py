@@ -1,6 +1,11 @@
-"""Opus through opuslib (libopus): 48 kHz RTP clock (RFC 7587), mono, in-band FEC on, and
-libopus's own packet loss concealment. opuslib is imported only when Opus is used, so the
-G.711 path works on a machine without libopus."""
+"""Opus through opuslib (libopus): 48 kHz RTP clock (RFC 7587), mono, libopus's own packet
+loss concealment, and in-band FEC. opuslib is imported only when Opus is used, so the G.711
+path works on a machine without libopus.
+
+The encoder follows what the peer's fmtp says it wants to receive (RFC 7587 6.1):
+maxaveragebitrate caps the bit rate, maxplaybackrate the audio bandwidth, useinbandfec=1 asks
+for FEC (our default when the peer does not say: it costs a little and saves lost frames),
+usedtx=1 for discontinuous transmission, cbr=1 for a constant bit rate."""
 
 from __future__ import annotations
 
@@ -11,22 +16,49 @@ import numpy.typing as npt
 
 Samples = npt.NDArray[np.int16]
 RATE = 48000
+MIN_BITRATE, MAX_BITRATE = 6000, 510000
+# maxplaybackrate -> the widest audio band worth sending (libopus's bandwidth constants)
+_BANDS = ((8000, "BANDWIDTH_NARROWBAND"), (12000, "BANDWIDTH_MEDIUMBAND"),
+          (16000, "BANDWIDTH_WIDEBAND"), (24000, "BANDWIDTH_SUPERWIDEBAND"))
 
 
 class Opus:
-    def __init__(self, complexity: int = 5) -> None:
+    def __init__(self, complexity: int = 5, peer: dict[str, str] | None = None) -> None:
         import opuslib
         import opuslib.api.ctl
         import opuslib.api.encoder
 
         self._encoder: Any = opuslib.Encoder(RATE, 1, opuslib.APPLICATION_VOIP)
-        state = self._encoder.encoder_state
-        # opuslib 3.0's property setters for these drop their value; the ctl calls work.
-        for request, value in ((opuslib.api.ctl.set_complexity, complexity),
-                               (opuslib.api.ctl.set_inband_fec, 1),
-                               (opuslib.api.ctl.set_packet_loss_perc, 5)):
-            opuslib.api.encoder.encoder_ctl(state, request, value)
+        ctl = opuslib.api.ctl
+        # opuslib 3.0's property setters drop their value; the ctl calls work.
+        settings: list[tuple[Any, int]] = [(ctl.set_complexity, complexity),
+                                           (ctl.set_packet_loss_perc, 5)]
+        wanted = peer or {}
+        settings.append((ctl.set_inband_fec, 0 if wanted.get("useinbandfec") == "0" else 1))
+        if wanted.get("usedtx") == "1":
+            settings.append((ctl.set_dtx, 1))
+        if wanted.get("cbr") == "1":
+            settings.append((ctl.set_vbr, 0))
+        bitrate = _number(wanted.get("maxaveragebitrate"))
+        if bitrate is not None:
+            settings.append((ctl.set_bitrate, max(MIN_BITRATE, min(MAX_BITRATE, bitrate))))
+        playback = _number(wanted.get("maxplaybackrate"))
+        if playback is not None:
+            band = next((name for limit, name in _BANDS if playback <= limit),
+                        "BANDWIDTH_FULLBAND")
+            settings.append((ctl.set_max_bandwidth, getattr(opuslib, band)))
+        for request, value in settings:
+            opuslib.api.encoder.encoder_ctl(self._encoder.encoder_state, request, value)
         self._decoder: Any = opuslib.Decoder(RATE, 1)
+
+    def setting(self, name: str) -> int:
+        """An encoder setting as libopus reports it (``bitrate``, ``dtx``, ``inband_fec`` ...)."""
+        import opuslib.api.ctl
+        import opuslib.api.encoder
+
+        request = getattr(opuslib.api.ctl, f"get_{name}")
+        value: int = opuslib.api.encoder.encoder_ctl(self._encoder.encoder_state, request)
+        return value
 
     def encode(self, frame: Samples) -> bytes:
         data: bytes = self._encoder.encode(frame.astype(np.int16).tobytes(), len(frame))
@@ -44,3 +76,7 @@ class Opus:
         """The lost frame rebuilt from the in-band FEC data of the packet after it."""
         pcm = self._decoder.decode(next_payload, samples, decode_fec=True)
         return np.frombuffer(pcm, dtype=np.int16).copy()
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isdigit() else None
