@@ -92,6 +92,7 @@ def demo_command(seconds: float, sound_card: bool) -> None:
                 return EXIT_INTERRUPTED
             ended = await call.ended
             dtmf_ms = round_trip.result() if round_trip.done() else None
+        console.line()  # rich leaves the last frame of a live view without its line end
         console.print(_summary(call, ended, dtmf_ms))
         return EXIT_OK if call.answered_at else EXIT_FAILED
 
