@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from softphone.media.codecs.conceal import FadingRepeat
+
 Samples = npt.NDArray[np.int16]
 
 _ALL16 = np.arange(-32768, 32768, dtype=np.int32)
@@ -74,8 +76,7 @@ class G711:
         self._encode = encode_by_bits
         self._memo = memo
         self._decode = decode_table
-        self._last: Samples | None = None
-        self._fade = 1.0
+        self._concealment = FadingRepeat()
 
     def encode(self, frame: Samples) -> bytes:
         key = frame.tobytes()
@@ -88,14 +89,11 @@ class G711:
 
     def decode(self, payload: bytes) -> Samples:
         frame = self._decode[np.frombuffer(payload, dtype=np.uint8)]
-        self._last, self._fade = frame, 1.0
+        self._concealment.heard(frame)
         return frame
 
     def conceal(self, samples: int) -> Samples:
-        if self._last is None or len(self._last) != samples:
-            return np.zeros(samples, dtype=np.int16)
-        self._fade *= 0.5
-        return (self._last * self._fade).astype(np.int16)
+        return self._concealment.conceal(samples)
 
 
 def pcmu() -> G711:

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from softphone.media.codecs.conceal import FadingRepeat
+
 Samples = npt.NDArray[np.int16]
 RATE = 16000
 BIT_RATE = 64000
@@ -17,15 +19,14 @@ BIT_RATE = 64000
 
 class G722:
     """One encoder and one decoder (each keeps its own ADPCM state); a lost frame repeats
-    the last one, fading, as G.711 does."""
+    the last one, fading (FadingRepeat), as G.711's does."""
 
     def __init__(self) -> None:
         from G722 import G722 as Engine
 
         self._encoder: Any = Engine(RATE, BIT_RATE)
         self._decoder: Any = Engine(RATE, BIT_RATE)
-        self._last: Samples | None = None
-        self._fade = 1.0
+        self._concealment = FadingRepeat()
 
     def encode(self, frame: Samples) -> bytes:
         payload: bytes = self._encoder.encode(np.ascontiguousarray(frame, dtype=np.int16))
@@ -33,11 +34,8 @@ class G722:
 
     def decode(self, payload: bytes) -> Samples:
         frame = np.frombuffer(self._decoder.decode(payload), dtype=np.int16).copy()
-        self._last, self._fade = frame, 1.0
+        self._concealment.heard(frame)
         return frame
 
     def conceal(self, samples: int) -> Samples:
-        if self._last is None or len(self._last) != samples:
-            return np.zeros(samples, dtype=np.int16)
-        self._fade *= 0.5
-        return (self._last * self._fade).astype(np.int16)
+        return self._concealment.conceal(samples)
