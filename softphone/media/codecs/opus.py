@@ -25,29 +25,11 @@ _BANDS = ((8000, "BANDWIDTH_NARROWBAND"), (12000, "BANDWIDTH_MEDIUMBAND"),
 class Opus:
     def __init__(self, complexity: int = 5, peer: dict[str, str] | None = None) -> None:
         import opuslib
-        import opuslib.api.ctl
         import opuslib.api.encoder
 
         self._encoder: Any = opuslib.Encoder(RATE, 1, opuslib.APPLICATION_VOIP)
-        ctl = opuslib.api.ctl
         # opuslib 3.0's property setters drop their value; the ctl calls work.
-        settings: list[tuple[Any, int]] = [(ctl.set_complexity, complexity),
-                                           (ctl.set_packet_loss_perc, 5)]
-        wanted = peer or {}
-        settings.append((ctl.set_inband_fec, 0 if wanted.get("useinbandfec") == "0" else 1))
-        if wanted.get("usedtx") == "1":
-            settings.append((ctl.set_dtx, 1))
-        if wanted.get("cbr") == "1":
-            settings.append((ctl.set_vbr, 0))
-        bitrate = _number(wanted.get("maxaveragebitrate"))
-        if bitrate is not None:
-            settings.append((ctl.set_bitrate, max(MIN_BITRATE, min(MAX_BITRATE, bitrate))))
-        playback = _number(wanted.get("maxplaybackrate"))
-        if playback is not None:
-            band = next((name for limit, name in _BANDS if playback <= limit),
-                        "BANDWIDTH_FULLBAND")
-            settings.append((ctl.set_max_bandwidth, getattr(opuslib, band)))
-        for request, value in settings:
+        for request, value in _settings(complexity, peer or {}):
             opuslib.api.encoder.encoder_ctl(self._encoder.encoder_state, request, value)
         self._decoder: Any = opuslib.Decoder(RATE, 1)
 
@@ -76,6 +58,28 @@ class Opus:
         """The lost frame rebuilt from the in-band FEC data of the packet after it."""
         pcm = self._decoder.decode(next_payload, samples, decode_fec=True)
         return np.frombuffer(pcm, dtype=np.int16).copy()
+
+
+def _settings(complexity: int, wanted: dict[str, str]) -> list[tuple[Any, int]]:
+    """The encoder ctl requests for our defaults and the peer's fmtp."""
+    import opuslib
+    import opuslib.api.ctl as ctl
+
+    settings: list[tuple[Any, int]] = [
+        (ctl.set_complexity, complexity), (ctl.set_packet_loss_perc, 5),
+        (ctl.set_inband_fec, 0 if wanted.get("useinbandfec") == "0" else 1)]
+    if wanted.get("usedtx") == "1":
+        settings.append((ctl.set_dtx, 1))
+    if wanted.get("cbr") == "1":
+        settings.append((ctl.set_vbr, 0))
+    bitrate = _number(wanted.get("maxaveragebitrate"))
+    if bitrate is not None:
+        settings.append((ctl.set_bitrate, max(MIN_BITRATE, min(MAX_BITRATE, bitrate))))
+    playback = _number(wanted.get("maxplaybackrate"))
+    if playback is not None:
+        band = next((name for limit, name in _BANDS if playback <= limit), "BANDWIDTH_FULLBAND")
+        settings.append((ctl.set_max_bandwidth, getattr(opuslib, band)))
+    return settings
 
 
 def _number(text: str | None) -> int | None:
