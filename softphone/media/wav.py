@@ -61,7 +61,7 @@ def resample(samples: Samples, from_rate: int, to_rate: int) -> Samples:
     return result
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=8)  # file versions x rates; a prompt or two is the usual case
 def _audio(path: str, version: tuple[int, int], rate: int | None) -> tuple[Samples, int]:
     """A file's samples at ``rate`` (None: its own) and that rate, decoded and resampled once
     per version (mtime, size) of the file: a load test plays one file on hundreds of calls.
