@@ -19,6 +19,7 @@ from typing import Any
 from softphone.sdp.negotiation import CODECS
 from softphone.sip.errors import ParseError
 from softphone.sip.uri import parse_host_port, parse_sip_uri
+from softphone.transport.rtp import PortRange
 
 
 class ConfigError(ValueError):
@@ -73,8 +74,7 @@ def parse_port_range(text: str) -> tuple[int, int]:
     if not dash or not low.strip().isdigit() or not high.strip().isdigit():
         raise ValueError(f"{text!r} is not LOW-HIGH")
     first, last = int(low), int(high)
-    if not 0 < first < last <= 65535 or (last - (first + first % 2)) < 1:
-        raise ValueError(f"{text!r} holds no even/odd port pair within 1-65535")
+    PortRange(first, last)  # its own checks: ports within 1-65535, room for a pair
     return first, last
 
 

@@ -22,6 +22,7 @@ from softphone.media.device import list_devices
 from softphone.media.wav import WavError, load_wav
 from softphone.sip import ParseError, SipUri, parse_sip_uri
 from softphone.sip.transaction import Peer
+from softphone.transport.rtp import DEFAULT_RTP_PORTS
 from softphone.ua.agent import AgentConfig, AudioConfig, Credentials, UserAgent
 from softphone.ua.events import (
     Answered,
@@ -182,7 +183,8 @@ def run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
 
 RTP_PORTS_OPTION = click.option(
     "--rtp-ports", metavar="LOW-HIGH",
-    help="UDP ports for each call's RTP/RTCP pair (a firewall's opening) [default: 16384-32767].")
+    help="UDP ports for each call's RTP/RTCP pair (a firewall's opening) "
+         f"[default: {DEFAULT_RTP_PORTS[0]}-{DEFAULT_RTP_PORTS[1]}].")
 
 
 def rtp_port_range(text: str | None, profile: Profile | None = None) -> tuple[int, int]:

@@ -24,12 +24,16 @@ class Impairment:
     seed: int = 1
 
 
+DEFAULT_RTP_PORTS = (16384, 32767)
+
+
 class PortRange:
     """Where calls bind their RTP/RTCP pairs: even ports of ``first``..``last``, taken in turn
     from a random start (and at random after a taken one), so a pair is usually free at the
     first try; the kernel's ephemeral ports, above 32767 on Linux, come odd and even alike."""
 
-    def __init__(self, first: int = 16384, last: int = 32767) -> None:
+    def __init__(self, first: int = DEFAULT_RTP_PORTS[0],
+                 last: int = DEFAULT_RTP_PORTS[1]) -> None:
         if not 0 < first < last <= 65535:
             raise ValueError(f"Not a port range: {first}-{last}")
         self.first = first + first % 2

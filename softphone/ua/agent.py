@@ -39,7 +39,7 @@ from softphone.sip.transaction import (
 from softphone.sip.uri import format_host
 from softphone.sip.validate import EndpointPolicy, check_request
 from softphone.transport.resolver import ResolutionError, make_dns_resolver, resolve
-from softphone.transport.rtp import Impairment, PortRange
+from softphone.transport.rtp import DEFAULT_RTP_PORTS, Impairment, PortRange
 from softphone.transport.tcp import TcpTransport
 from softphone.transport.udp import UdpTransport
 from softphone.ua.call import Call
@@ -127,7 +127,7 @@ class AgentConfig:
     rtp_timeout: float | None = None  # seconds without RTP before a media_timeout event
     hangup_on_rtp_timeout: bool = False
     impairment: Impairment | None = None  # tests: seeded loss/jitter on sent RTP
-    rtp_ports: tuple[int, int] = (16384, 32767)  # each call binds an even/odd pair in here
+    rtp_ports: tuple[int, int] = DEFAULT_RTP_PORTS  # each call binds an even/odd pair in here
 
 
 class UserAgent:
@@ -229,7 +229,8 @@ class UserAgent:
         uri = SipUri(host=self.host, port=self.port, user=self.config.user)
         if chosen == "tcp":
             uri = uri.with_param("transport", "tcp")
-        contact = (Address(uri=uri), str(Address(uri=uri)))
+        address = Address(uri=uri)
+        contact = (address, str(address))
         if self.port:
             self._contacts[chosen] = contact
         return contact
