@@ -13,13 +13,13 @@ from softphone.media.codecs.g711 import ALAW_DECODE, ALAW_ENCODE, ULAW_DECODE, U
 from softphone.media.ports import Echo, Tone
 from softphone.media.quality import dominant_frequency, similarity, tone_level
 from softphone.media.wav import WavError, WavSink, WavSource, load_wav
-from tests.conftest import find_testdata
+from tests.conftest import TESTDATA
 
 
 @pytest.mark.parametrize(("law", "encode", "decode"), [
     ("ulaw", ULAW_ENCODE, ULAW_DECODE), ("alaw", ALAW_ENCODE, ALAW_DECODE)])
 def test_g711_tables_are_bit_exact(law: str, encode: np.ndarray, decode: np.ndarray) -> None:
-    folder = find_testdata() / "g711"
+    folder = TESTDATA / "g711"
     reference = np.frombuffer((folder / f"{law}_encode_all16.bin").read_bytes(), np.uint8)
     assert np.array_equal(encode, reference)
     rows = (folder / f"{law}_decode.tsv").read_text().split("\n")[1:]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from softphone.sip import Headers, ParseError, Request, Response, SipUri, StreamFramer, parse
 from softphone.sip.headers import Address, Via
-from tests.conftest import find_testdata
+from tests.conftest import TESTDATA
 
 TOKEN_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 tokens = st.text(TOKEN_ALPHABET, min_size=1, max_size=12)
@@ -83,7 +83,7 @@ def test_arbitrary_bytes_raise_only_parse_error(data: bytes) -> None:
         pass
 
 
-_CORPUS = [p.read_bytes() for p in sorted((find_testdata() / "rfc4475").glob("*.dat"))]
+_CORPUS = [p.read_bytes() for p in sorted((TESTDATA / "rfc4475").glob("*.dat"))]
 
 
 @given(st.integers(0, len(_CORPUS) - 1), st.integers(0, 2**32 - 1), st.integers(1, 8))

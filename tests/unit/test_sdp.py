@@ -1,4 +1,4 @@
-"""SDP parsing and offer/answer against the RFC 4317 examples (../shared/testdata/rfc4317)."""
+"""SDP parsing and offer/answer against the RFC 4317 examples (tests/data/rfc4317)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 
 from softphone.sdp.model import SdpError, SessionDescription
 from softphone.sdp.negotiation import answer_offer, make_offer, parse_fmtp, read_answer
-from tests.conftest import find_testdata
+from tests.conftest import TESTDATA
 
-FOLDER = find_testdata() / "rfc4317"
+FOLDER = TESTDATA / "rfc4317"
 ALL = sorted(p.name for p in FOLDER.glob("*.sdp"))
 
 

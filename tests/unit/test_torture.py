@@ -15,7 +15,7 @@ import pytest
 
 from softphone.sip import AbsoluteUri, ParseError, Request, Response, SipUri, parse
 from softphone.sip.validate import EndpointPolicy, check_request, check_response
-from tests.conftest import find_testdata
+from tests.conftest import TESTDATA
 
 # name -> (what happens, status). "parse": ParseError with that status; "reject": parses, and
 # the UA answers that status; "accept": parses and the UA processes it; "drop": a response the
@@ -63,13 +63,13 @@ RFC5118_OUTCOMES: dict[str, tuple[str, int | None]] = {
 
 
 def _rfc4475(name: str) -> bytes:
-    return (find_testdata() / "rfc4475" / name).read_bytes()
+    return (TESTDATA / "rfc4475" / name).read_bytes()
 
 
 def _rfc5118(name: str) -> bytes:
     """The CRLF copy, with the declared Content-Length corrected: these tests are about IPv6,
-    not framing (testdata/README.md)."""
-    data = (find_testdata() / "rfc5118" / "wire" / name).read_bytes()
+    not framing (tests/data/README.md)."""
+    data = (TESTDATA / "rfc5118" / "wire" / name).read_bytes()
     head, sep, body = data.partition(b"\r\n\r\n")
     lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"content-length")]
     return b"\r\n".join([*lines, b"Content-Length: %d" % len(body)]) + sep + body
@@ -87,15 +87,15 @@ def _outcome(data: bytes) -> tuple[str, int | None]:
 
 
 def test_every_corpus_file_has_an_expected_outcome() -> None:
-    rfc4475 = {p.name for p in (find_testdata() / "rfc4475").glob("*.dat")}
-    rfc5118 = {p.name for p in (find_testdata() / "rfc5118" / "wire").glob("*.dat")}
+    rfc4475 = {p.name for p in (TESTDATA / "rfc4475").glob("*.dat")}
+    rfc5118 = {p.name for p in (TESTDATA / "rfc5118" / "wire").glob("*.dat")}
     assert rfc4475 == set(OUTCOMES)
     assert rfc5118 == set(RFC5118_OUTCOMES)
 
 
 def test_outcomes_agree_with_the_manifest() -> None:
     """Manifest 'valid' never becomes a parse error; 'invalid' never passes unanswered."""
-    manifest = find_testdata() / "rfc4475" / "MANIFEST.tsv"
+    manifest = TESTDATA / "rfc4475" / "MANIFEST.tsv"
     with manifest.open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):
             kind, _ = OUTCOMES[row["name"]]
@@ -117,7 +117,7 @@ def test_rfc5118_outcome(name: str) -> None:
 
 def test_rfc5118_raw_lf_copies_parse_too() -> None:
     """The archive's bare-LF originals: tolerated line endings, same decoded Request-URI."""
-    raw = (find_testdata() / "rfc5118" / "port-unambiguous.dat").read_bytes()
+    raw = (TESTDATA / "rfc5118" / "port-unambiguous.dat").read_bytes()
     message = parse(raw)
     assert isinstance(message, Request) and isinstance(message.uri, SipUri)
     assert (message.uri.host, message.uri.port) == ("2001:db8::10", 5070)
@@ -322,14 +322,14 @@ def test_ipv6_in_sdp_body_is_kept_unbracketed() -> None:
 
 
 def test_ipv6_in_sdp_as_shipped_declares_more_body_than_it_has() -> None:
-    data = (find_testdata() / "rfc5118" / "wire" / "ipv6-in-sdp.dat").read_bytes()
+    data = (TESTDATA / "rfc5118" / "wire" / "ipv6-in-sdp.dat").read_bytes()
     with pytest.raises(ParseError, match="Content-Length"):
         parse(data)
 
 
 def test_corpus_round_trips_through_canonical_bytes() -> None:
     """Every message that parses serialises to bytes that parse to an equal message."""
-    corpus: list[Path] = sorted((find_testdata() / "rfc4475").glob("*.dat"))
+    corpus: list[Path] = sorted((TESTDATA / "rfc4475").glob("*.dat"))
     for path in corpus:
         try:
             message = parse(path.read_bytes())
