@@ -16,6 +16,7 @@ from softphone.cli.call_cmd import call_command
 from softphone.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliContext
 from softphone.cli.demo_cmd import demo_command
 from softphone.cli.devices_cmd import devices_command
+from softphone.cli.examples_cmd import examples_command
 from softphone.cli.load_cmd import load_command
 from softphone.cli.options_cmd import options_command
 from softphone.cli.register_cmd import register_command
@@ -60,6 +61,7 @@ cli.add_command(demo_command)
 cli.add_command(devices_command)
 cli.add_command(load_command)
 cli.add_command(test_command)
+cli.add_command(examples_command)
 
 
 def main(argv: list[str] | None = None) -> None:

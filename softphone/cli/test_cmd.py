@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from softphone.bundled import find_example
 from softphone.cli.common import EXIT_INTERRUPTED, run, until_stopped
 from softphone.scenario.model import Scenario, ScenarioError, load_scenario, scenario_schema
 from softphone.scenario.report import write_json, write_junit
@@ -23,25 +24,35 @@ MAX_EXIT = 100
 @click.option("--junit", "junit_path", metavar="FILE", help="Write JUnit XML here.")
 @click.option("--report", "report_path", metavar="FILE.json",
               help="Write a JSON report: steps with timings, SIP trace, RTP figures.")
+@click.option("--example", "example_names", metavar="NAME", multiple=True,
+              help="Run a scenario that comes with softphone (see softphone examples).")
 @click.option("--schema", "print_schema", is_flag=True,
               help="Print the scenario format as JSON Schema and exit.")
 def test_command(files: tuple[str, ...], junit_path: str | None,
-                 report_path: str | None, print_schema: bool) -> None:
+                 report_path: str | None, example_names: tuple[str, ...],
+                 print_schema: bool) -> None:
     """Run call-test scenario files (TOML). Exit code: the number of failed scenarios.
 
     \b
     Examples:
-      softphone test sample_configs/scenarios/*.toml
+      softphone test my_scenarios/*.toml
+      softphone test --example busy --example basic_call
       softphone test ivr.toml --junit results.xml --report results.json
       softphone test --schema > scenario.schema.json
     """
     if print_schema:
         click.echo(json.dumps(scenario_schema(), indent=2))
         return
-    if not files:
-        raise click.UsageError("name at least one scenario file (or --schema)")
+    paths = [Path(f) for f in files]
+    for name in example_names:
+        try:
+            paths.append(find_example(name, "scenario").path)
+        except KeyError as error:
+            raise click.BadParameter(str(error.args[0]), param_hint="--example") from None
+    if not paths:
+        raise click.UsageError("name at least one scenario file, an --example, or --schema")
     try:
-        scenarios = [load_scenario(Path(f)) for f in files]
+        scenarios = [load_scenario(path) for path in paths]
     except ScenarioError as error:
         raise click.UsageError(str(error)) from None
     console = Console()

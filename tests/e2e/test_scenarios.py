@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from softphone.bundled import EXAMPLES as EXAMPLES_DIR
 from tests.peers import baresip
 
 SOFTPHONE = [sys.executable, "-m", "softphone"]
-EXAMPLES = REPO / "sample_configs" / "scenarios"
+EXAMPLES = EXAMPLES_DIR / "scenarios"
 LOCAL = ["basic_call.toml", "busy.toml", "ivr_digits.toml", "inband_dtmf.toml",
          "prompt_heard.toml", "second_caller_busy.toml"]
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from softphone.bundled import EXAMPLES as EXAMPLES_DIR
 from softphone.config import ConfigError, Profile, load_profile
-from tests.conftest import REPO
 
-SAMPLES = sorted((REPO / "sample_configs").glob("*.toml"))
+SAMPLES = sorted((EXAMPLES_DIR).glob("*.toml"))
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
@@ -19,7 +19,7 @@ def test_every_sample_config_loads(path: Path) -> None:
 
 
 def test_sample_profiles_by_name() -> None:
-    bob = load_profile(REPO / "sample_configs" / "loopback.toml", "bob")
+    bob = load_profile(EXAMPLES_DIR / "loopback.toml", "bob")
     assert (bob.user, bob.listen, bob.codecs) == ("bob", "127.0.0.1:5062", ["pcmu", "pcma"])
 
 

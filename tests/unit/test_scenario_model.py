@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from softphone.bundled import EXAMPLES
 from softphone.scenario.model import ScenarioError, load_scenario
-from tests.conftest import REPO
 
 HEAD = 'name = "t"\n[[legs]]\nname = "a"\n[[legs]]\nname = "b"\n'
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "sample_configs" / "scenarios").glob("*.toml")),
+@pytest.mark.parametrize("path", sorted((EXAMPLES / "scenarios").glob("*.toml")),
                          ids=lambda p: p.name)
 def test_examples_load(path: Path) -> None:
     scenario = load_scenario(path)

@@ -12,11 +12,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from softphone.bundled import EXAMPLES as EXAMPLES_DIR
 from softphone.scenario.model import ACTIONS, ScenarioError, load_scenario, scenario_schema
 from tests.conftest import REPO
 
 PUBLISHED = REPO / "docs" / "scenario.schema.json"
-EXAMPLES = sorted((REPO / "sample_configs" / "scenarios").glob("*.toml"))
+EXAMPLES = sorted((EXAMPLES_DIR / "scenarios").glob("*.toml"))
 HEAD = 'name = "t"\n[[legs]]\nname = "a"\n'
 
 
