@@ -18,6 +18,7 @@ from typing import Any
 
 from softphone.sdp.negotiation import CODECS
 from softphone.sip.errors import ParseError
+from softphone.sip.grammar import decimal
 from softphone.sip.uri import parse_host_port, parse_sip_uri
 from softphone.transport.rtp import PortRange
 
@@ -62,7 +63,7 @@ _CHECKS: dict[str, Any] = {
     "codecs": lambda v: all(c in CODECS for c in v) or ", ".join(CODECS),
     "registrar": lambda v: _is_sip_uri(v) or "a SIP URI",
     "outbound_proxy": lambda v: _is_sip_uri(v) or "a SIP URI",
-    "listen": lambda v: (":" in v and v.rpartition(":")[2].isdigit()) or "HOST:PORT",
+    "listen": lambda v: (":" in v and decimal(v.rpartition(":")[2]) is not None) or "HOST:PORT",
     "domain": lambda v: _is_host(v) or "a host name or address, without port",
     "rtp_ports": lambda v: _is_port_range(v) or "LOW-HIGH, ports with an even/odd pair",
 }
@@ -71,9 +72,9 @@ _CHECKS: dict[str, Any] = {
 def parse_port_range(text: str) -> tuple[int, int]:
     """``"16384-32767"`` -> (16384, 32767); ValueError unless it holds an even/odd pair."""
     low, dash, high = text.partition("-")
-    if not dash or not low.strip().isdigit() or not high.strip().isdigit():
+    first, last = decimal(low.strip()), decimal(high.strip())
+    if not dash or first is None or last is None:
         raise ValueError(f"{text!r} is not LOW-HIGH")
-    first, last = int(low), int(high)
     PortRange(first, last)  # its own checks: ports within 1-65535, room for a pair
     return first, last
 

@@ -1,20 +1,31 @@
 """One pacing clock for every media stream of the process (DESIGN.md rule 2).
 
-Ticks fall on absolute deadlines ``start + n * period`` of the loop's monotonic clock, so
-lateness never accumulates the way repeated ``sleep(0.02)`` drifts; one timer serves all
-streams, however many calls there are."""
+Streams tick at their own packet time (20 ms for most, 30 or 40 ms when the peer asks for
+it), grouped by period: each group's ticks fall on absolute deadlines ``start + n * period``
+of the loop's monotonic clock, so lateness never accumulates the way repeated
+``sleep(0.02)`` drifts, and one timer serves every stream, however many calls there are.
+A new group starts on an existing group's next deadline, so periods that divide each other
+share their wake-ups.
+
+A stream whose tick raises is taken off the clock and told (``failed``); the clock and every
+other stream go on: one call's broken file or device must not silence the process.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from dataclasses import dataclass, field
 from typing import Protocol
 
 PERIOD = 0.020
-MAX_CATCH_UP = 5  # ticks; beyond that (a stalled loop) the clock re-anchors instead
+MAX_CATCH_UP = 5  # ticks; beyond that (a stalled loop) the group re-anchors instead
 # The selector rounds its timeout up to a whole millisecond, so a timer wakes 0-1 ms late;
 # asking half a millisecond early centres the error on the deadline.
 EARLY = 0.0005
+
+log = logging.getLogger("softphone.media")
 
 
 class Ticking(Protocol):
@@ -22,17 +33,31 @@ class Ticking(Protocol):
         """``now``: time.monotonic() at the start of the tick, read once for every stream."""
         ...
 
+    def failed(self, error: Exception) -> None:
+        """``tick`` raised ``error``; the clock has already let go of this stream."""
+        ...
+
+
+@dataclass
+class _Group:
+    """The streams that tick every ``period`` seconds, and their next deadline."""
+
+    period: float
+    next: float
+    streams: set[Ticking] = field(default_factory=set)
+
 
 class MediaClock:
     _instances: dict[asyncio.AbstractEventLoop, MediaClock] = {}
 
     def __init__(self, loop: asyncio.AbstractEventLoop, period: float = PERIOD) -> None:
         self.loop = loop
-        self.period = period
-        self.streams: set[Ticking] = set()
+        self.period = period  # the period of streams added without one
         self.lateness: list[float] = []  # seconds each tick ran after (<0: before) its deadline
+        self.failures = 0  # streams taken off because their tick raised
+        self._groups: dict[int, _Group] = {}  # by period in microseconds
+        self._group_of: dict[Ticking, _Group] = {}
         self._handle: asyncio.TimerHandle | None = None
-        self._next = 0.0
 
     @classmethod
     def shared(cls) -> MediaClock:
@@ -43,27 +68,62 @@ class MediaClock:
             clock = cls._instances[loop] = cls(loop)
         return clock
 
-    def add(self, stream: Ticking) -> None:
-        self.streams.add(stream)
-        if self._handle is None:
-            self._next = self.loop.time() + self.period
-            self._handle = self.loop.call_at(self._next - EARLY, self._tick)
+    @property
+    def streams(self) -> set[Ticking]:
+        return set(self._group_of)
+
+    def add(self, stream: Ticking, period: float | None = None) -> None:
+        """Tick ``stream`` every ``period`` seconds (default: the clock's) from now on."""
+        period = period or self.period
+        self.remove(stream)
+        key = round(period * 1_000_000)
+        group = self._groups.get(key)
+        if group is None:
+            upcoming = [g.next for g in self._groups.values()]
+            start = min(upcoming) if upcoming else self.loop.time() + period
+            group = self._groups[key] = _Group(period, start)
+        group.streams.add(stream)
+        self._group_of[stream] = group
+        self._arm()
 
     def remove(self, stream: Ticking) -> None:
-        self.streams.discard(stream)
-        if not self.streams and self._handle is not None:
+        group = self._group_of.pop(stream, None)
+        if group is None:
+            return
+        group.streams.discard(stream)
+        if not group.streams:
+            del self._groups[round(group.period * 1_000_000)]
+            self._arm()
+
+    def _arm(self) -> None:
+        if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if self._groups:
+            deadline = min(group.next for group in self._groups.values())
+            self._handle = self.loop.call_at(deadline - EARLY, self._tick)
 
     def _tick(self) -> None:
+        self._handle = None
         now = self.loop.time()
-        if len(self.lateness) < 100_000:
-            self.lateness.append(now - self._next)
         monotonic = time.monotonic()
-        for stream in list(self.streams):
-            stream.tick(monotonic)
-        self._next += self.period
-        if now - self._next > MAX_CATCH_UP * self.period:
-            self._next = now + self.period
-        self._handle = self.loop.call_at(self._next - EARLY, self._tick) if self.streams \
-            else None
+        for group in list(self._groups.values()):
+            if group.next > now + EARLY:
+                continue
+            if len(self.lateness) < 100_000:
+                self.lateness.append(now - group.next)
+            for stream in list(group.streams):
+                self._tick_one(stream, monotonic)
+            group.next += group.period
+            if now - group.next > MAX_CATCH_UP * group.period:
+                group.next = now + group.period
+        self._arm()  # also replaces a timer a failed stream's removal may have set
+
+    def _tick_one(self, stream: Ticking, now: float) -> None:
+        try:
+            stream.tick(now)
+        except Exception as error:  # noqa: BLE001  (contained: the clock must go on)
+            self.failures += 1
+            log.warning("a media stream failed and was stopped: %r", error)
+            self.remove(stream)
+            stream.failed(error)

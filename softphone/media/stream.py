@@ -1,13 +1,23 @@
 """A call's audio: source -> codec -> RTP out, and RTP in -> jitter buffer -> codec -> sink,
-both driven by the shared pacing clock, one frame (ptime) per tick."""
+both driven by the shared pacing clock, one frame of the negotiated ptime per tick.
+
+Packets the peer sends may hold more or less audio than our frame (it may ignore our
+a=ptime): playout takes whole packets from the jitter buffer until a frame's worth is there
+and keeps the rest for the next tick, so audio plays at its own speed whatever the sizes.
+A payload the codec cannot decode is counted and concealed like a lost one; a source or sink
+that raises stops the stream and is reported through ``on_failure``."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import random
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from softphone.media.clock import MediaClock
 from softphone.media.codecs import make_codec
@@ -33,6 +43,7 @@ from softphone.rtp.stats import ReceiverStats
 from softphone.sdp.negotiation import NegotiatedMedia
 from softphone.transport.rtp import RtpEndpoint
 
+log = logging.getLogger("softphone.media")
 ADAPT_EVERY = 50  # ticks between jitter-buffer depth adjustments
 RTCP_INTERVAL = 5.0  # seconds, randomised by 0.5-1.5 (RFC 3550 6.2)
 
@@ -83,7 +94,7 @@ class MediaStream:
         self._dtmf_timestamp = 0
         self.on_dtmf: Callable[[str], None] | None = None
         self.rtcp = RtcpState(rtcp_interval, f"softphone-{secrets.token_hex(6)}",
-                              (media.remote_address, media.remote_port + 1))
+                              _rtcp_destination(media))
         self.octets_sent = 0
         self.recovered = 0  # lost frames rebuilt from FEC
         self._last_sent: Samples | None = None    # frames kept for the level meters, which
@@ -91,8 +102,15 @@ class MediaStream:
         self._last_payload: bytes | None = None   # heard but not decoded (a Discard sink)
         self.rtp_timeout: float | None = None
         self.on_inactive: Callable[[float], None] | None = None
+        self.on_failure: Callable[[Exception], None] | None = None
+        self.failure: Exception | None = None
+        self.undecodable = 0  # received payloads the codec refused (concealed instead)
+        self.foreign = 0  # packets from another source than the one latched to
+        self._latched = False  # the peer's source is known (its first packet's)
         self._last_rtp = time.monotonic()
         self._inactive_reported = False
+        self._pending: list[Samples] = []  # decoded audio beyond the last frame played
+        self._pending_samples = 0
 
     def _agree(self, media: NegotiatedMedia) -> None:
         """Take a negotiation's result; the direction is read on every tick, so it is
@@ -110,6 +128,8 @@ class MediaStream:
         self.clock_per_frame = media.codec.clock_rate * media.ptime // 1000
         self.stats = ReceiverStats(media.codec.clock_rate)
         self.jitter = JitterBuffer()
+        self._packet_samples = self.samples_per_frame  # the peer's packets, as last seen
+        self._pending, self._pending_samples = [], 0
 
     def start(self) -> None:
         if not self._running:
@@ -118,7 +138,10 @@ class MediaStream:
             self.rtp.handler = self._on_packet
             self.rtp.rtcp_handler = self._on_rtcp
             self.rtcp.schedule(time.monotonic())
-            self.clock.add(self)
+            self.clock.add(self, self.media.ptime / 1000)
+            log.info("media: %s, %d ms packets, %s, RTP to %s:%d from port %d",
+                     self.media.description, self.media.ptime, self.media.direction,
+                     *self.remote, self.rtp.port)
 
     def replace_ports(self, source: AudioSource, sink: AudioSink) -> None:
         """Reconnect the stream (to a conference, say); the old ports are closed."""
@@ -139,14 +162,35 @@ class MediaStream:
             if self.source is not self.sink:  # type: ignore[comparison-overlap]
                 self.source.close()  # one port can be both (a sound card, an echo)
 
+    def failed(self, error: Exception) -> None:
+        """The clock took us off because a tick raised (our source or sink: a lost device, a
+        full disk). Stop quietly, closing what can still be closed, and report it once."""
+        self.failure = error
+        if self._running:
+            self._running = False
+            self.rtp.handler = self.rtp.rtcp_handler = None
+            for port in (self.sink, self.source):
+                with contextlib.suppress(Exception):
+                    port.close()
+        if self.on_failure is not None:
+            self.on_failure(error)
+
     def update(self, media: NegotiatedMedia) -> None:
-        """A re-INVITE changed direction (hold), address, or codec."""
+        """A re-INVITE changed direction (hold), address, codec or packet time."""
         if (media.codec.key, media.ptime, media.remote_fmtp) != (
                 self.media.codec.key, self.media.ptime, self.media.remote_fmtp):
             self._use_codec(media)
             self.source.prepare(self.rate)
+            self.dtmf.resize(8 * media.ptime)
+            if self._running:
+                self.clock.add(self, media.ptime / 1000)
+        moved = (media.remote_address, media.remote_port) != (self.media.remote_address,
+                                                             self.media.remote_port)
         self._agree(media)
-        self.remote = (media.remote_address, media.remote_port)
+        if moved:  # the peer's new SDP names another address: latch to it afresh
+            self._latched = False
+            self.remote = (media.remote_address, media.remote_port)
+            self.rtcp.remote = _rtcp_destination(media)
         self._last_rtp = time.monotonic()  # a direction change restarts the inactivity clock
 
     def tick(self, now: float) -> None:
@@ -169,9 +213,13 @@ class MediaStream:
 
     @property
     def level_out(self) -> float:
-        """dBFS of the last frame we played (or, when nothing plays it, received)."""
+        """dBFS of the last frame we played (or, when nothing plays it, received); silent
+        while the peer holds us (nothing arrives, nothing plays)."""
+        if not self.receiving:
+            return -96.0
         if self._last_payload is not None:
-            self._last_played, self._last_payload = self.codec.decode(self._last_payload), None
+            payload, self._last_payload = self._last_payload, None
+            self._last_played = self._decode(payload)
         return level_dbfs(self._last_played) if self._last_played is not None else -96.0
 
     def send_dtmf(self, digits: str) -> bool:
@@ -208,21 +256,54 @@ class MediaStream:
         self._sequence = seq_add(self._sequence, 1)
 
     def _play_frame(self) -> None:
-        playing, packet = self.jitter.get()
-        if not playing:
-            return
+        """One frame to the sink, from as many packets as it takes (usually exactly one)."""
         if type(self.sink) is Discard:
-            # Nobody listens (a load test's far end, --null-audio): decoding would be the
-            # costliest step of the call, so it waits until the level meter asks.
-            if packet is not None:
-                self._last_payload = packet.payload
+            self._skip_frame()
             return
-        if packet is None:
-            frame = self._recover_lost_frame()
-        else:
-            frame = self.codec.decode(packet.payload)
+        need = self.samples_per_frame
+        while self._pending_samples < need:
+            playing, packet = self.jitter.get()
+            if not playing:
+                return  # still filling: the audio held back waits for the next tick
+            decoded = self._recover_lost_frame() if packet is None else \
+                self._decode(packet.payload)
+            self._packet_samples = len(decoded) or self._packet_samples
+            if not self._pending and len(decoded) == need:
+                self._last_played = decoded  # the usual case: one packet, one frame
+                self.sink.write(decoded, self.rate)
+                return
+            self._pending.append(decoded)
+            self._pending_samples += len(decoded)
+        joined = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        frame, rest = joined[:need], joined[need:]
+        self._pending = [rest] if len(rest) else []
+        self._pending_samples = len(rest)
         self._last_played = frame
         self.sink.write(frame, self.rate)
+
+    def _skip_frame(self) -> None:
+        """Nobody listens (a load test's far end, --null-audio): decoding would be the
+        costliest step of the call, so packets are only counted off by their length, and the
+        last one waits undecoded until the level meter asks."""
+        need = self.samples_per_frame
+        while self._pending_samples < need:
+            playing, packet = self.jitter.get()
+            if not playing:
+                return
+            if packet is not None:
+                self._last_payload = packet.payload
+                self._packet_samples = self.codec.samples(packet.payload) or need
+            self._pending_samples += self._packet_samples
+        self._pending_samples -= need
+
+    def _decode(self, payload: bytes) -> Samples:
+        """The payload's audio; one the codec refuses (garbage, a truncated or corrupt
+        packet) is concealed like a lost packet, and counted."""
+        try:
+            return self.codec.decode(payload)
+        except Exception:  # noqa: BLE001  (peer's junk: any decoder error is contained)
+            self.undecodable += 1
+            return self.codec.conceal(self._packet_samples)
 
     def _recover_lost_frame(self) -> Samples:
         """Opus carries the previous frame in its in-band FEC: use it when the next packet is
@@ -230,10 +311,13 @@ class MediaStream:
         following = self.jitter.peek_next()
         recover = getattr(self.codec, "recover", None)
         if following is not None and recover is not None:
+            try:
+                frame: Samples = recover(following.payload, self._packet_samples)
+            except Exception:  # noqa: BLE001  (a corrupt next packet: conceal instead)
+                return self.codec.conceal(self._packet_samples)
             self.recovered += 1
-            frame: Samples = recover(following.payload, self.samples_per_frame)
             return frame
-        return self.codec.conceal(self.samples_per_frame)
+        return self.codec.conceal(self._packet_samples)
 
     def _on_packet(self, data: bytes, source: tuple[str, int]) -> None:
         try:
@@ -244,7 +328,11 @@ class MediaStream:
         if packet.payload_type != self.media.payload_type and not is_event:
             return  # comfort noise, or a codec we did not agree on
         if source != self.remote:
+            if self._latched:
+                self.foreign += 1  # not the peer's: injected or stray, never played
+                return
             self.remote = source  # symmetric RTP (RFC 4961): answer where it comes from
+        self._latched = True
         self._last_rtp = now = time.monotonic()
         self._inactive_reported = False
         self.stats.update(packet.sequence, packet.timestamp, now, timing=not is_event)
@@ -281,13 +369,17 @@ class MediaStream:
         packets: list[RtcpPacket] = [report, SourceDescription(self.ssrc, self.rtcp.cname)]
         if goodbye:
             packets.append(Goodbye([self.ssrc]))
-        self.rtp.send_rtcp(serialise(packets), self.rtcp.remote)
-        self.rtcp.sent += 1
+        if self.rtcp.remote is not None:
+            self.rtp.send_rtcp(serialise(packets), self.rtcp.remote)
+            self.rtcp.sent += 1
 
     def _on_rtcp(self, data: bytes, source: tuple[str, int]) -> None:
         try:
             packets = parse_compound(data)
         except RtcpError:
+            return
+        if self._latched and source[0] != self.remote[0]:
+            self.foreign += 1  # RTCP comes from the peer's host, or is not the peer's
             return
         self.rtcp.remote = source
         self.rtcp.received += 1
@@ -305,7 +397,7 @@ class RtcpState:
 
     interval: float
     cname: str
-    remote: tuple[str, int]
+    remote: tuple[str, int] | None  # None: the peer offered no port for RTCP
     next_report: float = 0.0
     packets_at_last_report: int = 0
     remote_ssrc: int | None = None
@@ -343,3 +435,8 @@ class RtcpState:
             rtt = (arrival - block.last_sr - block.delay_since_last_sr) & 0xFFFFFFFF
             if rtt < 65536 * 10:  # ignore nonsense from clock jumps
                 self.rtt_ms = rtt * 1000 / 65536
+
+
+def _rtcp_destination(media: NegotiatedMedia) -> tuple[str, int] | None:
+    port = media.remote_rtcp_port
+    return (media.remote_address, port) if port is not None else None

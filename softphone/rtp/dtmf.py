@@ -57,13 +57,19 @@ class DtmfSender:
 
     def __init__(self, samples_per_frame: int, tone_ms: int = 100, gap_ms: int = 60,
                  volume: int = 10) -> None:
-        self.step = samples_per_frame
-        self.tone_frames = max(1, tone_ms // 20)
-        self.gap_frames = max(1, gap_ms // 20)
+        self.tone_ms, self.gap_ms = tone_ms, gap_ms
+        self.resize(samples_per_frame)
         self.volume = volume
         self._queue: deque[int] = deque()
         self._event: int | None = None
         self._frame = 0
+
+    def resize(self, samples_per_frame: int) -> None:
+        """Frames of another length (a new ptime); the 8 kHz event clock stays."""
+        self.step = samples_per_frame
+        frame_ms = max(1, samples_per_frame // 8)
+        self.tone_frames = max(1, self.tone_ms // frame_ms)
+        self.gap_frames = max(1, self.gap_ms // frame_ms)
 
     def queue(self, digits: str) -> None:
         self._queue.extend(event_code(d) for d in digits)

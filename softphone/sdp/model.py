@@ -5,10 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from softphone.sip.errors import ParseError
+from softphone.sip.grammar import decimal
+
+MAX_PAYLOAD_TYPE = 127  # RTP's payload type field has seven bits (RFC 3550 5.1)
+
+
+def payload_type(text: str) -> int | None:
+    """An RTP payload type from an m= format or rtpmap, or None when it cannot be one."""
+    number = decimal(text)
+    return number if number is not None and number <= MAX_PAYLOAD_TYPE else None
 
 
 class SdpError(ParseError):
-    """A body that is not a usable SDP description (answered 400 or 488)."""
+    """A body that is not a usable SDP description: an INVITE carrying one is answered 488
+    Not Acceptable Here (RFC 3261 21.4.26), whether it did not parse or offered nothing
+    usable, so the caller learns its offer was the problem."""
+
+    def __init__(self, reason: str, status: int = 488) -> None:
+        super().__init__(reason, status)
 
 
 @dataclass
@@ -44,10 +58,19 @@ class Media:
         for value in self.attribute_values("rtpmap"):
             pt, _, spec = value.partition(" ")
             parts = spec.split("/")
-            if len(parts) >= 2 and parts[1].isdigit():
-                channels = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
-                result[pt] = (parts[0], int(parts[1]), channels)
+            clock_rate = decimal(parts[1]) if len(parts) >= 2 else None
+            if payload_type(pt) is not None and clock_rate:
+                channels = decimal(parts[2]) if len(parts) > 2 else 1
+                result[pt] = (parts[0], clock_rate, channels or 1)
         return result
+
+    def rtcp_port(self) -> int | None:
+        """Where the peer takes RTCP: its a=rtcp port (RFC 3605), else the RTP port plus one,
+        else nowhere (an RTP port of 65535 leaves no port above it)."""
+        announced = decimal((self.attribute("rtcp") or "").split(" ")[0])
+        if announced is not None and 0 < announced <= 65535:
+            return announced
+        return self.port + 1 if self.port < 65535 else None
 
     def fmtp(self, pt: str) -> str | None:
         for value in self.attribute_values("fmtp"):
@@ -132,20 +155,21 @@ class SessionDescription:
 
 def _origin(value: str) -> SessionDescription:
     parts = value.split()
-    if len(parts) != 6 or not parts[1].isdigit() or not parts[2].isdigit():
+    session_id, version = (decimal(p) for p in parts[1:3]) if len(parts) == 6 else (None, None)
+    if session_id is None or version is None:
         raise SdpError(f"Bad SDP origin {value[:60]!r}")
-    return SessionDescription(origin_user=parts[0], session_id=int(parts[1]),
-                              session_version=int(parts[2]), origin_address=parts[5])
+    return SessionDescription(origin_user=parts[0], session_id=session_id,
+                              session_version=version, origin_address=parts[5])
 
 
 def _media(value: str) -> Media:
     parts = value.split()
     if len(parts) < 3:
         raise SdpError(f"Bad SDP media line {value[:60]!r}")
-    port_text = parts[1].split("/")[0]
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise SdpError(f"Bad SDP media port {parts[1]!r}")
-    return Media(kind=parts[0], port=int(port_text), proto=parts[2], formats=parts[3:])
+    port = decimal(parts[1].split("/")[0])
+    if port is None or port > 65535:
+        raise SdpError(f"Bad SDP media port {parts[1][:20]!r}")
+    return Media(kind=parts[0], port=port, proto=parts[2], formats=parts[3:])
 
 
 def _connection(value: str) -> str:

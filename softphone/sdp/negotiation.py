@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from softphone.sdp.model import Media, SdpError, SessionDescription
+from softphone.sdp.model import Media, SdpError, SessionDescription, payload_type
+from softphone.sip.grammar import decimal
+
+DEFAULT_PTIME = 20
+ANY_PTIME = (10, 20, 30, 40, 50, 60)  # sample-based codecs take any whole 10 ms (RFC 3551)
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,7 @@ class Codec:
     static_pt: int | None = None
     fmtp: str | None = None
     sample_rate: int | None = None  # where the audio's rate is not the RTP clock's (G.722)
+    frame_sizes: tuple[int, ...] = ANY_PTIME  # the packet durations (ms) it can send
 
     def matches(self, encoding: str, clock_rate: int) -> bool:
         return encoding.lower() == self.encoding.lower() and clock_rate == self.clock_rate
@@ -31,7 +36,8 @@ class Codec:
 
 
 CODECS = {
-    "opus": Codec("opus", "opus", 48000, 2, None, "useinbandfec=1"),
+    "opus": Codec("opus", "opus", 48000, 2, None, "useinbandfec=1",
+                  frame_sizes=(10, 20, 40, 60)),  # Opus frames (RFC 6716 2.1.4) we send
     "pcmu": Codec("pcmu", "PCMU", 8000, 1, 0),
     "pcma": Codec("pcma", "PCMA", 8000, 1, 8),
     "g722": Codec("g722", "G722", 8000, 1, 9, sample_rate=16000),  # RFC 3551 4.5.2
@@ -52,9 +58,10 @@ class NegotiatedMedia:
     remote_port: int
     dtmf_payload_type: int | None
     direction: str  # ours: sendrecv, sendonly, recvonly or inactive
-    ptime: int = 20
+    ptime: int = DEFAULT_PTIME  # ms of audio in each packet we send (what the peer asked for)
     remote_fmtp: str | None = None  # the peer's format parameters for the codec (what it
     #                                 wants to receive: Opus's maxaveragebitrate, usedtx ...)
+    remote_rtcp_port: int | None = None  # None: the peer has no port for RTCP
 
     @property
     def description(self) -> str:
@@ -97,7 +104,7 @@ def _audio_section(codecs: list[Codec], port: int, direction: str) -> Media:
         media.attributes.append(("rtpmap", f"{pt} {codec.encoding}/{codec.clock_rate}{channels}"))
         if codec.fmtp:
             media.attributes.append(("fmtp", f"{pt} {codec.fmtp}"))
-    media.attributes += [("ptime", "20"), (direction, None)]
+    media.attributes += [("ptime", str(DEFAULT_PTIME)), (direction, None)]
     return media
 
 
@@ -126,15 +133,13 @@ def answer_offer(offer: SessionDescription, codec_keys: tuple[str, ...] | list[s
             answer.media.append(Media(kind=media.kind, port=0, proto=media.proto,
                                       formats=media.formats[:1] or ["0"]))
             continue
-        codec, pt, dtmf_pt = chosen
-        our_direction = _DIRECTION_ANSWER.get(media.direction, direction)
-        section = _answer_section(codec, pt, dtmf_pt, port, our_direction, media.fmtp(str(pt)))
-        answer.media.append(section)
         remote = offer.connection_for(media)
         if remote is None:
             raise SdpError("SDP offer without a connection address")
-        agreed = NegotiatedMedia(codec, pt, remote, media.port, dtmf_pt, our_direction,
-                                 _ptime(media), media.fmtp(str(pt)))
+        agreed = _agreed(chosen, media, remote, _DIRECTION_ANSWER.get(media.direction,
+                                                                      direction))
+        # The answer asks for the packet size it will send: both directions alike.
+        answer.media.append(_answer_section(agreed, port))
     if agreed is None:
         raise SdpError("No common codec", status=488)
     return answer, agreed
@@ -142,35 +147,50 @@ def answer_offer(offer: SessionDescription, codec_keys: tuple[str, ...] | list[s
 
 def _choose(media: Media, local: list[Codec]) -> tuple[Codec, int, int | None] | None:
     offered = media.rtpmap()
-    dtmf_pt = next((int(pt) for pt, (enc, rate, _) in offered.items()
-                    if TELEPHONE_EVENT.matches(enc, rate) and pt.isdigit()), None)
+    dtmf_pt = next((payload_type(pt) for pt, (enc, rate, _) in offered.items()
+                    if TELEPHONE_EVENT.matches(enc, rate)), None)
     for codec in local:
         for pt in media.formats:
             spec = offered.get(pt)
-            if spec is not None and codec.matches(spec[0], spec[1]) and pt.isdigit():
-                return codec, int(pt), dtmf_pt
+            number = payload_type(pt)
+            if spec is not None and number is not None and codec.matches(spec[0], spec[1]):
+                return codec, number, dtmf_pt
     return None
 
 
-def _answer_section(codec: Codec, pt: int, dtmf_pt: int | None, port: int, direction: str,
-                    offered_fmtp: str | None) -> Media:
+def _agreed(chosen: tuple[Codec, int, int | None], media: Media, remote: str,
+            direction: str) -> NegotiatedMedia:
+    codec, pt, dtmf_pt = chosen
+    return NegotiatedMedia(codec, pt, remote, media.port, dtmf_pt, direction,
+                           send_ptime(codec, media), media.fmtp(str(pt)), media.rtcp_port())
+
+
+def _answer_section(agreed: NegotiatedMedia, port: int) -> Media:
+    codec, pt, dtmf_pt = agreed.codec, agreed.payload_type, agreed.dtmf_payload_type
     media = Media(kind="audio", port=port, proto="RTP/AVP", formats=[str(pt)])
     channels = f"/{codec.channels}" if codec.channels > 1 else ""
     media.attributes.append(("rtpmap", f"{pt} {codec.encoding}/{codec.clock_rate}{channels}"))
-    fmtp = codec.fmtp or offered_fmtp
+    fmtp = codec.fmtp or agreed.remote_fmtp
     if fmtp:
         media.attributes.append(("fmtp", f"{pt} {fmtp}"))
     if dtmf_pt is not None:
         media.formats.append(str(dtmf_pt))
         media.attributes.append(("rtpmap", f"{dtmf_pt} telephone-event/8000"))
         media.attributes.append(("fmtp", f"{dtmf_pt} 0-16"))
-    media.attributes += [("ptime", "20"), (direction, None)]
+    media.attributes += [("ptime", str(agreed.ptime)), (agreed.direction, None)]
     return media
 
 
-def _ptime(media: Media) -> int:
-    value = media.attribute("ptime")
-    return int(value) if value and value.isdigit() and 10 <= int(value) <= 120 else 20
+def send_ptime(codec: Codec, media: Media) -> int:
+    """The packet duration to send: the peer's a=ptime (what it wants to receive, RFC 4566
+    6), within its a=maxptime, rounded down to a frame size the codec has (Opus has no
+    11 ms frame); the codec's smallest frame when the peer asks for less."""
+    wanted = decimal(media.attribute("ptime")) or DEFAULT_PTIME
+    ceiling = decimal(media.attribute("maxptime"))
+    if ceiling:
+        wanted = min(wanted, ceiling)
+    fitting = [size for size in codec.frame_sizes if size <= wanted]
+    return max(fitting) if fitting else min(codec.frame_sizes)
 
 
 def _is_usable_audio(media: Media) -> bool:
@@ -186,10 +206,8 @@ def read_answer(answer: SessionDescription,
         chosen = _choose(media, _codecs(codec_keys))
         remote = answer.connection_for(media)
         if chosen is not None and remote is not None:
-            codec, pt, dtmf_pt = chosen
-            our_direction = _DIRECTION_ANSWER.get(media.direction, "sendrecv")
-            return NegotiatedMedia(codec, pt, remote, media.port, dtmf_pt, our_direction,
-                                   _ptime(media), media.fmtp(str(pt)))
+            return _agreed(chosen, media, remote,
+                           _DIRECTION_ANSWER.get(media.direction, "sendrecv"))
     raise SdpError("The answer accepts none of our codecs", status=488)
 
 

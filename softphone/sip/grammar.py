@@ -36,3 +36,12 @@ def unquote(text: str) -> str:
 def quote(text: str) -> str:
     """A quoted-string holding ``text``."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def decimal(text: str | None) -> int | None:
+    """A number written in ASCII digits (RFC 5234 DIGIT), else None. ``str.isdigit`` alone
+    admits superscripts and other scripts' digits that ``int`` refuses or reads differently,
+    which a peer can put in any numeric field."""
+    if text is None or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)

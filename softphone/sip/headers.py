@@ -19,6 +19,7 @@ from softphone.sip.grammar import (
     TOKEN,
     TOKEN_RE,
     WORD_RE,
+    decimal,
     quote,
     unquote,
 )
@@ -172,7 +173,7 @@ class Via:
     @property
     def rport(self) -> int | None:
         value = find_param(self.params, "rport")
-        return int(value) if value and value.isdigit() else None
+        return decimal(value)
 
     @property
     def wants_rport(self) -> bool:

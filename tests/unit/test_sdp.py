@@ -114,3 +114,79 @@ def test_the_peers_format_parameters_are_kept_for_the_chosen_codec() -> None:
 def test_bad_bodies_raise_sdp_error(body: bytes) -> None:
     with pytest.raises(SdpError):
         SessionDescription.parse(body)
+
+
+def offer_of(media_line: str, *attributes: str) -> SessionDescription:
+    lines = ["v=0", "o=- 1 1 IN IP4 192.0.2.1", "s=-", "c=IN IP4 192.0.2.1", "t=0 0",
+             media_line, *attributes]
+    return SessionDescription.parse(("\r\n".join(lines) + "\r\n").encode())
+
+
+@pytest.mark.parametrize("media", [
+    "m=audio 4000 RTP/AVP 128",      # above the seven bits of RTP's payload type
+    "m=audio 4000 RTP/AVP 300",
+    "m=audio 4000 RTP/AVP \u2070",    # a superscript zero: isdigit() says yes, int() says no
+    "m=audio 4000 RTP/AVP \u0660",    # an Arabic-Indic zero: int() would read it as 0
+])
+def test_payload_types_that_cannot_be_get_488(media: str) -> None:
+    pt = media.rsplit(" ", 1)[1]
+    offer = offer_of(media, f"a=rtpmap:{pt} PCMU/8000")
+    with pytest.raises(SdpError) as raised:
+        answer_offer(offer, ["pcmu", "pcma"], "192.0.2.2", 40000, 1, 1)
+    assert raised.value.status == 488
+
+
+@pytest.mark.parametrize("body_line", [
+    "m=audio \u00b2\u00b2\u00b2\u00b2 RTP/AVP 0",  # superscript digits in the port
+    "m=audio 4\u0660\u0660\u0660 RTP/AVP 0",       # Arabic-Indic digits in the port
+])
+def test_unicode_digits_in_a_port_are_refused_not_crashing(body_line: str) -> None:
+    with pytest.raises(SdpError):
+        offer_of(body_line)
+
+
+def test_unicode_digits_in_ptime_and_rtpmap_fall_back_to_the_defaults() -> None:
+    offer = offer_of("m=audio 4000 RTP/AVP 0 97", "a=rtpmap:97 opus/\u00b9\u00b2/2",
+                     "a=ptime:\u00b3\u2070")
+    _, agreed = answer_offer(offer, ["opus", "pcmu"], "192.0.2.2", 40000, 1, 1)
+    assert agreed.codec.key == "pcmu" and agreed.ptime == 20
+
+
+def test_rtp_on_port_65535_is_answered_and_has_no_rtcp_port() -> None:
+    _, agreed = answer_offer(offer_of("m=audio 65535 RTP/AVP 0"), ["pcmu"], "192.0.2.2",
+                             40000, 1, 1)
+    assert agreed.remote_port == 65535 and agreed.remote_rtcp_port is None
+    _, usual = answer_offer(offer_of("m=audio 4000 RTP/AVP 0"), ["pcmu"], "192.0.2.2",
+                            40000, 1, 1)
+    assert usual.remote_rtcp_port == 4001
+    _, announced = answer_offer(offer_of("m=audio 4000 RTP/AVP 0", "a=rtcp:5007"), ["pcmu"],
+                                "192.0.2.2", 40000, 1, 1)
+    assert announced.remote_rtcp_port == 5007  # RFC 3605
+
+
+@pytest.mark.parametrize(("codec", "attributes", "ptime"), [
+    ("pcmu", ["a=ptime:30"], 30),
+    ("pcmu", ["a=ptime:40"], 40),
+    ("pcmu", ["a=ptime:40", "a=maxptime:20"], 20),
+    ("opus", ["a=ptime:11"], 10),   # Opus has no 11 ms frame: the largest below it
+    ("opus", ["a=ptime:30"], 20),
+    ("opus", ["a=ptime:5"], 10),    # less than any frame we send: our smallest
+    ("opus", ["a=ptime:120"], 60),
+    ("pcmu", [], 20),
+])
+def test_the_packet_time_we_send_is_the_one_the_peer_asked_for(
+        codec: str, attributes: list[str], ptime: int) -> None:
+    formats = "0" if codec == "pcmu" else "111"
+    rtpmap = [] if codec == "pcmu" else ["a=rtpmap:111 opus/48000/2"]
+    offer = offer_of(f"m=audio 4000 RTP/AVP {formats}", *rtpmap, *attributes)
+    answer, agreed = answer_offer(offer, [codec], "192.0.2.2", 40000, 1, 1)
+    assert agreed.ptime == ptime
+    assert answer.media[0].attribute("ptime") == str(ptime)  # and we ask for the same
+    reread = read_answer(offer, [codec])  # the same rules when it is an answer to us
+    assert reread.ptime == ptime
+
+
+def test_an_sdp_that_does_not_parse_is_not_acceptable_here() -> None:
+    with pytest.raises(SdpError) as raised:
+        SessionDescription.parse(b"v=0\r\nm=audio x RTP/AVP 0\r\n")
+    assert raised.value.status == 488

@@ -95,6 +95,9 @@ class G711:
     def conceal(self, samples: int) -> Samples:
         return self._concealment.conceal(samples)
 
+    def samples(self, payload: bytes) -> int:
+        return len(payload)  # one byte a sample
+
 
 def pcmu() -> G711:
     return G711(_ULAW_BY_BITS, ULAW_DECODE, _ULAW_MEMO)

@@ -39,3 +39,6 @@ class G722:
 
     def conceal(self, samples: int) -> Samples:
         return self._concealment.conceal(samples)
+
+    def samples(self, payload: bytes) -> int:
+        return 2 * len(payload)  # 64 kbit/s: a byte carries two of the 16 kHz samples

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from softphone.sip.grammar import decimal
+
 Samples = npt.NDArray[np.int16]
 RATE = 48000
 MIN_BITRATE, MAX_BITRATE = 6000, 510000
@@ -54,6 +56,9 @@ class Opus:
         pcm = self._decoder.decode(b"", samples)
         return np.frombuffer(pcm, dtype=np.int16).copy()
 
+    def samples(self, payload: bytes) -> int:
+        return packet_samples(payload)
+
     def recover(self, next_payload: bytes, samples: int) -> Samples:
         """The lost frame rebuilt from the in-band FEC data of the packet after it."""
         pcm = self._decoder.decode(next_payload, samples, decode_fec=True)
@@ -83,4 +88,25 @@ def _settings(complexity: int, wanted: dict[str, str]) -> list[tuple[Any, int]]:
 
 
 def _number(text: str | None) -> int | None:
-    return int(text) if text is not None and text.isdigit() else None
+    return decimal(text)
+
+
+# Frame durations in 48 kHz samples by TOC configuration (RFC 6716 3.1): SILK-only 0-11,
+# hybrid 12-15, CELT-only 16-31.
+_FRAME_SAMPLES = ((480, 960, 1920, 2880) * 3 + (480, 960) * 2 + (120, 240, 480, 960) * 4)
+
+
+def packet_samples(payload: bytes) -> int:
+    """How many 48 kHz samples an Opus packet holds, from its TOC byte (RFC 6716 3.1),
+    without decoding it; 0 for a packet too short to say."""
+    if not payload:
+        return 0
+    toc = payload[0]
+    code = toc & 0x03
+    if code == 0:
+        frames = 1
+    elif code in (1, 2):
+        frames = 2
+    else:
+        frames = payload[1] & 0x3F if len(payload) > 1 else 0
+    return _FRAME_SAMPLES[toc >> 3] * frames

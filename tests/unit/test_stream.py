@@ -1,0 +1,162 @@
+"""A media stream driven by hand (no sockets, no timer): packet sizes that differ from our
+frame, the negotiated packet time on the way out, payloads the codec refuses, sources that
+are not the peer's, and the pacing clock that outlives a failing stream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from softphone.media.clock import MediaClock
+from softphone.media.codecs import make_codec
+from softphone.media.ports import Discard, Recorder, Tone
+from softphone.media.stream import MediaStream
+from softphone.rtp.packet import RtpPacket, build, ts_add
+from softphone.sdp.negotiation import CODECS, NegotiatedMedia
+from softphone.transport.rtp import RtpEndpoint
+
+PEER = ("127.0.0.1", 4000)
+
+
+class Wire(RtpEndpoint):
+    """An endpoint whose sends are kept instead of going out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes, destination: tuple[str, int]) -> None:
+        self.sent.append(data)
+
+    def send_rtcp(self, data: bytes, destination: tuple[str, int]) -> None:
+        pass
+
+
+async def make_stream(codec: str = "pcmu", ptime: int = 20, sink: object = None,
+                      pt: int = 0) -> MediaStream:
+    media = NegotiatedMedia(CODECS[codec], pt, *PEER, None, "sendrecv", ptime,
+                            remote_rtcp_port=PEER[1] + 1)
+    stream = MediaStream(Wire(), media, Tone(1000), sink or Recorder(),  # type: ignore[arg-type]
+                         clock=MediaClock(asyncio.get_running_loop()))
+    stream.source.prepare(stream.rate)
+    return stream
+
+
+def ramp_packets(samples_each: int, count: int) -> tuple[list[bytes], np.ndarray]:
+    """PCMU packets of a slow ramp, and the audio they decode to, in order."""
+    codec = make_codec("pcmu")
+    audio = (np.arange(samples_each * count) * 7 % 16000 - 8000).astype(np.int16)
+    packets, decoded = [], []
+    for n in range(count):
+        payload = codec.encode(audio[n * samples_each:(n + 1) * samples_each])
+        packets.append(build(0, 100 + n, 1000 + n * samples_each, 7, payload))
+        decoded.append(make_codec("pcmu").decode(payload))
+    return packets, np.concatenate(decoded)
+
+
+@pytest.mark.parametrize("peer_samples", [80, 160, 240, 320])  # 10, 20, 30, 40 ms packets
+async def test_playout_keeps_the_audio_whatever_size_the_peers_packets_are(
+        peer_samples: int) -> None:
+    stream = await make_stream()
+    packets, decoded = ramp_packets(peer_samples, 24)
+    for packet in packets:
+        stream._on_packet(packet, PEER)
+    for _ in range(24 * peer_samples // 160):
+        stream.tick(0.0)
+    sink = stream.sink
+    assert isinstance(sink, Recorder)
+    assert {len(frame) for frame in sink.frames} == {160}  # our 20 ms frames, always
+    played = sink.samples
+    assert len(played) >= len(decoded) - 4 * peer_samples  # all but what fills the buffer
+    assert np.array_equal(played, decoded[: len(played)])  # in order, nothing lost or doubled
+
+
+async def test_a_listener_nobody_hears_counts_packets_off_by_their_length() -> None:
+    """40 ms packets against 20 ms ticks: the buffer neither grows nor runs dry."""
+    stream = await make_stream(sink=Discard())
+    packets, _ = ramp_packets(320, 50)
+    for index, packet in enumerate(packets):
+        stream._on_packet(packet, PEER)
+        stream.tick(0.0)
+        stream.tick(0.0)
+        assert stream.jitter.size <= 4, index
+    assert stream.jitter.late == 0
+
+
+@pytest.mark.parametrize(("codec", "ptime", "payload"), [
+    ("pcmu", 30, 240), ("pcmu", 40, 320), ("opus", 10, None), ("opus", 60, None)])
+async def test_frames_sent_hold_the_negotiated_packet_time(codec: str, ptime: int,
+                                                           payload: int | None) -> None:
+    stream = await make_stream(codec, ptime, pt=0 if codec == "pcmu" else 111)
+    for _ in range(3):
+        stream.tick(0.0)
+    assert isinstance(stream.rtp, Wire)
+    packets = [RtpPacket.parse(data) for data in stream.rtp.sent]
+    clock_step = CODECS[codec].clock_rate * ptime // 1000
+    steps = [ts_add(b.timestamp, -a.timestamp) for a, b in zip(packets, packets[1:], strict=False)]
+    assert steps == [clock_step, clock_step]
+    if payload is not None:
+        assert {len(p.payload) for p in packets} == {payload}
+    else:
+        decoder = make_codec("opus")
+        assert {len(decoder.decode(p.payload)) for p in packets} == {48 * ptime}
+
+
+async def test_a_payload_the_codec_refuses_is_concealed_and_counted() -> None:
+    stream = await make_stream("opus", pt=111)
+    good = make_codec("opus").encode(np.zeros(960, dtype=np.int16))
+    for sequence, payload in enumerate([good, good, b"\xff\xff\xff", good, b"\x00", good]):
+        stream._on_packet(build(111, sequence, sequence * 960, 9, payload), PEER)
+    for _ in range(6):
+        stream.tick(0.0)
+    assert stream.undecodable >= 1
+    sink = stream.sink
+    assert isinstance(sink, Recorder) and {len(f) for f in sink.frames} == {960}
+
+
+async def test_packets_from_another_source_never_replace_the_peers() -> None:
+    stream = await make_stream()
+    packets, decoded = ramp_packets(160, 6)
+    stream._on_packet(packets[0], PEER)
+    stranger = build(0, 101, 1160, 99, b"\x00" * 160)  # the next sequence, loud, elsewhere
+    stream._on_packet(stranger, ("127.0.0.1", 6666))
+    for packet in packets[1:]:
+        stream._on_packet(packet, PEER)
+    for _ in range(6):
+        stream.tick(0.0)
+    assert stream.foreign == 1 and stream.remote == PEER
+    sink = stream.sink
+    assert isinstance(sink, Recorder)
+    assert np.array_equal(sink.samples, decoded[: len(sink.samples)])
+
+
+class Ticker:
+    def __init__(self, explode: bool = False) -> None:
+        self.ticks = 0
+        self.explode = explode
+        self.failures: list[Exception] = []
+
+    def tick(self, now: float) -> None:
+        self.ticks += 1
+        if self.explode and self.ticks == 3:
+            raise OSError(28, "No space left on device")
+
+    def failed(self, error: Exception) -> None:
+        self.failures.append(error)
+
+
+async def test_the_clock_outlives_a_stream_that_raises() -> None:
+    clock = MediaClock(asyncio.get_running_loop())
+    healthy, broken, slow = Ticker(), Ticker(explode=True), Ticker()
+    clock.add(healthy, 0.02)
+    clock.add(broken, 0.02)
+    clock.add(slow, 0.04)
+    await asyncio.sleep(0.5)
+    clock.remove(healthy)
+    clock.remove(slow)
+    assert broken.ticks == 3 and len(broken.failures) == 1 and clock.failures == 1
+    assert healthy.ticks >= 15  # about 25 in half a second, on a busy machine fewer
+    assert 1.6 <= healthy.ticks / slow.ticks <= 2.5  # the 40 ms stream ticks half as often
+    assert broken not in clock.streams
