@@ -1,52 +1,80 @@
-"""WAV files as audio ports.
+"""WAV files (and whatever else libsndfile reads) as audio ports, through soundfile.
 
-WavSource reads any PCM WAV the stdlib ``wave`` module reads (8/16/24/32-bit, mono or not),
-mixes it to mono and resamples it once, with scipy's polyphase filter, to the rate asked for.
-WavSink writes 16-bit mono PCM and rewrites the header after every frame, so the file on disk
-is a valid WAV at every moment: after Ctrl-C, a crash, or a peer that vanished."""
+WavSource reads any file libsndfile knows (WAV in 8/16/24/32-bit integer or float, mono or
+not; FLAC, OGG ...), mixes it to mono and resamples it once, with scipy's polyphase filter,
+to the rate asked for. WavSink writes 16-bit mono PCM WAV with libsndfile's automatic header
+update, so the file on disk is a valid WAV after every frame: after Ctrl-C, a crash, SIGKILL,
+or a peer that vanished. Every error names the file and says what is wrong with it."""
 
 from __future__ import annotations
 
 import functools
 import math
-import struct
-import wave
+import os
+import re
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import soundfile
 
 Samples = npt.NDArray[np.int16]
+# libsndfile's sf_command: rewrite the header after every write (sndfile.h)
+SFC_SET_UPDATE_HEADER_AUTO = 0x1061
+_SHORT_CHUNK_RE = re.compile(r"data : (\d+) \(should be (\d+)\)")
 
 
 class WavError(ValueError):
-    """A file that is not a WAV we can read."""
+    """A file that is not audio we can read; the message names it and the defect."""
 
 
 def load_wav(path: str | Path) -> tuple[Samples, int]:
     """Mono int16 samples and the file's rate."""
+    _check_readable(Path(path))
     try:
-        with wave.open(str(path), "rb") as source:
-            rate, width, channels = (source.getframerate(), source.getsampwidth(),
-                                     source.getnchannels())
-            raw = source.readframes(source.getnframes())
-    except (OSError, EOFError, wave.Error) as error:
-        raise WavError(f"{path}: {error}") from error
-    if width == 1:
-        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.int32) - 128) << 8
-    elif width == 2:
-        data = np.frombuffer(raw, dtype="<i2").astype(np.int32)
-    elif width == 3:
-        bytes3 = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
-        data = ((bytes3[:, 0] << 8) | (bytes3[:, 1] << 16) | (bytes3[:, 2] << 24)) >> 16
-    elif width == 4:
-        data = np.frombuffer(raw, dtype="<i4").astype(np.int64) >> 16
-    else:
-        raise WavError(f"{path}: unsupported sample width {width}")
-    mono = data.reshape(-1, channels).mean(axis=1)
-    samples: Samples = np.clip(mono, -32768, 32767).astype(np.int16)
-    return samples, rate
+        # As floats: libsndfile scales every format into -1..1 that way (read as int16, a
+        # float file would come out as zeros).
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.SoundFileError, OSError) as error:
+        raise WavError(f"{path}: not audio libsndfile can read ({_cause(error)})") from None
+    if data.shape[0] == 0:
+        raise WavError(f"{path}: holds no audio (0 samples)")
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    samples: Samples = np.clip(np.round(mono * 32768), -32768, 32767).astype(np.int16)
+    return samples, int(rate)
+
+
+def _check_readable(path: Path) -> None:
+    """A missing, empty or truncated file is refused with a sentence that says which."""
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise WavError(f"{path}: {error.strerror}") from None
+    if path.is_dir():
+        raise WavError(f"{path}: is a directory")
+    if size == 0:
+        raise WavError(f"{path}: empty file (0 bytes), not a WAV")
+    try:
+        details = soundfile.info(str(path)).extra_info
+    except (soundfile.SoundFileError, OSError) as error:
+        raise WavError(f"{path}: not audio libsndfile can read ({_cause(error)})") from None
+    short = _SHORT_CHUNK_RE.search(details)
+    if short is not None:
+        promised, present = int(short.group(1)), int(short.group(2))
+        raise WavError(f"{path}: truncated: its header promises {promised} bytes of audio, "
+                       f"the file holds {present}")
+
+
+def _last_errno() -> int:
+    """The C errno libsndfile's last system call left (cffi keeps it per thread)."""
+    code: int = soundfile._ffi.errno
+    return code
+
+
+def _cause(error: BaseException) -> str:
+    text = str(error)
+    return text.rpartition(": ")[2] if ": " in text else text
 
 
 def resample(samples: Samples, from_rate: int, to_rate: int) -> Samples:
@@ -123,42 +151,56 @@ class WavSource:
 
 
 class WavSink:
-    """Records 16-bit mono PCM; the header is kept true after every write."""
+    """Records 16-bit mono PCM WAV; the header is kept true after every write (libsndfile's
+    automatic header update), so the file is valid whenever the process stops. The file is
+    opened at the first frame, whose rate it takes; later frames at another rate are
+    resampled to it. Write failures raise OSError naming the file."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._file: BinaryIO | None = self.path.open("wb")
+        self._file: Any = None
         self.rate: int | None = None
-        self._data_bytes = 0
+        self._closed = False
 
     def write(self, frame: Samples, rate: int) -> None:
-        if self._file is None:
+        if self._closed:
             return
-        if self.rate is None:
-            self.rate = rate
-            self._write_header()
+        if self._file is None:
+            self._open(rate)
         elif rate != self.rate:
+            assert self.rate is not None
             frame = resample(frame, rate, self.rate)
-        payload = frame.astype("<i2").tobytes()
-        self._file.seek(0, 2)
-        self._file.write(payload)
-        self._data_bytes += len(payload)
-        self._write_header()
+        try:
+            self._file.write(frame)
+        except (soundfile.SoundFileError, OSError) as error:
+            raise self._error(error) from None
 
-    def _write_header(self) -> None:
-        assert self._file is not None and self.rate is not None
-        header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + self._data_bytes, b"WAVE",
-                             b"fmt ", 16, 1, 1, self.rate, self.rate * 2, 2, 16, b"data",
-                             self._data_bytes)
-        self._file.seek(0)
-        self._file.write(header)
-        self._file.flush()
+    def _open(self, rate: int) -> None:
+        try:
+            self._file = soundfile.SoundFile(str(self.path), "w", rate, 1, "PCM_16",
+                                             format="WAV")
+        except (soundfile.SoundFileError, OSError) as error:
+            raise self._error(error) from None
+        self.rate = rate
+        soundfile._snd.sf_command(self._file._file, SFC_SET_UPDATE_HEADER_AUTO,
+                                  soundfile._ffi.NULL, 1)
+
+    def _error(self, error: BaseException) -> OSError:
+        """libsndfile says "System error"; errno says which (ENOSPC, EIO ...)."""
+        code = getattr(error, "errno", None) or _last_errno()
+        reason = os.strerror(code) if code else _cause(error)
+        return OSError(code or 0, reason, str(self.path))
 
     def close(self) -> None:
-        if self._file is None:
+        if self._closed:
             return
-        if self.rate is None:  # nothing was written: still leave a valid, empty WAV
-            self.rate = 8000
-            self._write_header()
-        self._file.close()
-        self._file = None
+        self._closed = True
+        if self._file is None:  # nothing was written: still leave a valid, empty WAV
+            try:
+                self._open(8000)
+            except OSError:
+                return
+        try:
+            self._file.close()
+        except (soundfile.SoundFileError, OSError):
+            pass  # the header was kept true after every write; nothing more to save

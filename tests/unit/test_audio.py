@@ -245,3 +245,41 @@ def test_inband_dtmf_detection_on_synthetic_signals() -> None:
     assert detect_dtmf(noisy, 8000) == "59#"
     assert detect_dtmf(render(Tone(697), 8000, 50), 8000) == ""  # one tone is no digit
     assert detect_dtmf(np.zeros(8000), 8000) == ""
+
+
+def test_float_and_other_common_wav_formats_play(tmp_path: Path) -> None:
+    import soundfile
+
+    t = np.arange(8000) / 8000
+    tone = 0.5 * np.sin(2 * np.pi * 700 * t)
+    for subtype in ("FLOAT", "DOUBLE", "PCM_32", "ULAW"):
+        path = tmp_path / f"{subtype}.wav"
+        soundfile.write(str(path), tone, 8000, subtype=subtype)
+        samples, rate = load_wav(path)
+        assert rate == 8000 and len(samples) == 8000, subtype
+        assert abs(dominant_frequency(samples, 8000) - 700) < 10, subtype
+        assert 14000 < np.abs(samples).max() < 17000, subtype  # 0.5 of full scale
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "empty file (0 bytes), not a WAV"),
+    (b"this is not audio at all, just text" * 10, "not audio libsndfile can read"),
+])
+def test_unreadable_audio_names_the_file_and_the_defect(tmp_path: Path, content: bytes,
+                                                        message: str) -> None:
+    path = tmp_path / "prompt.wav"
+    path.write_bytes(content)
+    with pytest.raises(WavError) as raised:
+        load_wav(path)
+    assert str(raised.value).startswith(f"{path}: ") and message in str(raised.value)
+
+
+def test_a_truncated_wav_says_how_much_is_missing(tmp_path: Path) -> None:
+    whole, cut = tmp_path / "whole.wav", tmp_path / "cut.wav"
+    sink = WavSink(whole)
+    sink.write(np.ones(8000, dtype=np.int16), 8000)
+    sink.close()
+    cut.write_bytes(whole.read_bytes()[:1044])
+    with pytest.raises(WavError, match=r"cut.wav: truncated: its header promises 16000 bytes "
+                                       r"of audio, the file holds 1000"):
+        load_wav(cut)
