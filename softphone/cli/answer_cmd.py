@@ -85,7 +85,10 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         domain=profile.domain or (registrar_uri.host if registrar_uri else None),
         credentials=credentials, codecs=codec_list(codecs, profile),
         rtp_ports=rtp_port_range(rtp_ports, profile),
-        audio=audio_config(play, tone, record, echo, null_audio or no_media, profile.device),
+        # A line that rejects or redirects every call carries no audio: no device needed.
+        audio=audio_config(play, tone, record, echo,
+                           null_audio or no_media or reject_code is not None
+                           or redirect is not None, profile.device),
         media=not no_media)
     answer = auto_answer or answer_after is not None
 

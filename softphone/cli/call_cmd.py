@@ -86,7 +86,7 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
             if ended is None:
                 await call.hangup()
                 return EXIT_INTERRUPTED
-        return EXIT_OK if call.answered_at is not None else EXIT_FAILED
+        return EXIT_OK if call.succeeded else EXIT_FAILED
 
     raise SystemExit(run(main))
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import click
@@ -18,9 +21,11 @@ from rich.console import Console
 
 from softphone.config import Profile, parse_port_range
 from softphone.loop import run as run_loop
+from softphone.media.codecs import usable_codecs
 from softphone.media.device import list_devices
 from softphone.media.wav import WavError, load_wav
 from softphone.sip import ParseError, SipUri, parse_sip_uri
+from softphone.sip.grammar import decimal
 from softphone.sip.transaction import Peer
 from softphone.transport.rtp import DEFAULT_RTP_PORTS
 from softphone.ua.agent import AgentConfig, AudioConfig, Credentials, UserAgent
@@ -47,8 +52,20 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 T = TypeVar("T")
 
 
+_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):(.*)", re.DOTALL)
+
+
 def sip_uri(text: str, what: str = "URI") -> SipUri:
-    """A SIP URI from the command line; ``user@host`` and ``host`` get ``sip:`` prepended."""
+    """A SIP URI from the command line; ``user@host`` and ``host`` get ``sip:`` prepended.
+    Another scheme (tel:, http: ...) is refused by name, with the URI as typed."""
+    scheme = _SCHEME_RE.fullmatch(text)
+    if scheme is not None and scheme.group(1).lower() not in ("sip", "sips") \
+            and "@" not in scheme.group(1) and decimal(scheme.group(2)) is None:
+        hint = (f"; to call a number, dial sip:{scheme.group(2)}@YOUR-PROVIDER"
+                if scheme.group(1).lower() == "tel" else "")
+        raise click.BadParameter(f"{text!r} is a {scheme.group(1).lower()}: URI; softphone "
+                                 f"calls sip: and sips: URIs (or user@host){hint}",
+                                 param_hint=what)
     candidate = text if text.lower().startswith(("sip:", "sips:")) else f"sip:{text}"
     try:
         return parse_sip_uri(candidate)
@@ -64,9 +81,10 @@ def listen_address(text: str | None, toward: SipUri | None, default_port: int) -
         return _local_address_toward(toward), default_port
     host, _, port = text.rpartition(":")
     host = host.strip("[]")
-    if not host or not port.isdigit() or int(port) > 65535:
+    number = decimal(port)
+    if not host or number is None or number > 65535:
         raise click.BadParameter(f"{text!r} is not HOST:PORT", param_hint="--listen")
-    return host, int(port)
+    return host, number
 
 
 def _local_address_toward(target: SipUri | None) -> str:
@@ -205,8 +223,7 @@ def audio_options(command: Callable[..., None]) -> Callable[..., None]:
                      metavar="FILE.wav", help="Send this WAV file (any rate, resampled)."),
         click.option("--tone", type=click.FloatRange(20, 20000), metavar="HZ",
                      help="Send a sine tone of HZ."),
-        click.option("--record", type=click.Path(dir_okay=False, writable=True),
-                     metavar="FILE.wav", help="Record what the peer sends."),
+        click.option("--record", metavar="FILE.wav", help="Record what the peer sends."),
         click.option("--codec", "codecs", metavar="LIST",
                      help="Codecs in order of preference [default: opus,g722,pcmu,pcma]."),
         click.option("--null-audio", is_flag=True,
@@ -225,12 +242,17 @@ def codec_list(text: str | None, profile: Profile | None = None) -> tuple[str, .
     from softphone.sdp.negotiation import CODECS, DEFAULT_CODECS
 
     if text is None:
-        return tuple(profile.codecs) if profile and profile.codecs else DEFAULT_CODECS
-    keys = tuple(k.strip().lower() for k in text.split(",") if k.strip())
-    unknown = [k for k in keys if k not in CODECS]
-    if not keys or unknown:
-        raise click.BadParameter(f"unknown codec {unknown[0] if unknown else text!r}; "
-                                 f"choose from {', '.join(CODECS)}", param_hint="--codec")
+        keys = tuple(profile.codecs) if profile and profile.codecs else DEFAULT_CODECS
+    else:
+        keys = tuple(k.strip().lower() for k in text.split(",") if k.strip())
+        unknown = [k for k in keys if k not in CODECS]
+        if not keys or unknown:
+            raise click.BadParameter(f"unknown codec {unknown[0] if unknown else text!r}; "
+                                     f"choose from {', '.join(CODECS)}", param_hint="--codec")
+    usable, dropped = usable_codecs(keys)
+    if not usable:
+        raise click.BadParameter(f"no codec left to offer ({'; '.join(dropped.values())})",
+                                 param_hint="--codec")
     return keys
 
 
@@ -249,13 +271,34 @@ def audio_config(play: str | None, tone: float | None, record: str | None,
         except WavError as error:
             raise click.BadParameter(str(error), param_hint="--play") from None
         import scipy.signal  # noqa: F401  (resampling at call start must not wait for this)
+    if record is not None:
+        problem = unwritable(record)
+        if problem is not None:
+            raise click.BadParameter(f"cannot write {record}: {problem}",
+                                     param_hint="--record")
     device_in = not (null_audio or echo or play is not None or tone is not None)
     device_out = not (null_audio or echo or record is not None)
-    chosen: str | int | None = int(device) if device and device.isdigit() else device
+    chosen: str | int | None = decimal(device) if decimal(device) is not None else device
     if device_in or device_out:
         _check_device(chosen, device_in, device_out)
     return AudioConfig(play=play, tone=tone, record=record, echo=echo, device=chosen,
                        device_in=device_in, device_out=device_out)
+
+
+def unwritable(path: str) -> str | None:
+    """Why a recording could not be written at ``path``, or None. Checked before any request
+    goes out: a call answered and then dropped for a bad path leaves the far end waiting."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        return "it is a directory"
+    if target.exists():
+        return None if os.access(target, os.W_OK) else "permission denied"
+    if not folder.is_dir():
+        return f"no such directory {str(folder)!r}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"permission denied in {str(folder)!r}"
+    return None
 
 
 def _check_device(device: str | int | None, need_in: bool, need_out: bool) -> None:
@@ -291,7 +334,8 @@ class SipTrace:
     """--log-sip: every SIP message sent and received, with time, direction and peer."""
 
     def __init__(self, target: str) -> None:
-        self._stream: TextIO = sys.stdout if target == "-" else open(  # noqa: SIM115
+        # "-" is stderr: stdout carries the --json lines and the live view, never this.
+        self._stream: TextIO = sys.stderr if target == "-" else open(  # noqa: SIM115
             target, "a", encoding="utf-8")
 
     def __call__(self, direction: str, data: bytes, peer: Peer) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import logging
 import sys
 
 import click
@@ -30,6 +31,8 @@ from softphone.cli.common import (
     until_stopped,
 )
 from softphone.scenario.load import CallRow, LoadPlan, LoadProgress, LoadSummary, run_load
+
+log = logging.getLogger("softphone.load")
 
 
 @click.command("load")
@@ -76,6 +79,9 @@ def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: 
         audio=audio_config(play, None, None, null_audio=True),
         media=not no_media, max_unanswered_calls=10 * concurrency)
     plan = LoadPlan(str(target), calls, rate, concurrency, duration)
+    warning = plan.rate_warning()
+    if warning is not None:
+        log.warning("%s", warning)
     console = Console(stderr=json_path == "-" or csv_path == "-")
 
     async def main(stop: asyncio.Event) -> int:
@@ -135,8 +141,11 @@ def _summary_table(summary: LoadSummary) -> Table:
     table.add_row("set-up p50/p95/p99",
                   " / ".join(f"{v:.1f} ms" if v is not None else "-" for v in (
                       summary.setup_ms_p50, summary.setup_ms_p95, summary.setup_ms_p99)))
-    table.add_row("RTP loss", f"{summary.loss_fraction:.2%}")
-    table.add_row("jitter (mean)", f"{summary.jitter_ms_mean:.1f} ms")
+    if summary.media:
+        table.add_row("RTP loss", f"{summary.loss_fraction:.2%}")
+        table.add_row("jitter (mean)", f"{summary.jitter_ms_mean:.1f} ms")
+    else:
+        table.add_row("RTP", "no media (--no-media: signalling only)")
     table.add_row("rate", f"{summary.start_rate:.1f} calls/s placed, "
                   f"{summary.calls_per_second:.1f} calls/s completed over {summary.seconds} s")
     return table

@@ -31,10 +31,12 @@ from softphone.ua.registration import RegistrationError
 @click.option("--once", is_flag=True, help="Register, report, unregister and exit.")
 @click.option("--listen", metavar="HOST:PORT", help="Local address (port 0: any free port).")
 @click.option("--transport", type=click.Choice(["udp", "tcp"]), help="udp (default) or tcp.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="Give up on a REGISTER after this long without an answer [default: 32].")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def register_command(registrar: str | None, user: str | None, password: str | None,
                      domain: str | None, expires: int, once: bool, listen: str | None,
-                     transport: str | None, as_json: bool) -> None:
+                     transport: str | None, timeout: float | None, as_json: bool) -> None:
     """Register USER with a registrar and stay registered (refreshing) until Ctrl-C.
 
     \b
@@ -63,7 +65,8 @@ def register_command(registrar: str | None, user: str | None, password: str | No
         async with agent:  # closing unregisters
             try:
                 done = await until_stopped(
-                    agent.register(str(registrar_uri), expires, refresh=not once), stop)
+                    agent.register(str(registrar_uri), expires, refresh=not once,
+                                   timeout=timeout), stop)
             except RegistrationError:
                 return EXIT_FAILED
             if done is None:

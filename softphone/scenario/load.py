@@ -27,6 +27,21 @@ class LoadPlan:
     concurrency: int
     duration: float  # seconds each answered call is held
 
+    def reachable_rate(self, setup_seconds: float = 0.05) -> float:
+        """The most calls per second the concurrency bound lets start once it is reached:
+        each slot serves a call for its set-up plus its duration."""
+        return self.concurrency / (self.duration + setup_seconds)
+
+    def rate_warning(self) -> str | None:
+        """Why the asked rate cannot be reached with these settings, or None."""
+        if self.calls <= self.concurrency or self.rate <= self.reachable_rate():
+            return None
+        needed = int(self.rate * (self.duration + 0.05)) + 1
+        return (f"--rate {self.rate:g} calls/s cannot be reached: --concurrency "
+                f"{self.concurrency} with calls held {self.duration:g} s allows about "
+                f"{self.reachable_rate():.0f} calls/s; raise --concurrency to {needed} or "
+                "shorten --duration")
+
 
 @dataclass(frozen=True)
 class CallRow:
@@ -68,6 +83,7 @@ class LoadSummary:
     starting_seconds: float = 0.0  # from the first call placed to the last
     # "503 no free RTP/RTCP port pair": the commonest failures, most frequent first
     failure_reasons: dict[str, int] = field(default_factory=dict)
+    media: bool = True  # False: signalling only, so there are no RTP figures to give
 
     @property
     def calls_per_second(self) -> float:
@@ -113,7 +129,8 @@ async def run_load(agent: UserAgent, plan: LoadPlan,
         tasks.append(asyncio.ensure_future(one(index)))
     await asyncio.gather(*tasks)
     rows.sort(key=lambda row: row.index)
-    return rows, summarise(rows, time.monotonic() - start, last_start - start)
+    return rows, summarise(rows, time.monotonic() - start, last_start - start,
+                           media=agent.config.media)
 
 
 async def _wait_until(when: float) -> None:
@@ -157,8 +174,8 @@ async def _place(agent: UserAgent, plan: LoadPlan, index: int, progress: LoadPro
                    float(rtp.get("jitter_ms") or 0.0))
 
 
-def summarise(rows: list[CallRow], seconds: float, starting_seconds: float = 0.0
-              ) -> LoadSummary:
+def summarise(rows: list[CallRow], seconds: float, starting_seconds: float = 0.0,
+              media: bool = True) -> LoadSummary:
     setups = np.array([r.setup_ms for r in rows if r.setup_ms is not None])
     answered = [r for r in rows if r.setup_ms is not None]
     failed = Counter(r.status for r in rows if r.setup_ms is None)
@@ -176,4 +193,4 @@ def summarise(rows: list[CallRow], seconds: float, starting_seconds: float = 0.0
         jitter_ms_mean=round(float(np.mean([r.jitter_ms for r in answered])), 2)
         if answered else 0.0,
         seconds=round(seconds, 2), starting_seconds=round(starting_seconds, 3),
-        failure_reasons=dict(reasons.most_common(FAILURE_REASONS_KEPT)))
+        failure_reasons=dict(reasons.most_common(FAILURE_REASONS_KEPT)), media=media)

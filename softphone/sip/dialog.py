@@ -57,7 +57,7 @@ class Dialog:
         return cls(
             call_id=request.call_id, local_tag=local_tag, remote_tag=remote.tag or "",
             local_address=_untagged(request.to_address), remote_address=_untagged(remote),
-            remote_target=_contact_uri(request, fallback=None),
+            remote_target=_contact_uri(request, fallback=remote.uri),  # RFC 2543: From
             route_set=list(request.record_routes), local_contact=local_contact,
             local_seq=0, remote_seq=request.cseq.number, state="early")
 

@@ -89,6 +89,7 @@ class TransactionTimedOut:
     transaction: TransactionKey
     request: Request
     status: int = 408
+    reason: str | None = None  # what failed, for a transport error ("connection refused")
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,8 @@ class LocalResponse(Response):
     transport failure (a 503). Callers tell it from a peer's answer by its type."""
 
 
-def local_response(request: Request, status: int) -> LocalResponse:
-    made = make_response(request, status, "Request Timeout" if status == 408 else None)
+def local_response(request: Request, status: int, reason: str | None = None) -> LocalResponse:
+    made = make_response(request, status, reason)
     return LocalResponse(made.status, made.reason, made.headers, made.body)
 
 
@@ -439,11 +440,11 @@ class TransactionLayer:
         if isinstance(transaction, ClientInviteTransaction):
             transaction.expect_final_within(now, seconds)
 
-    def transport_error(self, key: TransactionKey) -> None:
+    def transport_error(self, key: TransactionKey, reason: str | None = None) -> None:
         transaction = self.client.get(key)
         if transaction is not None and not transaction.terminated:
             transaction.terminate()
-            self.emit(TransactionTimedOut(key, transaction.request, status=503))
+            self.emit(TransactionTimedOut(key, transaction.request, 503, reason))
 
     # --- inputs from the network and the clock ----------------------------------------------
 

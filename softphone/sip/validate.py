@@ -21,6 +21,7 @@ KNOWN_METHODS = frozenset({
 MANDATORY_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
 SINGLE_VALUE_HEADERS = ("From", "To", "Call-ID", "CSeq", "Max-Forwards")
 SDP = "application/sdp"
+DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class Rejection:
 def check_request(request: Request, policy: EndpointPolicy) -> Rejection | None:
     """None when the request may go on to the transaction and dialog layers."""
     for check in (_check_structure, _check_method, _check_cseq_method, _check_branch,
-                  _check_scheme, _check_require, _check_accept, _check_content_type):
+                  _check_scheme, _check_contact, _check_require, _check_accept,
+                  _check_content_type):
         rejection = check(request, policy)
         if rejection is not None:
             return rejection
@@ -95,6 +97,27 @@ def _check_cseq_method(request: Request, policy: EndpointPolicy) -> Rejection | 
 def _check_branch(request: Request, policy: EndpointPolicy) -> Rejection | None:
     if request.top_via.branch == BRANCH_MAGIC_COOKIE:
         return Rejection(400, "Via branch is only the magic cookie")
+    return None
+
+
+def _check_contact(request: Request, policy: EndpointPolicy) -> Rejection | None:
+    """A dialog-creating request carries exactly one Contact, a SIP or SIPS URI (RFC 3261
+    8.1.1.8): the dialog's remote target, where every later request of the call goes. An
+    RFC 2543 client (no magic cookie in its branch) may leave it out: its From is the
+    target then, as RFC 4475 3.4.1 expects of a backward-compatible UA."""
+    if request.method not in DIALOG_CREATING or request.to_address.tag is not None:
+        return None
+    if not (request.top_via.branch or "").startswith(BRANCH_MAGIC_COOKIE) \
+            and "Contact" not in request.headers:
+        return None
+    if "Contact" not in request.headers:
+        return Rejection(400, "Missing Contact")
+    try:
+        contacts = request.contacts
+    except ParseError as exc:
+        return Rejection(400, f"Bad Contact: {exc.reason}"[:100])
+    if len(contacts) != 1 or contacts[0].uri.scheme.lower() not in ("sip", "sips"):
+        return Rejection(400, "Contact must be one SIP URI")
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import cast
 
 from softphone.sip import ParseError, parse
@@ -18,8 +19,18 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
+        """Bind ``host:port`` (0: any free port). Raises OSError with its errno (uvloop's
+        own bind error has none), which the agent turns into a sentence."""
         loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        await loop.create_datagram_endpoint(lambda: self, sock=sock)
         assert self._transport is not None
         self.host, self.port = self._transport.get_extra_info("sockname")[:2]
 

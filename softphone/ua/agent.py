@@ -9,11 +9,12 @@ routing requests to calls, answering OPTIONS, and awaiting responses for the API
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Coroutine
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 
 from softphone import __version__
+from softphone.media.codecs import usable_codecs
 from softphone.media.device import SoundDevice
 from softphone.media.ports import AudioSink, AudioSource, Discard, Echo, Silence, Tone
 from softphone.media.wav import WavSink, WavSource
@@ -21,7 +22,7 @@ from softphone.sdp.negotiation import CODECS, DEFAULT_CODECS
 from softphone.sip import Headers, ParseError, Request, Response, SipUri, parse_sip_uri
 from softphone.sip.auth import authorize, choose_challenge
 from softphone.sip.builder import make_response, new_branch, new_call_id, new_tag
-from softphone.sip.errors import AuthError, SipError
+from softphone.sip.errors import AuthError
 from softphone.sip.headers import Address
 from softphone.sip.recovery import bad_request_response
 from softphone.sip.transaction import (
@@ -38,6 +39,7 @@ from softphone.sip.transaction import (
 )
 from softphone.sip.uri import format_host
 from softphone.sip.validate import EndpointPolicy, check_request
+from softphone.transport.base import ListenError
 from softphone.transport.resolver import ResolutionError, make_dns_resolver, resolve
 from softphone.transport.rtp import DEFAULT_RTP_PORTS, Impairment, PortRange
 from softphone.transport.tcp import TcpTransport
@@ -47,6 +49,8 @@ from softphone.ua.conference import Conference
 from softphone.ua.events import Event, Listening, OptionsResult
 from softphone.ua.registration import Registration
 
+log = logging.getLogger("softphone.agent")
+sip_log = logging.getLogger("softphone.sip")
 ProvisionalHandler = Callable[[Response], None]
 ACCEPT = "application/sdp"
 
@@ -128,6 +132,7 @@ class AgentConfig:
     hangup_on_rtp_timeout: bool = False
     impairment: Impairment | None = None  # tests: seeded loss/jitter on sent RTP
     rtp_ports: tuple[int, int] = DEFAULT_RTP_PORTS  # each call binds an even/odd pair in here
+    close_timeout: float = 4.0  # seconds close() waits for the answers to its BYEs
 
 
 class UserAgent:
@@ -140,6 +145,7 @@ class UserAgent:
 
     def __init__(self, config: AgentConfig | None = None) -> None:
         self.config = config or AgentConfig()
+        self.codecs = _codecs_that_load(self.config.codecs)
         self.policy = EndpointPolicy()
         self.layer = TransactionLayer(settings=self.config.timers)
         self.udp = UdpTransport(self)
@@ -170,20 +176,36 @@ class UserAgent:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         if self.config.media:
-            self.config.audio.prepare({CODECS[key].audio_rate for key in self.config.codecs
+            self.config.audio.prepare({CODECS[key].audio_rate for key in self.codecs
                                        if key in CODECS})
-        await self.udp.start(self.config.listen_host, self.config.listen_port)
-        await self.tcp.start(self.config.listen_host, self.udp.port)
+        host, port = self.config.listen_host, self.config.listen_port
+        try:
+            await self.udp.start(host, port)
+            await self.tcp.start(host, self.udp.port)
+        except OSError as error:
+            self.udp.close()
+            raise ListenError.of(host, port or self.udp.port, error) from None
+        log.info("listening on udp and tcp %s:%d as %s", self.udp.host, self.udp.port,
+                 self.address_of_record)
         self.emit(Listening("udp", self.udp.host, self.udp.port))
 
     async def close(self) -> None:
-        """Hang up every call, remove every registration, then close the sockets."""
+        """Hang up every call and remove every registration, all at once, waiting at most
+        ``close_timeout`` for the answers (a dead peer would otherwise hold each BYE for
+        64*T1); then close the sockets. Calls still unanswered by then end locally."""
+        goodbyes = [asyncio.ensure_future(call.hangup()) for call in list(self.calls)]
+        goodbyes += [asyncio.ensure_future(registration.unregister())
+                     for registration in list(self.registrations)]
+        if goodbyes:
+            log.info("closing: %d calls and registrations to end", len(goodbyes))
+            _, late = await asyncio.wait(goodbyes, timeout=self.config.close_timeout)
+            for job in late:
+                job.cancel()
+            for job in goodbyes:
+                if not job.cancelled() and job.done() and job.exception() is not None:
+                    log.info("while closing: %s", job.exception())
         for call in list(self.calls):
-            with contextlib.suppress(SipError, OSError):
-                await call.hangup()
-        for registration in list(self.registrations):
-            with contextlib.suppress(SipError, OSError):
-                await registration.unregister()
+            call.abandon(f"No answer to our hang-up within {self.config.close_timeout:g} s")
         if self._timer is not None:
             self._timer.cancel()
         for task in list(self._tasks):
@@ -254,6 +276,10 @@ class UserAgent:
         self._tracers.append(tracer)
 
     def trace(self, direction: str, data: bytes, peer: Peer) -> None:
+        if sip_log.isEnabledFor(logging.DEBUG):
+            first_line = data.split(b"\r\n", 1)[0].decode("utf-8", "replace")
+            sip_log.debug("%s %s %s (%d bytes): %s", direction,
+                          "to" if direction == "sent" else "from", peer, len(data), first_line)
         for tracer in self._tracers:
             tracer(direction, data, peer)
 
@@ -315,10 +341,12 @@ class UserAgent:
     async def _send_tcp(self, data: bytes, peer: Peer) -> None:
         try:
             await self.tcp.send(data, peer)
-        except OSError:
+        except OSError as error:
+            reason = f"{(error.strerror or str(error)).capitalize()} ({peer})"
+            log.info("%s: %s", peer, reason)
             for key, transaction in list(self.layer.client.items()):
                 if transaction.peer == peer:
-                    self.layer.transport_error(key)
+                    self.layer.transport_error(key, reason)
             self._transmit()
 
     def spawn(self, coroutine: Coroutine[object, object, object]) -> asyncio.Task[object]:
@@ -385,6 +413,16 @@ class UserAgent:
                 return response, prepared
             current = retry
 
+    async def within(self, timeout: float | None,
+                     exchange: Awaitable[tuple[Response, Request]],
+                     request: Request) -> Response:
+        """The final response of ``exchange``, or a local 408 once ``timeout`` passes."""
+        try:
+            response, _ = await asyncio.wait_for(exchange, timeout)
+        except TimeoutError:
+            return local_response(request, 408, f"No response within {timeout:g} s")
+        return response
+
     def _authorized_retry(self, request: Request, response: Response,
                           tried: set[str]) -> Request | None:
         if response.status not in (401, 407) or self.config.credentials is None:
@@ -442,12 +480,14 @@ class UserAgent:
             headers.add("Route", f"<{loose}>")
         return Request(method, uri, headers)
 
-    async def options(self, uri: str) -> OptionsResult:
-        """Ask a peer what it supports, without calling it."""
+    async def options(self, uri: str, timeout: float | None = None) -> OptionsResult:
+        """Ask a peer what it supports, without calling it; ``timeout`` bounds the wait
+        (a 408 result) below the transaction's own 64*T1."""
         target = parse_sip_uri(uri)
         request = self.new_request("OPTIONS", target)
         request.headers.add("Accept", ACCEPT)
-        response, _ = await self.send_request(request, await self.targets(target))
+        response = await self.within(timeout, self.send_request(
+            request, await self.targets(target)), request)
         result = OptionsResult(
             uri=uri, status=response.status, reason=response.reason,
             allow=_tokens(response, "Allow"), accept=response.headers.get_all("Accept"),
@@ -468,10 +508,11 @@ class UserAgent:
         """A new, empty local conference; ``await conference.add(call)`` joins calls to it."""
         return Conference(self)
 
-    async def register(self, registrar: str, expires: int = 3600,
-                       refresh: bool = True) -> Registration:
-        """REGISTER our contact with ``registrar``; raises RegistrationError on failure."""
-        registration = Registration(self, parse_sip_uri(registrar), expires)
+    async def register(self, registrar: str, expires: int = 3600, refresh: bool = True,
+                       timeout: float | None = None) -> Registration:
+        """REGISTER our contact with ``registrar``; raises RegistrationError on failure.
+        ``timeout`` bounds each REGISTER's wait (default: the transaction's 64*T1)."""
+        registration = Registration(self, parse_sip_uri(registrar), expires, timeout)
         await registration.register()
         self.registrations.append(registration)
         if refresh:
@@ -484,7 +525,10 @@ class UserAgent:
         if isinstance(event, ResponseReceived):
             self._on_response(event)
         elif isinstance(event, TransactionTimedOut):
-            self._resolve(event.transaction, local_response(event.request, event.status))
+            log.info("%s %s: %s", event.request.method, event.request.uri,
+                     "no response (timeout)" if event.status == 408 else "transport failed")
+            self._resolve(event.transaction,
+                          local_response(event.request, event.status, event.reason))
         elif isinstance(event, RequestReceived):
             self._on_request(event)
         elif isinstance(event, AckNotReceived):
@@ -589,6 +633,23 @@ class UserAgent:
                 del self._calls_by_dialog[dialog_key]
         if call.invite_key is not None and self._calls_by_invite.get(call.invite_key) is call:
             del self._calls_by_invite[call.invite_key]
+
+
+_warned_codecs: set[str] = set()
+
+
+def _codecs_that_load(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The configured codecs whose libraries load; one warning per process for each that
+    does not (it is left out of every offer and answer). None left is a ValueError."""
+    usable, dropped = usable_codecs(keys)
+    for key, why in dropped.items():
+        if key not in _warned_codecs:
+            _warned_codecs.add(key)
+            log.warning("%s", why)
+    if not usable:
+        raise ValueError(f"no usable codec among {', '.join(keys)}: "
+                         + "; ".join(dropped.values()))
+    return usable
 
 
 def _tokens(response: Response, name: str) -> list[str]:

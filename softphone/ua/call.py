@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from typing import TYPE_CHECKING
@@ -47,6 +48,7 @@ from softphone.ua.events import (
 if TYPE_CHECKING:
     from softphone.ua.agent import UserAgent
 
+log = logging.getLogger("softphone.call")
 MAX_REDIRECTS = 5
 SDP_TYPE = "application/sdp"
 DTMF_RELAY = "application/dtmf-relay"
@@ -103,6 +105,7 @@ class Call:
     def announce(self) -> None:
         """Tell listeners about an incoming call (once the agent knows it)."""
         assert self.invite is not None
+        log.info("incoming call %s from %s", self.call_id, self.invite.from_address)
         self.agent.emit(Incoming(self.call_id, str(self.invite.from_address),
                                  str(self.invite.to_address)))
 
@@ -118,6 +121,13 @@ class Call:
     def is_over(self) -> bool:
         return self.state == "ended"
 
+    @property
+    def succeeded(self) -> bool:
+        """Answered, and not ended by a local failure (media, a file, a socket)."""
+        if self.answered_at is None:
+            return False
+        return not (self.ended.done() and self.ended.result().by == "error")
+
     # --- outgoing ----------------------------------------------------------------------------
 
     def start(self, duration: float | None = None, ring_timeout: float | None = None) -> None:
@@ -127,7 +137,7 @@ class Call:
         try:
             await self._place(ring_timeout)
         except (SipError, OSError) as error:
-            self._end(503, str(error), "error")
+            await self.fail(str(error), 503)
             return
         if self.state == "answered" and duration is not None:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -138,6 +148,7 @@ class Call:
     async def _place(self, ring_timeout: float | None) -> None:
         self.state = "calling"
         await self.rtp.open(self.agent.host, self.agent.rtp_ports)
+        log.info("calling %s (call %s)", self.remote_uri, self.call_id)
         self.agent.emit(Calling(self.call_id, str(self.remote_uri)))
         if ring_timeout is not None:
             asyncio.get_running_loop().call_later(
@@ -161,7 +172,7 @@ class Call:
     async def _invite(self, target: SipUri, cseq: int) -> tuple[Response, Request]:
         peers = await self.agent.targets(target)
         self._sdp_version += 1
-        self._offer = make_offer(self.agent.config.codecs, self.agent.host, self.rtp.port,
+        self._offer = make_offer(self.agent.codecs, self.agent.host, self.rtp.port,
                                  self._session_id, self._sdp_version)
         invite = self.agent.new_request("INVITE", target, to=Address(uri=self.remote_uri),
                                         call_id=self.call_id, from_tag=self.local_tag,
@@ -215,7 +226,7 @@ class Call:
             return
         try:
             answer = SessionDescription.parse(response.body)
-            self.media = read_answer(answer, self.agent.config.codecs)
+            self.media = read_answer(answer, self.agent.codecs)
             self.peer_codecs = known_codecs(answer)
         except SdpError as error:
             await self._bye(error.status, error.reason)
@@ -295,7 +306,7 @@ class Call:
     def _answer_sdp(self, offer_body: bytes) -> bytes:
         """Our SDP for a 2xx: an answer to their offer, or our offer when they made none."""
         self._sdp_version += 1
-        codecs = self.agent.config.codecs
+        codecs = self.agent.codecs
         if not offer_body:
             self._offer = make_offer(codecs, self.agent.host, self.rtp.port, self._session_id,
                                      self._sdp_version)
@@ -331,7 +342,7 @@ class Call:
         if self.media is None and ack.body and self._offer is not None:
             with contextlib.suppress(SdpError):
                 self.media = read_answer(SessionDescription.parse(ack.body),
-                                         self.agent.config.codecs)
+                                         self.agent.codecs)
                 self._start_media()
         if self.dialog is not None:
             self.dialog.state = "confirmed"
@@ -387,17 +398,46 @@ class Call:
         else:
             await self.reject(603)
 
-    async def _bye(self, status: int, reason: str) -> None:
+    async def fail(self, reason: str, status: int = 500) -> None:
+        """End the call because something failed here (media, a file, a socket), telling
+        the peer as its state allows: BYE once answered, CANCEL while our INVITE is pending,
+        ``status`` to an INVITE we have not answered. The ``ended`` event says by "error"."""
+        if self.is_over:
+            return
+        log.warning("call %s failed locally: %s", self.call_id, reason)
+        if self.state in ("answered", "ending"):
+            await self._bye(status, reason, by="error")
+        elif self.direction == "outgoing" and self.state in ("calling", "ringing"):
+            self._cancel_requested = True  # a late 2xx gets its ACK and BYE (_confirm)
+            if self._got_provisional:
+                self._send_cancel()
+            self._end(status, reason, "error")
+        elif self.direction == "incoming" and self.state in ("incoming", "ringing"):
+            self._respond(status, reason)
+            self._end(status, reason, "error")
+        else:
+            self._end(status, reason, "error")
+
+    def abandon(self, reason: str) -> None:
+        """End the call here without waiting any longer for the peer (closing the agent)."""
+        if not self.is_over:
+            self._end(200 if self.answered_at is not None else 487, reason, "local")
+
+    async def _bye(self, status: int, reason: str, by: str = "local") -> None:
         if self.dialog is None or self.is_over:
-            self._end(status, reason, "local")
+            self._end(status, reason, by)
             return
         self.state = "ending"
-        await self._send_bye()
-        self._end(status, reason, "local")
+        await self._send_bye(status if by == "error" else None, reason)
+        self._end(status, reason, by)
 
-    async def _send_bye(self) -> None:
+    async def _send_bye(self, cause: int | None = None, reason: str = "") -> None:
+        """BYE; after a local failure it says why in a Reason header (RFC 3326)."""
         assert self.dialog is not None
         bye = self.dialog.create_request("BYE")
+        if cause is not None:
+            text = reason.replace("\\", "").replace('"', "'")[:120]
+            bye.headers.add("Reason", f'SIP;cause={cause};text="{text}"')
         try:
             peers = await self.agent.resolve(self.dialog.next_hop)
             await self.agent.send_request(bye, peers)
@@ -412,6 +452,7 @@ class Call:
         self.answered_at = time.monotonic()
         if not self.answered.done():
             self.answered.set_result(True)
+        log.info("call %s answered by %s, codec %s", self.call_id, peer, self.codec)
         self.agent.emit(Answered(self.call_id, peer, self.codec))
         self._start_media()
 
@@ -421,13 +462,22 @@ class Call:
                 or not self.agent.config.media:
             return
         factory = self.agent.config.port_factory
-        source, sink = factory(self) if factory else self.agent.config.audio.ports()
-        self.stream = MediaStream(self.rtp, self.media, source, sink,
-                                  rtcp_interval=self.agent.config.rtcp_interval)
-        self.stream.on_dtmf = lambda digit: self.agent.emit(Dtmf(self.call_id, digit, "rfc4733"))
-        self.stream.rtp_timeout = self.agent.config.rtp_timeout
-        self.stream.on_inactive = self._media_stopped
-        self.stream.start()
+        try:
+            source, sink = factory(self) if factory else self.agent.config.audio.ports()
+            self.stream = MediaStream(self.rtp, self.media, source, sink,
+                                      rtcp_interval=self.agent.config.rtcp_interval)
+            self.stream.on_dtmf = lambda digit: self.agent.emit(
+                Dtmf(self.call_id, digit, "rfc4733"))
+            self.stream.rtp_timeout = self.agent.config.rtp_timeout
+            self.stream.on_inactive = self._media_stopped
+            self.stream.on_failure = self._media_failed
+            self.stream.start()
+        except Exception as error:  # noqa: BLE001  (whatever broke, the peer must hear BYE)
+            self.agent.spawn(self.fail(f"media could not start: {_describe(error)}"))
+
+    def _media_failed(self, error: BaseException) -> None:
+        """The stream stopped itself: its source or sink raised (device lost, disk full)."""
+        self.agent.spawn(self.fail(f"media failed: {_describe(error)}"))
 
     def _media_stopped(self, seconds: float) -> None:
         self.agent.emit(MediaTimeout(self.call_id, round(seconds, 1)))
@@ -449,7 +499,7 @@ class Call:
     async def _reoffer(self, direction: str, codecs: list[str] | None = None) -> None:
         if self.state != "answered" or self.dialog is None:
             raise SipError("Hold, resume and renegotiation need an answered call")
-        codecs = codecs or list(self.agent.config.codecs)
+        codecs = codecs or list(self.agent.codecs)
         self._sdp_version += 1
         self._offer = make_offer(codecs, self.agent.host, self.rtp.port,
                                  self._session_id, self._sdp_version, direction)
@@ -508,12 +558,22 @@ class Call:
         self.rtp.close()
         duration = time.monotonic() - self.answered_at if self.answered_at else 0.0
         event = Ended(self.call_id, status, reason, by, round(duration, 3), stats)
+        log.info("call %s ended: %d %s (by %s, %.1f s)", self.call_id, status, reason, by,
+                 duration)
         if not self.answered.done():
             self.answered.set_result(False)
         if not self.ended.done():
             self.ended.set_result(event)
         self.agent.forget(self)
         self.agent.emit(event)
+
+
+def _describe(error: BaseException) -> str:
+    """An error in one line for a reason phrase: OSError's text with its file name."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror}{where}"
+    return str(error) or type(error).__name__
 
 
 def _info_digit(request: Request) -> str | None:

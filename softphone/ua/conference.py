@@ -29,7 +29,7 @@ class Conference:
     def codec(self) -> str | None:
         """The codec every participant shares, by our preference (None: they share none)."""
         return common_codec([call.peer_codecs for call in self.legs],
-                            list(self.agent.config.codecs))
+                            list(self.agent.codecs))
 
     async def add(self, call: Call) -> None:
         if call.stream is None or call.state != "answered":

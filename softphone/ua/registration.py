@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import TYPE_CHECKING
 
-from softphone.sip import ParseError, Response, SipUri
+from softphone.sip import ParseError, Request, Response, SipUri
 from softphone.sip.builder import new_call_id, new_tag
 from softphone.sip.errors import SipError
 from softphone.sip.headers import Address, parse_expires
@@ -19,6 +20,7 @@ from softphone.ua.events import Registered, RegistrationFailed, Unregistered
 if TYPE_CHECKING:
     from softphone.ua.agent import UserAgent
 
+log = logging.getLogger("softphone.registration")
 MIN_REFRESH_MARGIN = 5.0
 
 
@@ -32,8 +34,10 @@ class RegistrationError(SipError):
 
 
 class Registration:
-    def __init__(self, agent: UserAgent, registrar: SipUri, expires: int) -> None:
+    def __init__(self, agent: UserAgent, registrar: SipUri, expires: int,
+                 timeout: float | None = None) -> None:
         self.agent = agent
+        self.timeout = timeout  # bounds each REGISTER's wait for its final response
         self.registrar = registrar
         self.requested_expires = expires
         self.granted_expires = 0
@@ -57,9 +61,12 @@ class Registration:
                 continue
             break
         if not 200 <= response.status < 300:
+            log.warning("registration of %s failed: %d %s", self.aor, response.status,
+                        response.reason)
             self.agent.emit(RegistrationFailed(str(self.aor), response.status, response.reason))
             raise RegistrationError(response.status, response.reason)
         self.granted_expires = self._granted(response, expires)
+        log.info("registered %s at %s for %d s", self.aor, self.registrar, self.granted_expires)
         self.agent.emit(Registered(str(self.aor), self.agent.contact_text(), self.granted_expires))
         return self.granted_expires
 
@@ -76,9 +83,13 @@ class Registration:
         request.headers.add("Contact", self.agent.contact_text())
         request.headers.add("Expires", str(expires))
         peers = await self.agent.targets(self.registrar)
-        response, sent = await self.agent.send_request(request, peers)
-        self.cseq = sent.cseq.number
-        return response
+
+        async def exchange() -> tuple[Response, Request]:
+            response, sent = await self.agent.send_request(request, peers)
+            self.cseq = sent.cseq.number
+            return response, sent
+
+        return await self.agent.within(self.timeout, exchange(), request)
 
     def _granted(self, response: Response, asked: int) -> int:
         """The expiry the registrar gave our contact (its Contact expires, else Expires)."""

@@ -261,3 +261,27 @@ def test_ctrl_c_leaves_a_valid_recording(agents: list[Agent], tmp_path: Path) ->
     with wave.open(str(recording), "rb") as heard:
         assert heard.getframerate() > 0 and heard.getnframes() > 4000  # about a second
     assert bob.finish() == 0
+
+
+def test_a_recording_survives_sigkill_with_at_most_a_second_lost(
+        agents: list[Agent], tmp_path: Path) -> None:
+    import wave
+
+    recording = tmp_path / "heard.wav"
+    bob = start(agents, "answer", "--listen", "127.0.0.1:0", "--auto-answer", "--max-calls", "1",
+                "--tone", "500")
+    alice = subprocess.Popen(
+        [*SOFTPHONE, "call", f"sip:bob@127.0.0.1:{bob.port}", "--record", str(recording),
+         "--null-audio", "--json"], stdout=subprocess.PIPE, text=True)
+    assert alice.stdout is not None
+    while '"answered"' not in alice.stdout.readline():
+        pass
+    answered = time.monotonic()
+    time.sleep(2.5)
+    alice.kill()
+    talked = time.monotonic() - answered
+    alice.wait(15)
+    alice.stdout.close()
+    with wave.open(str(recording), "rb") as heard:
+        seconds = heard.getnframes() / heard.getframerate()
+    assert talked - 1.0 <= seconds <= talked

@@ -57,3 +57,17 @@ def test_failures_are_counted_by_status_and_exit_1(target: str) -> None:
     assert summary["answered"] == 0 and summary["failed_by_status"] == {"486": 10}
     assert summary["failure_reasons"] == {"486 Busy Here": 10}
     assert summary["start_rate"] > 0
+
+
+def test_a_rate_the_settings_cannot_reach_is_warned_and_no_media_says_so(target: str) -> None:
+    result = subprocess.run(
+        [*SOFTPHONE, "load", target, "--calls", "6", "--rate", "50", "--concurrency", "2",
+         "--duration", "0.2", "--no-media"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr.startswith("softphone: warning: --rate 50 calls/s cannot be reached: "
+                                    "--concurrency 2 with calls held 0.2 s allows about 8 ")
+    assert "no media" in result.stdout and "RTP loss" not in result.stdout
+    quiet = subprocess.run(
+        [*SOFTPHONE, "load", target, "--calls", "2", "--rate", "50", "--concurrency", "2",
+         "--duration", "0.2", "--no-media"], capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Protocol
 
@@ -18,9 +19,15 @@ class AudioCodec(Protocol):
 
     def encode(self, frame: Samples) -> bytes: ...
 
-    def decode(self, payload: bytes) -> Samples: ...
+    def decode(self, payload: bytes) -> Samples:
+        """The payload's audio; raises (any exception) for a payload it cannot decode."""
+        ...
 
     def conceal(self, samples: int) -> Samples: ...
+
+    def samples(self, payload: bytes) -> int:
+        """How many samples the payload decodes to, without decoding it."""
+        ...
 
 
 def _opus(peer: dict[str, str]) -> AudioCodec:
@@ -39,6 +46,35 @@ def _g722(peer: dict[str, str]) -> AudioCodec:
 # it wants to receive; codecs without any ignore them.
 FACTORIES: dict[str, Callable[[dict[str, str]], AudioCodec]] = {
     "pcmu": lambda peer: pcmu(), "pcma": lambda peer: pcma(), "opus": _opus, "g722": _g722}
+
+
+# The library each optional codec loads, and the Debian package that brings it.
+LIBRARIES = {"opus": ("Opus", "opuslib", "libopus", "libopus0"),
+             "g722": ("G.722", "G722", "libg722", "")}
+_unavailable: dict[str, str] | None = None
+
+
+def unavailable_codecs() -> dict[str, str]:
+    """Codec key -> a sentence saying it is off and why (its library does not load), found
+    once per process. A codec that cannot encode must not be offered: the peer would pick it."""
+    global _unavailable
+    if _unavailable is None:
+        _unavailable = {}
+        for key, (name, module, library, package) in LIBRARIES.items():
+            try:
+                importlib.import_module(module)
+            except Exception as error:  # noqa: BLE001  (ctypes/loader errors of every kind)
+                fix = f"install the Debian package {package}" if package else \
+                    f"reinstall the Python package {module}"
+                _unavailable[key] = f"{name} is off: {library} cannot be loaded ({error}); {fix}"
+    return _unavailable
+
+
+def usable_codecs(keys: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """``keys`` without the codecs whose library does not load, and why each was dropped."""
+    missing = unavailable_codecs()
+    return tuple(k for k in keys if k not in missing), {k: missing[k] for k in keys
+                                                       if k in missing}
 
 
 def make_codec(key: str, peer: dict[str, str] | None = None) -> AudioCodec:
