@@ -1,4 +1,5 @@
-"""``softphone test FILE...``: run scenario files; the exit code is how many failed."""
+"""``softphone test FILE...``: run scenario files; exit 0 when none failed, 1 when any did
+(the summary counts them), 2 for a usage error, 130 for Ctrl-C (after writing the reports)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from softphone.bundled import find_example
-from softphone.cli.common import EXIT_INTERRUPTED, run, until_stopped
+from softphone.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run, until_stopped
 from softphone.scenario.model import Scenario, ScenarioError, load_scenario, scenario_schema
-from softphone.scenario.report import write_json, write_junit
+from softphone.scenario.report import summary_counts, write_json, write_junit
 from softphone.scenario.runner import ScenarioResult, run_scenario
-
-MAX_EXIT = 100
 
 
 @click.command("test")
@@ -31,7 +30,8 @@ MAX_EXIT = 100
 def test_command(files: tuple[str, ...], junit_path: str | None,
                  report_path: str | None, example_names: tuple[str, ...],
                  print_schema: bool) -> None:
-    """Run call-test scenario files (TOML). Exit code: the number of failed scenarios.
+    """Run call-test scenario files (TOML). Exit code 0 when every scenario passed (or was
+    skipped for an unset environment variable), 1 when any failed, 130 after Ctrl-C.
 
     \b
     Examples:
@@ -58,38 +58,58 @@ def test_command(files: tuple[str, ...], junit_path: str | None,
     console = Console()
 
     async def main(stop: asyncio.Event) -> int:
-        results = await until_stopped(_run_all(scenarios, console), stop)
-        if results is None:
-            return EXIT_INTERRUPTED
+        results: list[ScenarioResult] = []
+        finished = await until_stopped(_run_all(scenarios, console, results), stop)
+        if finished is None:  # Ctrl-C: what ran, what was cut short, what never ran
+            results += _not_run(scenarios[len(results):])
         console.print(_summary(results))
         if junit_path:
             write_junit(results, Path(junit_path))
         if report_path:
             write_json(results, Path(report_path))
-        return min(MAX_EXIT, sum(not r.ok for r in results))
+        if finished is None:
+            return EXIT_INTERRUPTED
+        return EXIT_FAILED if any(not r.ok for r in results) else EXIT_OK
 
     raise SystemExit(run(main))
 
 
-async def _run_all(scenarios: list[Scenario], console: Console) -> list[ScenarioResult]:
-    results = []
+MARKS = {"passed": "[green]PASS[/green]", "failed": "[red]FAIL[/red]",
+         "error": "[red]ERROR[/red]", "skipped": "[yellow]SKIP[/yellow]"}
+
+
+async def _run_all(scenarios: list[Scenario], console: Console,
+                   results: list[ScenarioResult]) -> bool:
     for scenario in scenarios:
         with console.status(f"running {scenario.name} ..."):
             result = await run_scenario(scenario)
-        mark = "[green]PASS[/green]" if result.ok else "[red]FAIL[/red]"
-        console.print(f"{mark} {scenario.name} ({result.seconds:.1f} s)"
+        console.print(f"{MARKS[result.outcome]} {scenario.name} ({result.seconds:.1f} s)"
                       + (f": {result.error}" if result.error else ""))
         results.append(result)
-    return results
+    return True
+
+
+def _not_run(scenarios: list[Scenario]) -> list[ScenarioResult]:
+    """The interrupted scenario (an error) and those that never started (skipped)."""
+    cut: list[ScenarioResult] = []
+    for index, scenario in enumerate(scenarios):
+        result = ScenarioResult(scenario.name, str(scenario.path))
+        if index == 0:
+            result.end("error", "interrupted (Ctrl-C)")
+        else:
+            result.end("skipped", "not run: interrupted (Ctrl-C)")
+        cut.append(result)
+    return cut
 
 
 def _summary(results: list[ScenarioResult]) -> Table:
-    table = Table(title=f"{sum(r.ok for r in results)} passed, "
-                        f"{sum(not r.ok for r in results)} failed")
+    counts = summary_counts(results)
+    table = Table(title=", ".join(f"{count} {outcome}" for outcome, count in counts.items()
+                                  if count or outcome in ("passed", "failed")))
     for column in ("scenario", "result", "steps", "seconds"):
         table.add_column(column)
     for result in results:
-        table.add_row(result.name, "pass" if result.ok else "FAIL",
+        table.add_row(result.name, result.outcome,
                       f"{sum(s.ok for s in result.steps)}/{len(result.steps)}",
                       f"{result.seconds:.1f}")
     return table

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from softphone.scenario.model import Leg, Scenario, Step
 from softphone.sip.errors import SipError
 from softphone.sip.transaction import Peer
 from softphone.testing import ExpectationFailed, TestAgent, TestCall
-from softphone.ua.events import Ended
+from softphone.ua.events import Ended, utc_timestamp
 
 
 class StepFailed(Exception):
@@ -26,16 +27,27 @@ class StepFailed(Exception):
 
 @dataclass
 class StepResult:
+    """One step as it ran. ``kind`` is "" when it passed, "failure" when what it expected
+    did not happen (JUnit's failure), "error" when something broke instead (an error)."""
+
     number: int
     line: int
     description: str
     ok: bool
     seconds: float
     message: str = ""
+    kind: str = ""
+
+
+OUTCOMES = ("passed", "failed", "error", "skipped")
 
 
 @dataclass
 class ScenarioResult:
+    """One scenario as it ran. ``outcome`` is passed, failed (an expectation not met),
+    error (something broke: a socket, a file) or skipped (an environment variable it needs
+    is not set); ``error`` says why in one line; ``timestamp`` is when it started (UTC)."""
+
     name: str
     path: str
     ok: bool = True
@@ -44,6 +56,27 @@ class ScenarioResult:
     error: str = ""
     calls: list[dict[str, Any]] = field(default_factory=list)
     sip_trace: list[str] = field(default_factory=list)
+    outcome: str = "passed"
+    timestamp: str = field(default_factory=lambda: utc_timestamp())
+
+    def end(self, outcome: str, why: str) -> None:
+        self.outcome, self.error = outcome, why
+        self.ok = outcome in ("passed", "skipped")
+
+
+_VARIABLE_RE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+
+
+def missing_variables(scenario: Scenario) -> list[str]:
+    """The environment variables the scenario's steps name (``${PBX_URI}``) that are unset."""
+    missing: list[str] = []
+    for step in scenario.steps:
+        for value in step.args.values():
+            for match in _VARIABLE_RE.finditer(value if isinstance(value, str) else ""):
+                name = match.group(1) or match.group(2)
+                if name not in os.environ and name not in missing:
+                    missing.append(name)
+    return missing
 
 
 class LegRuntime:
@@ -64,6 +97,11 @@ class LegRuntime:
 
 async def run_scenario(scenario: Scenario) -> ScenarioResult:
     result = ScenarioResult(scenario.name, str(scenario.path))
+    missing = missing_variables(scenario)
+    if missing:
+        result.end("skipped", "environment variable " + ", ".join(missing)
+                   + (" is" if len(missing) == 1 else " are") + " not set")
+        return result
     started = time.monotonic()
 
     def trace(direction: str, data: bytes, peer: Peer) -> None:
@@ -80,11 +118,13 @@ async def run_scenario(scenario: Scenario) -> ScenarioResult:
                 outcome = await _run_step(step, legs)
                 result.steps.append(outcome)
                 if not outcome.ok:
-                    result.ok, result.error = False, f"step {step.number}: {outcome.message}"
+                    result.end("failed" if outcome.kind == "failure" else "error",
+                               f"step {step.number}: {outcome.message}")
                     break
     except TimeoutError:
-        result.ok = False
-        result.error = f"the scenario ran past its timeout of {scenario.timeout:g} s"
+        result.end("failed", f"the scenario ran past its timeout of {scenario.timeout:g} s")
+    except (SipError, OSError) as broken:  # a leg could not even start (its port taken)
+        result.end("error", str(broken))
     finally:
         for runtime in legs.values():
             await runtime.tester.agent.close()
@@ -96,15 +136,17 @@ async def run_scenario(scenario: Scenario) -> ScenarioResult:
 
 async def _run_step(step: Step, legs: dict[str, LegRuntime]) -> StepResult:
     started = time.monotonic()
+    kind, message = "", ""
     try:
         await asyncio.wait_for(HANDLERS[step.action](step, legs), step.within)
-        ok, message = True, ""
     except TimeoutError:
-        ok, message = False, f"{step.describe()} did not happen within {step.within:g} s"
-    except (StepFailed, ExpectationFailed, SipError, OSError, ValueError) as failure:
-        ok, message = False, f"{step.describe()}: {failure}"
-    return StepResult(step.number, step.line, step.describe(), ok,
-                      round(time.monotonic() - started, 3), message)
+        kind, message = "failure", f"{step.describe()} did not happen within {step.within:g} s"
+    except (StepFailed, ExpectationFailed) as failure:
+        kind, message = "failure", f"{step.describe()}: {failure}"
+    except (SipError, OSError, ValueError) as broken:
+        kind, message = "error", f"{step.describe()}: {broken}"
+    return StepResult(step.number, step.line, step.describe(), not kind,
+                      round(time.monotonic() - started, 3), message, kind)
 
 
 # --- the actions: each is given its step and every leg ------------------------------------

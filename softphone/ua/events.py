@@ -5,19 +5,33 @@ the tests all consume these and nothing else; ``to_json`` is the ``--json`` line
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar
+
+
+def utc_timestamp(when: float | None = None) -> str:
+    """ISO 8601 in UTC with milliseconds (``2026-12-02T19:30:05.123Z``), as --json events
+    and scenario reports carry it."""
+    moment = datetime.fromtimestamp(time.time() if when is None else when, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
 class Event:
-    """Base of all engine events. ``name`` is the JSON ``event`` value."""
+    """Base of all engine events. ``name`` is the JSON ``event`` value; ``at`` is when the
+    event happened (seconds since the epoch; ``timestamp`` in its JSON, as ISO 8601 UTC).
+    ``at`` takes no part in comparisons."""
 
     name: ClassVar[str] = "event"
+    at: float = field(default_factory=time.time, kw_only=True, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"event": self.name}
+        data: dict[str, Any] = {"event": self.name, "timestamp": utc_timestamp(self.at)}
         for item in dataclasses.fields(self):
+            if item.name == "at":
+                continue
             value = getattr(self, item.name)
             data[item.name] = value if isinstance(value, (int, float, str, bool, list, dict,
                                                           type(None))) else str(value)

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from softphone.bundled import EXAMPLES as EXAMPLES_DIR
+from tests.conftest import TESTDATA
 from tests.peers import baresip
 
 SOFTPHONE = [sys.executable, "-m", "softphone"]
@@ -55,7 +58,7 @@ def test_a_failing_scenario_counts_in_the_exit_code_and_names_the_step(tmp_path:
     assert result.returncode == 1  # one of two failed
     said = " ".join(result.stdout.split())  # as a terminal would show it, unwrapped
     assert "FAIL busy line" in said and "final status was 486 Busy Here" in said
-    failure = ET.parse(junit).getroot().find("testcase/failure")
+    failure = ET.parse(junit).getroot().find("testsuite/testcase/failure")
     assert failure is not None and "step 4" in (failure.get("message") or "")
 
 
@@ -79,3 +82,60 @@ def test_expect_similar_fails_when_something_else_is_heard(tmp_path: Path) -> No
                             timeout=60)
     said = " ".join(result.stdout.split())
     assert result.returncode == 1 and "expect_similar" in said and "within 2 s" in said
+
+
+def test_junit_validates_against_jenkins_schema_with_every_outcome(tmp_path: Path) -> None:
+    """A pass, a failure and a scenario whose ${VAR} is unset (skipped, naming it): the
+    exit code is 1 whatever the number of failures, and the XML is what Jenkins' xunit
+    plugin accepts (its junit-10.xsd)."""
+    import xmlschema
+
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text((EXAMPLES / "busy.toml").read_text().replace("status = 486\nwithin",
+                                                                  "status = 603\nwithin"))
+    also_wrong = tmp_path / "also_wrong.toml"
+    also_wrong.write_text(wrong.read_text().replace('name = "busy line"', 'name = "again"'))
+    needs_env = tmp_path / "needs_env.toml"
+    needs_env.write_text((EXAMPLES / "baresip_tone.toml").read_text())
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    environment = {k: v for k, v in os.environ.items() if k != "BARESIP_URI"}
+    result = subprocess.run([*SOFTPHONE, "test", str(EXAMPLES / "busy.toml"), str(wrong),
+                             str(also_wrong), str(needs_env), "--junit", str(junit),
+                             "--report", str(report)],
+                            capture_output=True, text=True, timeout=120, env=environment)
+    assert result.returncode == 1, result.stdout  # two failed: still 1, never 2 (usage)
+    xmlschema.XMLSchema(str(TESTDATA / "junit" / "junit-10.xsd")).validate(str(junit))
+    root = ET.parse(junit).getroot()
+    assert root.tag == "testsuites"
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"),
+            suite.get("skipped")) == ("4", "2", "0", "1")
+    assert (suite.get("timestamp") or "").endswith("Z")
+    failure = suite.find("testcase/failure")
+    assert failure is not None and failure.get("type") == "expectation"
+    skipped = suite.find("testcase/skipped")
+    assert skipped is not None
+    assert skipped.get("message") == "environment variable BARESIP_URI is not set"
+    data = json.loads(report.read_text())
+    assert data["timestamp"].endswith("Z") and data["skipped"] == 1 and data["failed"] == 2
+    assert [s["outcome"] for s in data["scenarios"]] == ["passed", "failed", "failed",
+                                                         "skipped"]
+
+
+def test_ctrl_c_still_writes_the_reports(tmp_path: Path) -> None:
+    long = tmp_path / "long.toml"
+    long.write_text('name = "long wait"\ntimeout = 60\n[[legs]]\nname = "a"\n'
+                    '[[steps]]\nleg = "a"\naction = "wait"\nseconds = 30\nwithin = 40\n')
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    runner = subprocess.Popen([*SOFTPHONE, "test", str(long), str(EXAMPLES / "busy.toml"),
+                               "--junit", str(junit), "--report", str(report)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    runner.send_signal(signal.SIGINT)
+    assert runner.wait(20) == 130
+    runner.communicate()
+    outcomes = [s["outcome"] for s in json.loads(report.read_text())["scenarios"]]
+    assert outcomes == ["error", "skipped"]
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and (suite.get("errors"), suite.get("skipped")) == ("1", "1")
