@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,12 +26,14 @@ from softphone.media.wav import WavError, load_wav
 from softphone.sip import ParseError, SipUri, parse_sip_uri
 from softphone.sip.grammar import decimal
 from softphone.sip.transaction import Peer
+from softphone.transport.route import source_address_toward
 from softphone.transport.rtp import DEFAULT_RTP_PORTS
 from softphone.ua.agent import AgentConfig, AudioConfig, Credentials, UserAgent
 from softphone.ua.events import (
     Answered,
     Calling,
     Dtmf,
+    DtmfSent,
     Ended,
     Event,
     Hold,
@@ -90,15 +91,7 @@ def listen_address(text: str | None, toward: SipUri | None, default_port: int) -
 def _local_address_toward(target: SipUri | None) -> str:
     if target is None or target.host in ("localhost",):
         return "127.0.0.1"
-    probe = socket.socket(socket.AF_INET6 if ":" in target.host else socket.AF_INET,
-                          socket.SOCK_DGRAM)
-    try:
-        probe.connect((target.host, target.port or 5060))  # no packet is sent
-        return str(probe.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
-    finally:
-        probe.close()
+    return source_address_toward(target.host, target.port or 5060) or "127.0.0.1"
 
 
 class EventPrinter:
@@ -167,6 +160,8 @@ def describe(event: Event) -> str:
         return f"[yellow]no RTP for {event.seconds:.1f} s[/yellow]"
     if isinstance(event, Dtmf):
         return f"dtmf [bold]{event.digit}[/bold] ({event.method})"
+    if isinstance(event, DtmfSent):
+        return f"dtmf sent [bold]{event.digits}[/bold] ({event.method})"
     if isinstance(event, Ended):
         colour = "green" if event.status < 300 else "red"
         return (f"[{colour}]ended[/{colour}]: {event.status} {event.reason} "

@@ -1,5 +1,6 @@
-"""``softphone demo``: the embedded default. Two agents on loopback, one calls the other, a
-live view shows the call while it runs, and a summary closes it. No server, no sound card."""
+"""``softphone demo``: the embedded default. Two agents on loopback, one calls the other, the
+live view ``call`` and ``answer`` use shows the call while it runs (its keys work too), and a
+summary closes it. No server, no sound card."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import time
 
 import click
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
 from softphone.cli.common import (
     EXIT_FAILED,
@@ -17,32 +16,12 @@ from softphone.cli.common import (
     EXIT_OK,
     audio_config,
     run,
-    until_stopped,
 )
+from softphone.cli.live import LiveSession
 from softphone.media.quality import stream_quality
 from softphone.ua.agent import AgentConfig, AudioConfig, UserAgent
 from softphone.ua.call import Call
 from softphone.ua.events import Dtmf, Ended, Event
-
-
-def _view(call: Call, log: list[str]) -> Table:
-    table = Table(title="softphone demo: loopback call", show_header=False, min_width=60)
-    table.add_column("what", style="bold")
-    table.add_column("value")
-    talking = time.monotonic() - call.answered_at if call.answered_at else 0.0
-    table.add_row("peer", str(call.remote_uri))
-    table.add_row("state", call.state)
-    table.add_row("timer", f"{talking:5.1f} s")
-    table.add_row("codec", call.codec or "-")
-    if call.stream is not None:
-        stats = call.stream.snapshot()
-        table.add_row("RTP", f"sent {stats.packets_sent}, received {stats.packets_received}, "
-                             f"lost {stats.packets_lost}, jitter {stats.jitter_ms:.1f} ms")
-        table.add_row("RTCP", f"sent {stats.rtcp_sent}, received {stats.rtcp_received}"
-                              + (f", RTT {stats.rtt_ms:.1f} ms" if stats.rtt_ms is not None
-                                 else ""))
-    table.add_row("events", "  ".join(log[-4:]))
-    return table
 
 
 @click.command("demo")
@@ -65,32 +44,17 @@ def demo_command(seconds: float, sound_card: bool) -> None:
         audio = audio_config(None, None, None) if sound_card else AudioConfig(tone=440)
         caller_config = AgentConfig(listen_host="127.0.0.1", listen_port=0, rtcp_interval=1.0,
                                     audio=audio)
-        log: list[str] = []
-
-        def note(event: Event) -> None:
-            log.append(event.name)
-
         async with UserAgent(callee_config) as callee, UserAgent(caller_config) as caller:
-            caller.add_listener(note)
             answering = asyncio.ensure_future(_answer_one(callee))
+            session = LiveSession(caller, console, title="softphone demo")
             call = await caller.call(f"sip:echo@127.0.0.1:{callee.port}", duration=seconds)
+            session.view.watch(call)
             round_trip = asyncio.ensure_future(_dtmf_round_trip(caller, call))
-            with Live(_view(call, log), console=console, refresh_per_second=8,
-                      transient=False) as live:
-                async def refresh() -> bool:
-                    while not call.is_over:
-                        live.update(_view(call, log))
-                        await asyncio.sleep(0.125)
-                    live.update(_view(call, log))
-                    return True
-
-                done = await until_stopped(refresh(), stop)
+            ended = await session.run(asyncio.shield(call.ended), stop)
             answering.cancel()
-            if done is None:
+            if ended is None:
                 round_trip.cancel()
-                await call.hangup()
                 return EXIT_INTERRUPTED
-            ended = await call.ended
             dtmf_ms = round_trip.result() if round_trip.done() else None
         console.line()  # rich leaves the last frame of a live view without its line end
         console.print(_summary(call, ended, dtmf_ms))

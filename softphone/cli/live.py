@@ -1,13 +1,14 @@
 """Running a command interactively: the live view on screen, keys acting on the current call.
 
 Keys: h hang up, 0-9 * # send DTMF, m mute, p hold/resume, q quit (hanging up first); for a
-ringing incoming call: a answer, r reject (486), d decline (603)."""
+ringing incoming call: a answer, r reject (486), d decline (603). On q or Ctrl-C the calls
+are hung up while the view still shows them, so its last frame says how they ended."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.live import Live
@@ -25,10 +26,11 @@ REFRESH = 0.125
 
 
 class LiveSession:
-    def __init__(self, agent: UserAgent, console: Console | None = None) -> None:
+    def __init__(self, agent: UserAgent, console: Console | None = None,
+                 title: str = "softphone") -> None:
         self.agent = agent
         self.console = console or Console()
-        self.view = CallView()
+        self.view = CallView(title)
         self.quit = asyncio.Event()
         agent.add_listener(self._on_event)
 
@@ -44,12 +46,10 @@ class LiveSession:
         return live[-1] if live else None
 
     def key(self, char: str) -> None:
-        call = self.current()
         if char == "q":
-            if call is not None:
-                self.agent.spawn(call.hangup())
-            self.quit.set()
+            self.quit.set()  # run() hangs up, keeping the view on screen meanwhile
             return
+        call = self.current()
         if call is None:
             return
         ringing_here = call.direction == "incoming" and call.state in ("incoming", "ringing")
@@ -77,20 +77,33 @@ class LiveSession:
             self.view.log.append(f"{error}")
 
     async def run(self, work: Awaitable[T], stop: asyncio.Event) -> T | None:
-        """``work``'s result, or None when stopped by Ctrl-C or q."""
-        done = asyncio.Event()
+        """``work``'s result, or None when stopped by Ctrl-C or q (after hanging up)."""
         work_task = asyncio.ensure_future(work)
-        work_task.add_done_callback(lambda _: done.set())
-        waiters = [asyncio.ensure_future(e.wait()) for e in (done, stop, self.quit)]
+        stopped = asyncio.ensure_future(stop.wait())
+        quitting = asyncio.ensure_future(self.quit.wait())
         with keys(self.key), Live(self.view.render(), console=self.console,
                                   refresh_per_second=8) as live:
-            while not any(w.done() for w in waiters):
-                live.update(self.view.render())
-                await asyncio.wait(waiters, timeout=REFRESH, return_when=asyncio.FIRST_COMPLETED)
+            await self._refresh_until(live, [work_task, stopped, quitting])
+            stopped.cancel()
+            quitting.cancel()
+            interrupted = not work_task.done()
+            if interrupted:
+                work_task.cancel()  # no new calls; those up are hung up on screen
+                await self._refresh_until(live, [asyncio.ensure_future(self._hang_up_all())])
             live.update(self.view.render())
-        for waiter in waiters:
-            waiter.cancel()
-        if work_task.done():
-            return work_task.result()
-        work_task.cancel()
-        return None
+        return None if interrupted else work_task.result()
+
+    async def _refresh_until(self, live: Live, waiters: Sequence[asyncio.Future[Any]]) -> None:
+        """Redraw until the first of ``waiters`` is done."""
+        while not any(waiter.done() for waiter in waiters):
+            live.update(self.view.render())
+            await asyncio.wait(waiters, timeout=REFRESH, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _hang_up_all(self) -> None:
+        """Every call still up, hung up at once, waiting at most the agent's close bound."""
+        hangups = [asyncio.ensure_future(call.hangup()) for call in self.view.calls
+                   if not call.is_over]
+        if hangups:
+            await asyncio.wait(hangups, timeout=self.agent.config.close_timeout)
+        for call in self.view.calls:
+            call.abandon("No answer to our hang-up")

@@ -1,7 +1,9 @@
 """The live call view (rich): state, timer, codec, RTP figures, MOS estimate, levels, DTMF.
 
-It reads the engine's public objects and events only. Redrawn a few times a second by
-rich's Live, in place, without flicker; used when stdout is a terminal and --json is off.
+One renderer serves ``call``, ``answer`` and ``demo``. It reads the engine's public objects
+and events only, and is redrawn a few times a second by rich's Live, in place. The timer runs
+from the answer to the end of the call and then stands still; the meters show silence when
+nothing arrives (on hold, say) rather than the last level heard.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from rich.text import Text
 
 from softphone.media.quality import stream_quality
 from softphone.ua.call import Call
-from softphone.ua.events import Dtmf, Ended, Event, Hold
+from softphone.ua.events import Answered, Dtmf, DtmfSent, Ended, Event, Hold
 
 STATE_NAMES = {"incoming": "incoming call", "calling": "calling", "ringing": "ringing",
                "answered": "talking", "ending": "hanging up", "ended": "ended"}
 KEYS_TALKING = "h hang up  0-9*# DTMF  m mute  p hold/resume  q quit"
 KEYS_INCOMING = "a answer  r reject (486)  d decline (603)  q quit"
+KEYS_ENDED = "q quit"
+LOG_LINES = 50
 
 
 def meter(dbfs: float, width: int = 20) -> Text:
@@ -32,10 +36,20 @@ def meter(dbfs: float, width: int = 20) -> Text:
     return bar
 
 
+def call_timer(call: Call, now: float | None = None) -> str:
+    """Minutes and seconds talked: from the answer to the end (or to now while it lasts)."""
+    if call.answered_at is None:
+        return "--:--"
+    until = call.ended_at if call.ended_at is not None else (now or time.monotonic())
+    return time.strftime("%M:%S", time.gmtime(max(0.0, until - call.answered_at)))
+
+
 class CallView:
-    def __init__(self) -> None:
+    def __init__(self, title: str = "softphone") -> None:
+        self.title = title
         self.calls: list[Call] = []
-        self.digits: dict[str, str] = {}
+        self.digits_in: dict[str, str] = {}
+        self.digits_out: dict[str, str] = {}
         self.held: dict[str, bool] = {}
         self.log: list[str] = []
         self.muted = False
@@ -46,35 +60,43 @@ class CallView:
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, Dtmf):
-            self.digits[event.call_id] = self.digits.get(event.call_id, "") + event.digit
+            self.digits_in[event.call_id] = self.digits_in.get(event.call_id, "") + event.digit
+        elif isinstance(event, DtmfSent):
+            self.digits_out[event.call_id] = self.digits_out.get(event.call_id, "") + \
+                event.digits
         elif isinstance(event, Hold):
             self.held[event.call_id] = event.held
+            self.log.append(f"{'on hold' if event.held else 'resumed'} (by {event.by})")
+        elif isinstance(event, Answered):
+            self.log.append(f"answered by {event.peer} ({event.codec or 'no media'})")
         elif isinstance(event, Ended):
             self.log.append(f"ended: {event.status} {event.reason} (by {event.by})")
-        if len(self.log) > 50:
-            del self.log[:-50]
+        if len(self.log) > LOG_LINES:
+            del self.log[:-LOG_LINES]
 
     def render(self) -> RenderableType:
         panels: list[RenderableType] = [self._call_panel(call) for call in self.calls[-3:]]
         if not panels:
-            panels.append(Panel("waiting for calls ...", title="softphone"))
+            panels.append(Panel("waiting for calls ...", title=self.title))
         if self.log:
             panels.append(Text("\n".join(self.log[-3:]), style="dim"))
         return Group(*panels)
+
+    def _state(self, call: Call) -> str:
+        state = STATE_NAMES.get(call.state, call.state)
+        if call.state == "answered" and (self.held.get(call.call_id) or (
+                call.media is not None and call.media.direction != "sendrecv")):
+            state = "on hold"
+        return state
 
     def _call_panel(self, call: Call) -> Panel:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column()
-        state = STATE_NAMES.get(call.state, call.state)
-        if self.held.get(call.call_id) or (call.media and call.media.direction != "sendrecv"
-                                           and call.state == "answered"):
-            state = "on hold"
+        state = self._state(call)
         table.add_row("peer", str(call.remote_uri))
-        table.add_row("state", state + ("  (muted)" if self.muted else ""))
-        started = call.answered_at
-        table.add_row("timer", time.strftime("%M:%S", time.gmtime(
-            time.monotonic() - started)) if started else "--:--")
+        table.add_row("state", state + ("  (muted)" if self.muted and not call.is_over else ""))
+        table.add_row("timer", call_timer(call))
         table.add_row("codec", call.codec or "-")
         stream = call.stream
         if stream is not None:
@@ -86,10 +108,17 @@ class CallView:
             table.add_row("jitter", f"{stats.jitter_ms:.1f} ms" + (
                 f"   RTT {stats.rtt_ms:.1f} ms" if stats.rtt_ms is not None else ""))
             table.add_row("MOS", f"{mos:.2f}")
-            table.add_row("mic", meter(stream.level_in))
-            table.add_row("speaker", meter(stream.level_out))
-        if self.digits.get(call.call_id):
-            table.add_row("DTMF in", self.digits[call.call_id])
-        keys = KEYS_INCOMING if call.state in ("incoming", "ringing") and \
-            call.direction == "incoming" else KEYS_TALKING
-        return Panel(table, title=f"softphone: {state}", subtitle=keys)
+            live = not call.is_over
+            table.add_row("mic", meter(stream.level_in if live else -96.0))
+            table.add_row("speaker", meter(stream.level_out if live else -96.0))
+        if self.digits_in.get(call.call_id):
+            table.add_row("DTMF in", self.digits_in[call.call_id])
+        if self.digits_out.get(call.call_id):
+            table.add_row("DTMF out", self.digits_out[call.call_id])
+        if call.is_over:
+            keys = KEYS_ENDED
+        elif call.state in ("incoming", "ringing") and call.direction == "incoming":
+            keys = KEYS_INCOMING
+        else:
+            keys = KEYS_TALKING
+        return Panel(table, title=f"{self.title}: {state}", subtitle=keys)

@@ -45,6 +45,7 @@ from softphone.transport.rtp import RtpEndpoint
 
 log = logging.getLogger("softphone.media")
 ADAPT_EVERY = 50  # ticks between jitter-buffer depth adjustments
+SILENT_AFTER = 0.25  # seconds without RTP before the speaker meter shows silence
 RTCP_INTERVAL = 5.0  # seconds, randomised by 0.5-1.5 (RFC 3550 6.2)
 
 
@@ -215,8 +216,8 @@ class MediaStream:
     def level_out(self) -> float:
         """dBFS of the last frame we played (or, when nothing plays it, received); silent
         while the peer holds us (nothing arrives, nothing plays)."""
-        if not self.receiving:
-            return -96.0
+        if not self.receiving or time.monotonic() - self._last_rtp > SILENT_AFTER:
+            return -96.0  # nothing arrives (on hold, a peer gone quiet): say so
         if self._last_payload is not None:
             payload, self._last_payload = self._last_payload, None
             self._last_played = self._decode(payload)

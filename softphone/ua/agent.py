@@ -41,6 +41,7 @@ from softphone.sip.uri import format_host
 from softphone.sip.validate import EndpointPolicy, check_request
 from softphone.transport.base import ListenError
 from softphone.transport.resolver import ResolutionError, make_dns_resolver, resolve
+from softphone.transport.route import default_address, is_wildcard, source_address_toward
 from softphone.transport.rtp import DEFAULT_RTP_PORTS, Impairment, PortRange
 from softphone.transport.tcp import TcpTransport
 from softphone.transport.udp import UdpTransport
@@ -133,6 +134,9 @@ class AgentConfig:
     impairment: Impairment | None = None  # tests: seeded loss/jitter on sent RTP
     rtp_ports: tuple[int, int] = DEFAULT_RTP_PORTS  # each call binds an even/odd pair in here
     close_timeout: float = 4.0  # seconds close() waits for the answers to its BYEs
+    # The address to advertise in Via, Contact and SDP instead of the bound one (a NAT's
+    # public address, say); None: the bound address, or on 0.0.0.0 the route's source.
+    public_host: str | None = None
 
 
 class UserAgent:
@@ -161,7 +165,7 @@ class UserAgent:
         self._calls_by_invite: dict[TransactionKey, Call] = {}
         self._dialog_keys_of: dict[Call, list[tuple[str, str, str]]] = {}
         self._unanswered: set[Call] = set()  # incoming calls, some perhaps answered since
-        self._contacts: dict[str, tuple[Address, str]] = {}
+        self._contacts: dict[tuple[str, str], tuple[Address, str]] = {}
         self.calls: set[Call] = set()
         self.registrations: list[Registration] = []
         self._timer: asyncio.Handle | None = None
@@ -233,28 +237,40 @@ class UserAgent:
 
     @property
     def address_of_record(self) -> SipUri:
-        return SipUri(host=self.config.domain or self.host, user=self.config.user)
+        return SipUri(host=self.config.domain or self.advertised_host(), user=self.config.user)
 
-    def contact(self, transport: str | None = None) -> Address:
-        return self._contact_of(transport)[0]
+    def advertised_host(self, toward: str | None = None) -> str:
+        """The address others reach us at, for Via, Contact and SDP: the configured public
+        one; else the bound address; else (bound to 0.0.0.0 or ::, which reaches nobody)
+        the address the route toward ``toward`` leaves from."""
+        if self.config.public_host:
+            return self.config.public_host
+        if not is_wildcard(self.host):
+            return self.host
+        found = source_address_toward(toward) if toward else None
+        return found or default_address(ipv6=":" in self.host)
 
-    def contact_text(self, transport: str | None = None) -> str:
-        return self._contact_of(transport)[1]
+    def contact(self, transport: str | None = None, toward: str | None = None) -> Address:
+        return self._contact_of(transport, toward)[0]
 
-    def _contact_of(self, transport: str | None) -> tuple[Address, str]:
-        """Our Contact, and as text: built once the agent is bound (its address no longer
-        changes then), since nearly every message carries it."""
+    def contact_text(self, transport: str | None = None, toward: str | None = None) -> str:
+        return self._contact_of(transport, toward)[1]
+
+    def _contact_of(self, transport: str | None, toward: str | None) -> tuple[Address, str]:
+        """Our Contact, and as text: built once per transport and advertised address (they
+        no longer change once the agent is bound), since nearly every message carries it."""
         chosen = transport or self.config.transport
-        known = self._contacts.get(chosen)
+        host = self.advertised_host(toward)
+        known = self._contacts.get((chosen, host))
         if known is not None:
             return known
-        uri = SipUri(host=self.host, port=self.port, user=self.config.user)
+        uri = SipUri(host=host, port=self.port, user=self.config.user)
         if chosen == "tcp":
             uri = uri.with_param("transport", "tcp")
         address = Address(uri=uri)
         contact = (address, str(address))
         if self.port:
-            self._contacts[chosen] = contact
+            self._contacts[(chosen, host)] = contact
         return contact
 
     def local_address(self) -> Address:
@@ -359,9 +375,12 @@ class UserAgent:
     # --- client side -------------------------------------------------------------------------
 
     def prepare(self, request: Request, peer: Peer) -> Request:
-        """Add the Via for ``peer``'s transport (new branch, rport) and our User-Agent."""
+        """Add the Via for ``peer``'s transport (new branch, rport) and our User-Agent; on a
+        wildcard address, our Contact names the address the route to ``peer`` leaves from."""
         headers = request.headers.copy()
-        sent_by = f"{format_host(self.host)}:{self.port}"
+        host = self.advertised_host(peer.host)
+        sent_by = f"{format_host(host)}:{self.port}"
+        self._route_contact(headers, peer)
         headers.prepend("Via", f"SIP/2.0/{peer.transport.upper()} {sent_by}"
                                f";branch={new_branch()};rport")
         if "Max-Forwards" not in headers:
@@ -369,6 +388,16 @@ class UserAgent:
         if "User-Agent" not in headers:
             headers.add("User-Agent", self.config.user_agent)
         return Request(request.method, request.uri, headers, request.body)
+
+    def _route_contact(self, headers: Headers, peer: Peer) -> None:
+        """On a wildcard address, replace our default Contact by the one routed to ``peer``
+        (the message was built before its destination was known)."""
+        if not is_wildcard(self.host) or self.config.public_host:
+            return
+        default = self.contact_text(peer.transport)
+        routed = self.contact_text(peer.transport, peer.host)
+        if default != routed and headers.get("Contact") == default:
+            headers.set("Contact", routed)
 
     async def targets(self, uri: SipUri) -> list[Peer]:
         """Where a request for ``uri`` goes: the outbound proxy if set, else ``uri`` itself."""
@@ -460,6 +489,9 @@ class UserAgent:
     def respond(self, key: TransactionKey, response: Response) -> None:
         if "User-Agent" not in response.headers and response.status != 100:
             response.headers.add("Server", self.config.user_agent)
+        transaction = self.layer.server.get(key)
+        if transaction is not None:
+            self._route_contact(response.headers, transaction.peer)
         self.layer.respond(key, response, self.now())
         self._transmit()
 
@@ -471,7 +503,7 @@ class UserAgent:
             ("Max-Forwards", "70"),
             ("From", str(self.local_address().with_param("tag", from_tag or new_tag()))),
             ("To", str(to or Address(uri=uri))),
-            ("Call-ID", call_id or new_call_id(self.host)),
+            ("Call-ID", call_id or new_call_id(self.advertised_host())),
             ("CSeq", f"{cseq} {method}"),
         ])
         if self.config.outbound_proxy:

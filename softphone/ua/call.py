@@ -36,6 +36,7 @@ from softphone.ua.events import (
     Answered,
     Calling,
     Dtmf,
+    DtmfSent,
     Ended,
     Hold,
     Incoming,
@@ -71,9 +72,11 @@ class Call:
         self.ended: asyncio.Future[Ended] = asyncio.get_running_loop().create_future()
         self.created_at = time.monotonic()
         self.answered_at: float | None = None
+        self.ended_at: float | None = None
         self.invite: Request | None = None
         self.invite_key: TransactionKey | None = None
         self.invite_peer: Peer | None = None
+        self.peer_host: str | None = None  # the address our requests go to (resolved)
         self._session_id = secrets.randbelow(2**31)
         self._sdp_version = 0
         self._got_provisional = False
@@ -90,13 +93,14 @@ class Call:
 
     @classmethod
     def outgoing(cls, agent: UserAgent, uri: SipUri) -> Call:
-        return cls(agent, "outgoing", uri, new_call_id(agent.host), new_tag())
+        return cls(agent, "outgoing", uri, new_call_id(agent.advertised_host()), new_tag())
 
     @classmethod
     def incoming(cls, agent: UserAgent, invite: Request, key: TransactionKey,
                  source: Peer) -> Call:
         call = cls(agent, "incoming", invite.from_address.sip_uri, invite.call_id, new_tag())
         call.invite, call.invite_key, call.invite_peer = invite, key, source
+        call.peer_host = source.host
         call.state = "incoming"
         call._unanswered_timer = asyncio.get_running_loop().call_later(
             agent.config.unanswered_timeout, call._give_up_unanswered)
@@ -112,6 +116,10 @@ class Call:
     def _give_up_unanswered(self) -> None:
         if self.state in ("incoming", "ringing"):
             self.agent.spawn(self.reject(480, "Temporarily Unavailable (not answered)"))
+
+    def _media_host(self) -> str:
+        """The address our SDP gives for RTP: the one the route to the peer leaves from."""
+        return self.agent.advertised_host(self.peer_host)
 
     @property
     def codec(self) -> str | None:
@@ -171,8 +179,9 @@ class Call:
 
     async def _invite(self, target: SipUri, cseq: int) -> tuple[Response, Request]:
         peers = await self.agent.targets(target)
+        self.peer_host = peers[0].host
         self._sdp_version += 1
-        self._offer = make_offer(self.agent.codecs, self.agent.host, self.rtp.port,
+        self._offer = make_offer(self.agent.codecs, self._media_host(), self.rtp.port,
                                  self._session_id, self._sdp_version)
         invite = self.agent.new_request("INVITE", target, to=Address(uri=self.remote_uri),
                                         call_id=self.call_id, from_tag=self.local_tag,
@@ -308,11 +317,11 @@ class Call:
         self._sdp_version += 1
         codecs = self.agent.codecs
         if not offer_body:
-            self._offer = make_offer(codecs, self.agent.host, self.rtp.port, self._session_id,
+            self._offer = make_offer(codecs, self._media_host(), self.rtp.port, self._session_id,
                                      self._sdp_version)
             return bytes(self._offer)
         offer = SessionDescription.parse(offer_body)
-        answer, self.media = answer_offer(offer, codecs, self.agent.host, self.rtp.port,
+        answer, self.media = answer_offer(offer, codecs, self._media_host(), self.rtp.port,
                                           self._session_id, self._sdp_version)
         if not self.peer_codecs:
             self.peer_codecs = known_codecs(offer)
@@ -501,7 +510,7 @@ class Call:
             raise SipError("Hold, resume and renegotiation need an answered call")
         codecs = codecs or list(self.agent.codecs)
         self._sdp_version += 1
-        self._offer = make_offer(codecs, self.agent.host, self.rtp.port,
+        self._offer = make_offer(codecs, self._media_host(), self.rtp.port,
                                  self._session_id, self._sdp_version, direction)
         reinvite = self.dialog.create_request("INVITE", bytes(self._offer), SDP_TYPE)
         response, sent = await self.agent.send_request(
@@ -525,11 +534,13 @@ class Call:
             event_code(digit)  # ValueError before anything is sent
         method = self.agent.config.dtmf_method
         if method != "info" and self.stream is not None and self.stream.send_dtmf(digits):
+            self.agent.emit(DtmfSent(self.call_id, digits.upper(), "rfc4733"))
             return "rfc4733"
         if method == "rfc4733":
             raise SipError("The peer did not negotiate telephone-event")
         for digit in digits:
             await self._info_digit(digit)
+            self.agent.emit(DtmfSent(self.call_id, digit.upper(), "info"))
         return "info"
 
     async def _info_digit(self, digit: str) -> None:
@@ -548,6 +559,7 @@ class Call:
         if self.is_over:
             return
         self.state = "ended"
+        self.ended_at = time.monotonic()
         self._stop_unanswered_timer()
         if self.dialog is not None:
             self.dialog.state = "terminated"

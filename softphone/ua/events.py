@@ -166,6 +166,16 @@ class Dtmf(Event):
 
 
 @dataclass(frozen=True)
+class DtmfSent(Event):
+    """Digits we sent; ``method`` is rfc4733 or info, as the call could."""
+
+    name: ClassVar[str] = "dtmf_sent"
+    call_id: str
+    digits: str
+    method: str
+
+
+@dataclass(frozen=True)
 class Ended(Event):
     """The call is over. ``status`` is the SIP status that ended it (200 for a normal hang-up,
     487 for a cancelled call, 408 for a timeout ...); ``by`` is local, remote or error."""

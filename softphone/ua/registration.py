@@ -41,7 +41,7 @@ class Registration:
         self.registrar = registrar
         self.requested_expires = expires
         self.granted_expires = 0
-        self.call_id = new_call_id(agent.host)
+        self.call_id = new_call_id(agent.advertised_host())
         self.from_tag = new_tag()
         self.cseq = 0
         self._refresher: asyncio.Task[object] | None = None

@@ -318,3 +318,36 @@ async def test_rtp_that_stops_is_noticed_and_can_end_the_call() -> None:
         ended = await asyncio.wait_for(incoming.ended, 5)
         assert (ended.status, ended.by) == (408, "local")
         assert (await asyncio.wait_for(call.ended, 5)).by == "remote"
+
+
+async def test_an_agent_on_the_wildcard_address_advertises_the_route_to_its_peer() -> None:
+    """Listening on 0.0.0.0, the Via, Contact and SDP name the address packets to the peer
+    leave from (here 127.0.0.1), never 0.0.0.0, both as caller and as callee."""
+    import re
+
+    from softphone.ua.agent import AgentConfig, AudioConfig, UserAgent
+
+    sent: list[bytes] = []
+    wildcard = UserAgent(AgentConfig(listen_host="0.0.0.0", listen_port=0, codecs=("pcmu",),
+                                     audio=AudioConfig(tone=440)))
+    local = UserAgent(AgentConfig(listen_port=0, codecs=("pcmu",)))
+    async with wildcard, local:
+        wildcard.add_tracer(lambda direction, data, peer: sent.append(data)
+                            if direction == "sent" else None)
+        outgoing = await wildcard.call(f"sip:bob@127.0.0.1:{local.port}")
+        incoming = await asyncio.wait_for(local.incoming.get(), 5)
+        await incoming.answer()
+        assert await asyncio.wait_for(asyncio.shield(outgoing.answered), 5)
+        back = await local.call(f"sip:alice@127.0.0.1:{wildcard.port}")
+        answering = await asyncio.wait_for(wildcard.incoming.get(), 5)
+        await answering.answer()
+        assert await asyncio.wait_for(asyncio.shield(back.answered), 5)
+        await asyncio.sleep(0.3)
+        assert incoming.stream is not None and incoming.stream.stats.received > 0
+        await outgoing.hangup()
+        await back.hangup()
+    text = b"".join(sent).decode()
+    assert "0.0.0.0" not in text
+    assert re.search(r"Via: SIP/2.0/UDP 127\.0\.0\.1:\d+", text)
+    assert re.search(r"Contact: <sip:softphone@127\.0\.0\.1:\d+>", text)
+    assert "c=IN IP4 127.0.0.1" in text and "SIP/2.0 200 OK" in text

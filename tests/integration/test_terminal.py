@@ -1,8 +1,12 @@
-"""The live view driven in a real terminal (tmux): answer with a, send a digit, hang up with h."""
+"""The live view driven in a real terminal (tmux), one renderer for call, answer and demo:
+answer with a, send a digit, hold, hang up with h, quit with q or Ctrl-C; the last frame says
+how the call ended and the timer stops with the call."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -39,19 +43,37 @@ class Terminal:
         subprocess.run([self.tmux, "send-keys", "-t", self.name, key], check=True)
 
 
-@pytest.fixture
-def terminal(tmp_path: Path) -> Iterator[tuple[Terminal, int]]:
+@contextlib.contextmanager
+def in_tmux(arguments: str, tmp_path: Path) -> Iterator[Terminal]:
+    """``softphone ARGUMENTS`` in a new 100x40 tmux session; its exit code lands in a file."""
     tmux = require("tmux")
-    port = free_port()
-    name = f"softphone-{port}"
-    command = (f"{shlex.quote(sys.executable)} -m softphone answer --listen 127.0.0.1:{port} "
-               f"--null-audio --max-calls 1 2>{tmp_path / 'stderr.txt'}; sleep 30")
+    name = f"softphone-{free_port()}"
+    command = (f"{shlex.quote(sys.executable)} -m softphone {arguments} "
+               f"2>{tmp_path / 'stderr.txt'}; echo $? > {tmp_path / 'exit.txt'}; sleep 30")
     subprocess.run([tmux, "new-session", "-d", "-s", name, "-x", "100", "-y", "40", command],
                    check=True)
     try:
-        yield Terminal(tmux, name), port
+        yield Terminal(tmux, name)
     finally:
         subprocess.run([tmux, "kill-session", "-t", name], capture_output=True)
+
+
+def exit_code(tmp_path: Path, timeout: float = 15.0) -> int:
+    deadline = time.monotonic() + timeout
+    path = tmp_path / "exit.txt"
+    while not path.exists() or not path.read_text().strip():
+        if time.monotonic() > deadline:
+            raise AssertionError("the command did not exit")
+        time.sleep(0.1)
+    return int(path.read_text())
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[tuple[Terminal, int]]:
+    port = free_port()
+    with in_tmux(f"answer --listen 127.0.0.1:{port} --null-audio --max-calls 1",
+                 tmp_path) as screen:
+        yield screen, port
 
 
 def test_answer_send_a_digit_and_hang_up_with_keys(terminal: tuple[Terminal, int]) -> None:
@@ -71,7 +93,9 @@ def test_answer_send_a_digit_and_hang_up_with_keys(terminal: tuple[Terminal, int
         time.sleep(1.0)
         screen.press("h")
         ended = screen.wait_for("ended: 200")
-        assert "softphone: ended" in ended
+        assert "softphone: ended" in ended and "q quit" in ended
+        time.sleep(1.5)
+        assert timer_of(screen.screen()) == timer_of(ended)  # it stopped with the call
         assert caller.wait(15) == 0
         assert caller.stdout is not None
         events = [json.loads(line) for line in caller.stdout]
@@ -85,3 +109,74 @@ def test_answer_send_a_digit_and_hang_up_with_keys(terminal: tuple[Terminal, int
     assert names[-1] == "ended" and events[-1]["by"] == "remote"
     assert [e["digit"] for e in events if e["event"] == "dtmf"] == ["5"]
     assert "answered" in names
+
+
+def timer_of(screen: str) -> str:
+    found = re.search(r"timer\s+(\d\d:\d\d)", screen)
+    assert found is not None, screen
+    return found.group(1)
+
+
+@contextlib.contextmanager
+def answering(*extra: str) -> Iterator[int]:
+    """A softphone answering on a free port (without a terminal), its port."""
+    server = subprocess.Popen([sys.executable, "-m", "softphone", "answer", "--listen",
+                               "127.0.0.1:0", "--null-audio", "--json", *extra],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        yield int(json.loads(server.stdout.readline())["port"])
+    finally:
+        server.terminate()
+        server.communicate(timeout=15)
+
+
+def test_the_caller_sees_its_digits_holds_and_quits_leaving_the_last_frame(
+        tmp_path: Path) -> None:
+    with answering("--auto-answer", "--tone", "440") as port, \
+            in_tmux(f"call sip:bob@127.0.0.1:{port} --null-audio", tmp_path) as screen:
+        screen.wait_for("talking")
+        screen.wait_for("dBFS")
+        screen.press("5")
+        screen.wait_for("DTMF out  5")
+        screen.press("p")
+        held = screen.wait_for("on hold")
+        time.sleep(0.6)
+        held = screen.screen()
+        assert re.search(r"speaker\s+░+\s+silent", held), held  # nothing arrives on hold
+        screen.press("q")
+        last = screen.wait_for("softphone: ended")
+        assert "hanging up" not in last and "ended: 200" in last
+        assert exit_code(tmp_path) == 130
+
+
+def test_ctrl_c_while_ringing_leaves_the_ended_frame(tmp_path: Path) -> None:
+    port = free_port()
+    with in_tmux(f"answer --listen 127.0.0.1:{port} --null-audio", tmp_path) as screen:
+        screen.wait_for("waiting for calls")
+        caller = subprocess.Popen([sys.executable, "-m", "softphone", "call",
+                                   f"sip:bob@127.0.0.1:{port}", "--null-audio", "--json"],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            screen.wait_for("a answer")
+            screen.press("C-c")
+            last = screen.wait_for("softphone: ended")
+            assert "ringing" not in last.split("softphone: ended")[1].split("╰")[0]
+            assert "ended: 603" in last
+            assert exit_code(tmp_path) == 130
+            assert caller.wait(15) == 1
+        finally:
+            if caller.poll() is None:
+                caller.kill()
+            caller.communicate()
+
+
+def test_demo_shows_the_same_view_then_its_summary(tmp_path: Path) -> None:
+    with in_tmux("demo --seconds 2", tmp_path) as screen:
+        talking = screen.wait_for("softphone demo: talking")
+        for row in ("peer", "timer", "codec", "packets", "MOS", "mic", "speaker"):
+            assert re.search(rf"│ {row}\s", talking), row
+        assert "h hang up  0-9*# DTMF  m mute  p hold/resume  q quit" in talking
+        summary = screen.wait_for("summary:")
+        assert "softphone demo: ended" in summary and "DTMF out  123" in summary
+        assert exit_code(tmp_path) == 0
