@@ -46,6 +46,18 @@ TELEPHONE_EVENT = Codec("telephone-event", "telephone-event", 8000, 1, None, "0-
 DEFAULT_CODECS = ("opus", "g722", "pcmu", "pcma")
 _DYNAMIC_PT = {"opus": 111, "telephone-event": 101}
 _DIRECTION_ANSWER = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
+_SENDS = ("sendrecv", "sendonly")
+_RECEIVES = ("sendrecv", "recvonly")
+
+
+def answer_direction(offered: str, wish: str) -> str:
+    """Our direction in an answer (RFC 3264 6.1): we send only if the offerer receives and
+    we want to send, we receive only if it sends and we want to receive. A party holding
+    the call (wish sendonly) answers a hold (offered sendonly) with inactive."""
+    send = wish in _SENDS and offered in _RECEIVES
+    receive = wish in _RECEIVES and offered in _SENDS
+    return {(True, True): "sendrecv", (True, False): "sendonly",
+            (False, True): "recvonly", (False, False): "inactive"}[(send, receive)]
 
 
 @dataclass(frozen=True)
@@ -136,8 +148,7 @@ def answer_offer(offer: SessionDescription, codec_keys: tuple[str, ...] | list[s
         remote = offer.connection_for(media)
         if remote is None:
             raise SdpError("SDP offer without a connection address")
-        agreed = _agreed(chosen, media, remote, _DIRECTION_ANSWER.get(media.direction,
-                                                                      direction))
+        agreed = _agreed(chosen, media, remote, answer_direction(media.direction, direction))
         # The answer asks for the packet size it will send: both directions alike.
         answer.media.append(_answer_section(agreed, port))
     if agreed is None:

@@ -435,6 +435,13 @@ class TransactionLayer:
         if isinstance(transaction, ServerInviteTransaction) and 200 <= response.status < 300:
             self._awaiting_ack[_ack_key(transaction.request)] = key
 
+    def stop_retransmitting(self, key: TransactionKey) -> None:
+        """The call this INVITE began is over (a BYE came before the ACK, say): stop
+        repeating our 2xx, and expect no ACK any more."""
+        transaction = self.server.get(key)
+        if isinstance(transaction, ServerInviteTransaction):
+            transaction.ack_for_2xx()
+
     def expect_final_within(self, key: TransactionKey, now: float, seconds: float) -> None:
         transaction = self.client.get(key)
         if isinstance(transaction, ClientInviteTransaction):

@@ -1,0 +1,721 @@
+"""One call inside the core: its INVITE, its dialog (and the early ones of a forking proxy),
+its offer/answer session, its timers. Sans-IO: every method takes ``now`` and acts through
+the core (messages to send, events to emit, timers to arm), never through a socket.
+
+The sections follow the verbs, as baresip/re's sipsess does file by file: placing a call
+(connect), answering one (accept), the ACK, changing the session (modify: re-INVITE and
+glare), ending it (close), and what arrives inside the dialog.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING
+
+from softphone.core.events import CallGone, Completed, MediaCheck, MediaReady
+from softphone.core.requests import Exchange
+from softphone.core.session import MediaSession
+from softphone.core.state import CallInput, CallState, OfferState, next_call_state
+from softphone.events import (
+    Answered,
+    Calling,
+    Dtmf,
+    Ended,
+    Hold,
+    Incoming,
+    MediaTimeout,
+    Progress,
+    Redirected,
+    Ringing,
+)
+from softphone.rtp.dtmf import DIGITS
+from softphone.sdp.model import SdpError
+from softphone.sip import Headers, ParseError, Request, Response, SipUri
+from softphone.sip.builder import make_cancel, make_response, reason_phrase
+from softphone.sip.dialog import Dialog
+from softphone.sip.errors import LocalProtocolError
+from softphone.sip.headers import Address
+from softphone.sip.transaction import LocalResponse, Peer, TransactionKey
+
+if TYPE_CHECKING:
+    from softphone.core.agent import UserAgentCore
+
+log = logging.getLogger("softphone.call")
+MAX_REDIRECTS = 5
+SDP = "application/sdp"
+DTMF_RELAY = "application/dtmf-relay"
+# RFC 3261 14.1: after a 491, the owner of the Call-ID waits 2.1-4 s, the other side 0-2 s.
+GLARE_OWNER, GLARE_OTHER = (2.1, 4.0), (0.0, 2.0)
+CALL_TIMERS = ("ring_timeout", "answer_after", "duration", "unanswered", "glare", "media")
+
+
+class CoreCall:
+    def __init__(self, core: UserAgentCore, handle: str, direction: str, call_id: str,
+                 local_tag: str, remote_uri: SipUri) -> None:
+        self.core = core
+        self.handle = handle
+        self.direction = direction
+        self.call_id = call_id
+        self.local_tag = local_tag
+        self.remote_uri = remote_uri
+        self.state = CallState.CALLING if direction == "outgoing" else CallState.INCOMING
+        self.session: MediaSession | None = None
+        self.dialog: Dialog | None = None
+        self.early: dict[str, Dialog] = {}      # early dialogs of our INVITE, by To tag
+        self.peer_host: str | None = None       # where our requests go, for SDP and Contact
+        self.answered_at: float | None = None
+        self.ended_at: float | None = None
+        self.owns_call_id = direction == "outgoing"
+        # outgoing
+        self.invite: Exchange | None = None
+        self._visited: set[SipUri] = {remote_uri}
+        self._redirects = 0
+        self._cancel_requested = False
+        self._cancel_sent = False
+        self._forks_done: set[str] = set()
+        self._ack: tuple[Request, Peer] | None = None
+        self._duration: float | None = None
+        self._with_offer = True
+        self.keep_forks = False
+        # incoming
+        self.request: Request | None = None     # the INVITE that created the call
+        self.server_key: TransactionKey | None = None
+        self.source: Peer | None = None
+        self._answer_port: int | None = None
+        self._awaiting_ack_answer = False       # our 2xx offered: their ACK must answer
+        # inside the dialog
+        self._modify: _Modify | None = None     # our re-INVITE, or one waiting out glare
+        self._media_timeout: float | None = None
+
+    # --- shared ------------------------------------------------------------------------------
+
+    @property
+    def is_over(self) -> bool:
+        return self.state is CallState.ENDED
+
+    def _move(self, event: CallInput) -> None:
+        self.state = next_call_state(self.state, event)
+
+    def _emit_media(self) -> None:
+        if self.session is not None and self.session.media is not None:
+            self.core.emit(MediaReady(self.handle, self.session.media,
+                                      self.session.peer_codecs))
+
+    def _session(self, port: int) -> MediaSession:
+        if self.session is None:
+            self.session = MediaSession(self.core.codecs, self.core.advertised_host(
+                self.peer_host), port, secrets.randbelow(2**31))
+        return self.session
+
+    def _arm(self, name: str, when: float) -> None:
+        self.core.timers.arm(self, name, when)
+
+    def _disarm(self, *names: str) -> None:
+        self.core.timers.cancel_all(self, names)
+
+    def end(self, status: int, reason: str, by: str, now: float) -> None:
+        """The call is over: one Ended event, timers gone, the media released."""
+        if self.is_over:
+            return
+        self._move(CallInput.FAIL if self.state not in (CallState.ANSWERED, CallState.ENDING)
+                   else CallInput.BYE)
+        self.ended_at = now
+        self._disarm(*CALL_TIMERS)
+        if self.dialog is not None:
+            self.dialog.state = "terminated"
+        if self.server_key is not None:
+            self.core.layer.stop_retransmitting(self.server_key)
+        talked = now - self.answered_at if self.answered_at is not None else 0.0
+        log.info("call %s ended: %d %s (by %s, %.1f s)", self.call_id, status, reason, by,
+                 talked)
+        if self._modify is not None:
+            self.core.emit(Completed(self._modify.request, 481, "The call ended"))
+        self._modify = None
+        self.core.emit(CallGone(self.handle, Ended(self.call_id, status, reason, by,
+                                                   round(talked, 3))))
+        self.core.forget(self)
+
+    # --- placing a call (connect) --------------------------------------------------------------
+
+    def start(self, now: float, rtp_port: int, ring_timeout: float | None,
+              duration: float | None, with_offer: bool = True) -> None:
+        self._duration = duration
+        self._with_offer = with_offer
+        self._answer_port = rtp_port
+        log.info("calling %s (call %s)", self.remote_uri, self.call_id)
+        self.core.emit(Calling(self.call_id, str(self.remote_uri)))
+        if ring_timeout is not None:
+            self._arm("ring_timeout", now + ring_timeout)
+        self._send_invite(self.remote_uri, now, cseq=1)
+
+    def _send_invite(self, target: SipUri, now: float, cseq: int) -> None:
+        core = self.core
+        request = core.new_request("INVITE", target, to=Address(uri=self.remote_uri),
+                                   call_id=self.call_id, from_tag=self.local_tag, cseq=cseq)
+        request.headers.add("Contact", core.contact_text())
+        request.headers.add("Allow", core.policy.allow)
+        self._cancel_sent = False
+        self.invite = core.exchange(request, core.route_for(target), self._on_invite_final,
+                                    self._on_provisional, now, prepare_body=self._invite_body)
+
+    def _invite_body(self, exchange: Exchange, peer: Peer) -> None:
+        """The offer, built once the target is known (its address decides our c= line)."""
+        self.peer_host = peer.host
+        if not self._with_offer or exchange.request.body:
+            return
+        assert self._answer_port is not None
+        session = self._session(self._answer_port)
+        session.address = self.core.advertised_host(peer.host)
+        if session.state is not OfferState.NONE:
+            session.rejected()  # a redirect or failover: the offer goes out afresh
+            session.state = OfferState.NONE
+        exchange.request.headers.set("Content-Type", SDP)
+        exchange.request.body = session.offer()
+
+    def _on_provisional(self, response: Response) -> None:
+        now = self.core.now
+        if response.status == 100:
+            return
+        if self.is_over:
+            self._send_cancel(now)
+            return
+        tag = response.to_address.tag
+        if tag and tag not in self.early and self.invite is not None and self.invite.sent:
+            try:
+                self.early[tag] = Dialog.from_uac(self.invite.sent, response)
+            except ParseError:
+                pass  # a 1xx without Contact: no early dialog, the call goes on
+        if response.status in (180, 183):
+            if self.state is CallState.CALLING:
+                self._move(CallInput.PROVISIONAL)
+            self.core.emit(Ringing(self.call_id, response.status))
+        else:
+            self.core.emit(Progress(self.call_id, response.status, response.reason))
+        if self._cancel_requested:
+            self._send_cancel(now)
+
+    def _on_invite_final(self, response: Response) -> None:
+        now = self.core.now
+        status = response.status
+        if 200 <= status < 300:
+            self._on_invite_2xx(response, now)
+            return
+        if self.is_over:
+            return
+        target = None if self._cancel_requested else self.core.redirect_target(
+            response, self._visited)
+        if target is not None and self._redirects < MAX_REDIRECTS:
+            self._redirects += 1
+            self._visited.add(target)
+            self.core.emit(Redirected(self.call_id, status, str(target)))
+            self._move(CallInput.REDIRECTED)
+            assert self.invite is not None
+            self._send_invite(target, now, self.invite.request.cseq.number + 1)
+            return
+        if target is not None:
+            self.end(status, "Too many redirects", "error", now)
+            return
+        if isinstance(response, LocalResponse):
+            by = "error"
+        else:
+            by = "local" if self._cancel_requested and status == 487 else "remote"
+        self.end(status, response.reason, by, now)
+
+    def _on_invite_2xx(self, response: Response, now: float) -> None:
+        """The first 2xx wins: ACK it and confirm its dialog. A 2xx from another fork
+        (another To tag) is ACKed and ended with BYE (RFC 3261 13.2.2.4), unless forks are
+        kept, when it becomes a call of its own."""
+        assert self.invite is not None and self.invite.sent is not None
+        tag = response.to_address.tag or ""
+        if self.dialog is not None and tag != self.dialog.remote_tag:
+            self._other_fork(response, now)
+            return
+        if self.dialog is not None:
+            self._resend_ack()  # the winning 2xx again: our ACK was lost
+            return
+        if self.is_over:  # we gave up before any answer came: ACK it, then BYE
+            self._other_fork(response, now)
+            return
+        try:
+            dialog = Dialog.from_uac(self.invite.sent, response)
+        except ParseError:
+            dialog = None
+        if dialog is None:
+            self.end(502, "2xx without a usable To tag or Contact", "error", now)
+            return
+        self.dialog = dialog
+        self.early.pop(tag, None)
+        self.core.bind_dialog(self, dialog.key)
+        answer_body = self._read_2xx_sdp(response)
+        self._send_ack(answer_body, now)
+        if self._cancel_requested:  # our CANCEL crossed this 200: ACK, then BYE
+            self._move(CallInput.ACCEPT)
+            self._bye(487, "Cancelled (the answer crossed our CANCEL)", "local", now)
+            return
+        if self.session is None or self.session.media is None:
+            self._bye(488, self._sdp_problem or "No usable SDP in the answer", "error", now)
+            return
+        self._answered(str(response.to_address.uri), now)
+
+    _sdp_problem: str | None = None
+
+    def _read_2xx_sdp(self, response: Response) -> bytes:
+        """Our answer for the ACK when the 2xx carried an offer (we sent none), else b"";
+        the session takes the 2xx's answer. Problems are noted for the BYE's reason."""
+        session = self.session
+        self._sdp_problem = None
+        try:
+            if session is not None and session.state is OfferState.LOCAL_OFFER:
+                session.take_answer(response.body)
+                return b""
+            if response.body:
+                session = self._session(self._answer_port or 9)
+                session.take_offer(response.body)
+                return session.answer()
+        except SdpError as error:
+            self._sdp_problem = error.reason
+        return b""
+
+    def _other_fork(self, response: Response, now: float) -> None:
+        """A 2xx that does not win (another fork's, or one after we gave up): ACK it and end
+        its dialog with BYE, once per fork; forks kept by the API become calls instead."""
+        assert self.invite is not None and self.invite.sent is not None
+        try:
+            dialog = Dialog.from_uac(self.invite.sent, response)
+        except ParseError:
+            return
+        ack = dialog.create_ack(self.invite.request.cseq.number)
+        self.core.send_stateless(ack, dialog.next_hop, self.invite.peer)
+        if dialog.remote_tag in self._forks_done:
+            return  # a retransmission: the ACK again, nothing more
+        self._forks_done.add(dialog.remote_tag)
+        if self.keep_forks and not self.is_over:
+            self.core.keep_fork(self, dialog, response, now)
+            return
+        log.info("call %s: ending the answer of another fork (%s)", self.call_id,
+                 dialog.remote_tag)
+        self.core.exchange(dialog.create_request("BYE"), dialog.next_hop,
+                           lambda response: None, None, now)
+
+    def _send_ack(self, body: bytes, now: float) -> None:
+        assert self.dialog is not None and self.invite is not None
+        ack = self.dialog.create_ack(self.invite.request.cseq.number, body,
+                                     SDP if body else None)
+        self._ack = self.core.send_stateless(ack, self.dialog.next_hop, self.invite.peer)
+
+    def _resend_ack(self) -> None:
+        if self._ack is not None:
+            self.core.resend(*self._ack)
+
+    def repeat_ack(self) -> None:
+        """A 2xx came again after our INVITE transaction ended: our ACK was lost."""
+        self._resend_ack()
+
+    def cancel(self, now: float) -> None:
+        """Give up an unanswered outgoing call: CANCEL once a provisional came (RFC 3261
+        9.1); before that, the call ends here and a late 1xx still gets its CANCEL."""
+        if self.direction != "outgoing" or self.state not in (CallState.CALLING,
+                                                              CallState.RINGING):
+            return
+        self._cancel_requested = True
+        if self.invite is not None and self.invite.provisional:
+            self._send_cancel(now)
+        else:
+            self.end(408, "No response before the timeout", "local", now)
+
+    def _send_cancel(self, now: float) -> None:
+        invite = self.invite
+        if self._cancel_sent or invite is None or invite.sent is None or invite.peer is None:
+            return
+        self._cancel_sent = True
+        self.core.send_cancel(make_cancel(invite.sent), invite.peer, invite.key, now)
+
+    # --- answering a call (accept) ------------------------------------------------------------
+
+    @classmethod
+    def incoming(cls, core: UserAgentCore, request: Request, key: TransactionKey,
+                 source: Peer, local_tag: str) -> CoreCall:
+        call = cls(core, request.call_id, "incoming", request.call_id, local_tag,
+                   request.from_address.sip_uri)
+        call.request, call.server_key, call.source = request, key, source
+        call.peer_host = source.host
+        return call
+
+    def announce(self, now: float) -> None:
+        assert self.request is not None
+        log.info("incoming call %s from %s", self.call_id, self.request.from_address)
+        self.core.emit(Incoming(self.call_id, str(self.request.from_address),
+                                str(self.request.to_address)))
+        self._arm("unanswered", now + self.core.config.unanswered_timeout)
+
+    def _respond(self, status: int, reason: str | None = None, body: bytes = b"",
+                 extra: Headers | None = None) -> None:
+        assert self.request is not None and self.server_key is not None
+        self.core.respond(self.server_key, make_response(
+            self.request, status, reason, to_tag=self.local_tag, extra=extra, body=body))
+
+    def _uas_dialog(self) -> Dialog:
+        if self.dialog is None:
+            assert self.request is not None
+            self.dialog = Dialog.from_uas(self.request, self.local_tag,
+                                          self.core.contact(toward=self.peer_host))
+            self.core.bind_dialog(self, self.dialog.key)
+        return self.dialog
+
+    def ring(self, now: float) -> None:
+        if self.state is CallState.RINGING:
+            return  # rung already
+        self._move(CallInput.RING)
+        self._uas_dialog()
+        self._respond(180, extra=Headers([("Contact", self.core.contact_text(
+            toward=self.peer_host))]))
+        self.core.emit(Ringing(self.call_id, 180))
+
+    def answer(self, now: float, rtp_port: int, after: float | None = None) -> None:
+        """Answer now, or ring and answer ``after`` seconds (the UA's answer-after timer)."""
+        if self.state not in (CallState.INCOMING, CallState.RINGING):
+            raise LocalProtocolError(f"a call that is {self.state.value} cannot be answered")
+        self._answer_port = rtp_port
+        if after:
+            if self.state is CallState.INCOMING:
+                self.ring(now)
+            self._arm("answer_after", now + after)
+            return
+        self._accept(now)
+
+    def _accept(self, now: float) -> None:
+        assert self.request is not None and self._answer_port is not None
+        session = self._session(self._answer_port)
+        try:
+            if self.request.body:
+                session.take_offer(self.request.body)
+                body = session.answer()
+            else:  # an INVITE without SDP: we offer in the 2xx, they answer in the ACK
+                body = session.offer()
+                self._awaiting_ack_answer = True
+        except SdpError as error:
+            self._respond(error.status, error.reason)
+            self.end(error.status, error.reason, "local", now)
+            return
+        self._uas_dialog()
+        self._move(CallInput.ACCEPT)
+        extra = self.core.capabilities(toward=self.peer_host)
+        extra.add("Content-Type", SDP)
+        self._respond(200, body=body, extra=extra)
+        self._answered(str(self.request.from_address.uri), now)
+
+    def reject(self, status: int, reason: str | None, now: float) -> None:
+        if self.state not in (CallState.INCOMING, CallState.RINGING):
+            raise LocalProtocolError(f"a call that is {self.state.value} cannot be rejected")
+        self._respond(status, reason)
+        self.end(status, reason or reason_phrase(status), "local", now)
+
+    def redirect(self, target: str, status: int, now: float) -> None:
+        if self.state not in (CallState.INCOMING, CallState.RINGING):
+            raise LocalProtocolError(f"a call that is {self.state.value} cannot be "
+                                     "redirected")
+        self._respond(status, extra=Headers([("Contact", f"<{target}>")]))
+        self.end(status, reason_phrase(status), "local", now)
+
+    def on_cancel(self, now: float) -> None:
+        if self.state in (CallState.INCOMING, CallState.RINGING):
+            self._respond(487)
+            self.end(487, "Request Terminated", "remote", now)
+
+    def _answered(self, peer: str, now: float) -> None:
+        if self.state is not CallState.ANSWERED:
+            self._move(CallInput.ACCEPT)
+        self.answered_at = now
+        self.core.answered(self)
+        self._disarm("unanswered", "ring_timeout", "answer_after")
+        codec = self.session.media.description if self.session and self.session.media \
+            else None
+        log.info("call %s answered by %s, codec %s", self.call_id, peer, codec)
+        self.core.emit(Answered(self.call_id, peer, codec))
+        self._emit_media()
+        if self._duration is not None:
+            self._arm("duration", now + self._duration)
+        if self.core.config.rtp_timeout is not None and self.session is not None:
+            self._arm("media", now + self.core.config.rtp_timeout)
+
+    # --- the ACK -----------------------------------------------------------------------------
+
+    def on_ack(self, ack: Request, now: float) -> None:
+        """The ACK to our 2xx: the dialog is confirmed; it carries the answer when our 2xx
+        (to an INVITE or re-INVITE without SDP) made the offer."""
+        if self.dialog is not None:
+            self.dialog.state = "confirmed"
+        if not self._awaiting_ack_answer or self.session is None:
+            return
+        self._awaiting_ack_answer = False
+        try:
+            if not ack.body:
+                raise SdpError("The ACK carried no answer to our offer")
+            self.session.take_answer(ack.body)
+        except SdpError as error:
+            self._bye(488, error.reason, "error", now)  # RFC 3264: no answer, no session
+            return
+        self._emit_media()
+
+    def ack_missing(self, now: float) -> None:
+        """64*T1 without an ACK for our 2xx (RFC 3261 13.3.1.4): end the call with BYE."""
+        if not self.is_over:
+            self._bye(408, "No ACK for our 200 OK", "error", now)
+
+    # --- changing the session (modify) --------------------------------------------------------
+
+    def reinvite(self, request_id: int, now: float, direction: str | None = None,
+                 codecs: tuple[str, ...] | None = None) -> None:
+        """A new offer in a re-INVITE (hold, resume, another codec). While one of ours or
+        theirs is under way, it waits its turn."""
+        if self.state is not CallState.ANSWERED or self.dialog is None \
+                or self.session is None:
+            raise LocalProtocolError(f"a call that is {self.state.value} cannot be "
+                                     "re-negotiated")
+        if self._modify is not None:
+            raise LocalProtocolError("a re-INVITE of this call is already under way")
+        self._modify = _Modify(request_id, direction, codecs)
+        if self.session.state is OfferState.DONE and not self._awaiting_ack_answer:
+            self._send_reinvite(now)
+        else:
+            self._arm("glare", now)  # retried as soon as their exchange is over
+
+    def _send_reinvite(self, now: float) -> None:
+        assert self._modify is not None and self.dialog is not None
+        assert self.session is not None
+        modify = self._modify
+        self._held_before = self.session.held
+        self._wish_before = self.session.wish
+        body = self.session.offer(modify.direction, modify.codecs)
+        reinvite = self.dialog.create_request("INVITE", body, SDP)
+        modify.exchange = self.core.exchange(reinvite, self.dialog.next_hop,
+                                             self._on_reinvite_final, None, now)
+
+    _held_before = False
+    _wish_before = "sendrecv"
+
+    def _on_reinvite_final(self, response: Response) -> None:
+        now = self.core.now
+        modify = self._modify
+        if modify is None or self.is_over or self.session is None:
+            return
+        status = response.status
+        if status == 491:  # glare: try again after the random wait of RFC 3261 14.1
+            self.session.rejected()
+            self.session.wish = self._wish_before
+            low, high = GLARE_OWNER if self.owns_call_id else GLARE_OTHER
+            self._arm("glare", now + self.core.random.uniform(low, high))
+            return
+        self._modify = None
+        if not 200 <= status < 300:
+            self.session.rejected()  # the old session holds (RFC 3261 14.1)
+            self.session.wish = self._wish_before
+            self.core.emit(Completed(modify.request, status, response.reason, response))
+            if status in (408, 481):  # the dialog is gone (RFC 3261 14.1)
+                self._bye(status, f"re-INVITE failed: {status} {response.reason}", "error",
+                          now)
+            return
+        assert self.dialog is not None and modify.exchange is not None
+        self.dialog.refresh_from_response(response)  # a 2xx may move the target (12.2.1.2)
+        ack = self.dialog.create_ack(modify.exchange.request.cseq.number)
+        self.core.send_stateless(ack, self.dialog.next_hop, modify.exchange.peer)
+        try:
+            self.session.take_answer(response.body)
+        except SdpError as error:
+            self.core.emit(Completed(modify.request, 488, error.reason, response))
+            self._bye(488, f"re-INVITE answer unusable: {error.reason}", "error", now)
+            return
+        self._emit_media()
+        if self.session.held != self._held_before:
+            self.core.emit(Hold(self.call_id, self.session.held, "local"))
+        self.core.emit(Completed(modify.request, status, response.reason, response))
+
+    def _on_their_reinvite(self, request: Request, key: TransactionKey, now: float) -> None:
+        """RFC 3261 14.2: an offer while ours is out is glare (491); otherwise it is answered
+        at once (so a second INVITE never finds the first unanswered: the early-dialog case
+        of that, 500 with Retry-After, is in on_request)."""
+        assert self.session is not None
+        if self.session.state is OfferState.LOCAL_OFFER or self._awaiting_ack_answer:
+            self.core.respond(key, make_response(request, 491))
+            return
+        held_before = self.session.held
+        extra = Headers([("Contact", self.core.contact_text(toward=self.peer_host)),
+                         ("Content-Type", SDP)])
+        try:
+            if request.body:
+                self.session.take_offer(request.body)
+                body = self.session.answer()
+            else:  # no SDP: we offer in the 2xx, the ACK answers
+                body = self.session.offer()
+                self._awaiting_ack_answer = True
+        except SdpError as error:
+            self.core.respond(key, make_response(request, error.status, error.reason))
+            return
+        self.core.respond(key, make_response(request, 200, extra=extra, body=body))
+        if self._awaiting_ack_answer:
+            return
+        self._emit_media()
+        if self.session.held != held_before:
+            self.core.emit(Hold(self.call_id, self.session.held, "remote"))
+
+    def _retry_reinvite(self, now: float) -> None:
+        if self._modify is None or self.is_over or self.session is None:
+            return
+        if self.session.state is OfferState.DONE and not self._awaiting_ack_answer:
+            self._send_reinvite(now)
+        else:
+            self._arm("glare", now + 0.1)  # theirs is still under way: look again soon
+
+    def info(self, request_id: int, body: bytes, content_type: str, now: float) -> None:
+        if self.state is not CallState.ANSWERED or self.dialog is None:
+            raise LocalProtocolError(f"a call that is {self.state.value} cannot send INFO")
+        request = self.dialog.create_request("INFO", body, content_type)
+
+        def done(response: Response) -> None:
+            self.core.emit(Completed(request_id, response.status, response.reason, response))
+
+        self.core.exchange(request, self.dialog.next_hop, done, None, now)
+
+    # --- ending the call (close) --------------------------------------------------------------
+
+    def hangup(self, now: float) -> None:
+        """End the call whatever its state: BYE once answered, CANCEL before (for ours),
+        603 Decline for an incoming call not yet answered."""
+        if self.is_over or self.state is CallState.ENDING:
+            return
+        if self.state is CallState.ANSWERED:
+            self._bye(200, "Local hangup", "local", now)
+        elif self.direction == "outgoing":
+            self.cancel(now)
+        else:
+            self.reject(603, None, now)
+
+    def fail(self, reason: str, status: int, now: float) -> None:
+        """Something failed here (media, a file, a socket): tell the peer as the state
+        allows (BYE, CANCEL, or a final status), and end with by "error"."""
+        if self.is_over:
+            return
+        log.warning("call %s failed locally: %s", self.call_id, reason)
+        if self.state in (CallState.ANSWERED, CallState.ENDING):
+            self._bye(status, reason, "error", now)
+            return
+        if self.direction == "outgoing":
+            self._cancel_requested = True  # a late 2xx gets its ACK and BYE
+            if self.invite is not None and self.invite.provisional:
+                self._send_cancel(now)
+        else:
+            self._respond(status, reason)
+        self.end(status, reason, "error", now)
+
+    def _bye(self, status: int, reason: str, by: str, now: float) -> None:
+        """Send BYE and end the call once it is answered (or times out)."""
+        if self.dialog is None or self.is_over:
+            self.end(status, reason, by, now)
+            return
+        if self.state is not CallState.ENDING:
+            self._move(CallInput.HANGUP)
+        bye = self.dialog.create_request("BYE")
+        if by == "error":  # RFC 3326: say why
+            text = reason.replace("\\", "").replace('"', "'")[:120]
+            bye.headers.add("Reason", f'SIP;cause={status};text="{text}"')
+        self.dialog.state = "terminated"
+
+        def done(response: Response) -> None:
+            self.end(status, reason, by, self.core.now)
+
+        self.core.exchange(bye, self.dialog.next_hop, done, None, now)
+
+    # --- what arrives inside the dialog ---------------------------------------------------------
+
+    def on_request(self, request: Request, key: TransactionKey, now: float) -> None:
+        assert self.dialog is not None
+        status = self.dialog.accept_remote_request(request)
+        if status is not None:  # a CSeq lower than the last: out of order (12.2.2)
+            self.core.respond(key, make_response(request, status, "CSeq out of order"))
+            return
+        method = request.method
+        if method == "BYE":
+            self.core.respond(key, make_response(request, 200))
+            self.end(200, "Remote hangup", "remote", now)
+        elif method == "INVITE":
+            if self.state is not CallState.ANSWERED or self.session is None:
+                retry = str(self.core.random.randint(0, 10))
+                self.core.respond(key, make_response(
+                    request, 500, "The first INVITE is still unanswered",
+                    extra=Headers([("Retry-After", retry)])))
+                return
+            self._on_their_reinvite(request, key, now)
+        elif method in ("INFO", "OPTIONS"):
+            self._on_info_or_options(request, key)
+        else:  # allowed by the agent but meaningless inside a call
+            self.core.respond(key, make_response(request, 405, extra=Headers(
+                [("Allow", self.core.policy.allow)])))
+
+    def _on_info_or_options(self, request: Request, key: TransactionKey) -> None:
+        if request.method == "OPTIONS":
+            self.core.respond(key, make_response(request, 200,
+                                                 extra=self.core.capabilities(
+                                                     toward=self.peer_host)))
+            return
+        digit = info_digit(request)
+        self.core.respond(key, make_response(request, 200))
+        if digit is not None:
+            self.core.emit(Dtmf(self.call_id, digit, "info"))
+
+    # --- timers -----------------------------------------------------------------------------
+
+    def on_timer(self, name: str, now: float) -> None:
+        if name == "ring_timeout":
+            self.cancel(now)
+        elif name == "answer_after":
+            if self.state in (CallState.INCOMING, CallState.RINGING):
+                self._accept(now)
+        elif name == "duration":
+            self.hangup(now)
+        elif name == "unanswered":
+            if self.state in (CallState.INCOMING, CallState.RINGING):
+                self.reject(480, "Temporarily Unavailable (not answered)", now)
+        elif name == "glare":
+            self._retry_reinvite(now)
+        elif name == "media":
+            self.core.emit(MediaCheck(self.handle))
+
+    def media_status(self, last_packet: float, now: float) -> None:
+        """The shell's answer to MediaCheck: when RTP last arrived (by the core's clock)."""
+        timeout = self.core.config.rtp_timeout
+        if timeout is None or self.state is not CallState.ANSWERED:
+            return
+        silent = now - last_packet
+        if silent < timeout:
+            self._arm("media", max(last_packet + timeout, now + 0.001))
+            return
+        self.core.emit(MediaTimeout(self.call_id, round(silent, 1)))
+        if self.core.config.hangup_on_rtp_timeout:
+            self._bye(408, f"No RTP for {silent:.0f} s", "local", now)
+        else:
+            self._arm("media", now + timeout)  # report again if it stays silent
+
+
+class _Modify:
+    """Our re-INVITE under way (or waiting out glare): the API request it answers."""
+
+    def __init__(self, request: int, direction: str | None,
+                 codecs: tuple[str, ...] | None) -> None:
+        self.request = request
+        self.direction = direction
+        self.codecs = codecs
+        self.exchange: Exchange | None = None
+
+
+def info_digit(request: Request) -> str | None:
+    """The digit of an INFO carrying application/dtmf-relay (``Signal=5``), if any."""
+    content_type = request.content_type
+    if request.method != "INFO" or content_type is None or content_type.mime != DTMF_RELAY:
+        return None
+    for line in request.body.decode("utf-8", "replace").splitlines():
+        name, _, value = line.partition("=")
+        if name.strip().lower() == "signal" and len(value.strip()) == 1:
+            digit = value.strip().upper()
+            return digit if digit in DIGITS else None
+    return None

@@ -1,0 +1,194 @@
+"""Registration of our contact with a registrar (RFC 3261 10), inside the core.
+
+REGISTER, answered challenges (the core's exchanges do that), 423 Interval Too Brief retried
+with the registrar's Min-Expires, the binding refreshed on the core's timer before it
+expires, retried with back-off when a refresh fails, and removed with Expires: 0. The 200
+may list several contacts (other devices of the same account): ours is found by its URI.
+The registrar's Service-Route (RFC 3608) becomes the route of our later requests; a Path
+(RFC 3327) in the 200 is the proxies' business and is only noted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from softphone.core.events import Completed
+from softphone.core.state import RegistrationInput, RegistrationState, next_registration_state
+from softphone.events import Registered, RegistrationFailed, Unregistered
+from softphone.sip import ParseError, Response, SipUri
+from softphone.sip.builder import new_call_id, new_tag
+from softphone.sip.headers import Address, parse_address, parse_expires
+
+if TYPE_CHECKING:
+    from softphone.core.agent import UserAgentCore
+
+log = logging.getLogger("softphone.registration")
+MIN_REFRESH_MARGIN = 5.0
+MAX_423_RETRIES = 3
+RETRY_LIMIT = 30.0
+
+
+class CoreRegistration:
+    def __init__(self, core: UserAgentCore, registrar: SipUri, expires: int,
+                 refresh: bool) -> None:
+        self.core = core
+        self.registrar = registrar
+        self.requested_expires = expires
+        self.granted_expires = 0
+        self.refresh = refresh
+        self.state = RegistrationState.UNREGISTERED
+        self.call_id = new_call_id(core.advertised_host())
+        self.from_tag = new_tag()
+        self.cseq = 0
+        self.service_route: list[Address] = []
+        self.path: list[str] = []
+        self.other_contacts: list[str] = []  # the account's other bindings the 200 listed
+        self._request: int | None = None     # the API request waiting for the outcome
+        self._asked = expires
+        self._too_brief = 0
+
+    @property
+    def aor(self) -> SipUri:
+        return SipUri(host=self.core.config.domain or self.registrar.host,
+                      user=self.core.config.user)
+
+    def _move(self, event: RegistrationInput) -> None:
+        self.state = next_registration_state(self.state, event)
+
+    def register(self, request_id: int | None, now: float) -> None:
+        self._request = request_id
+        self._too_brief = 0
+        self._send(self.requested_expires, now)
+
+    def unregister(self, request_id: int | None, now: float) -> None:
+        self.core.timers.cancel(self, "refresh")
+        self._move(RegistrationInput.REMOVE)
+        if self.state is not RegistrationState.UNREGISTERING:  # never bound: nothing to do
+            if request_id is not None:
+                self.core.emit(Completed(request_id, 200, "Not registered"))
+            self.core.forget_registration(self)
+            return
+        self._request = request_id
+        self._send(0, now)
+
+    def _send(self, expires: int, now: float) -> None:
+        if expires:
+            self._move(RegistrationInput.SEND)
+        self._asked = expires
+        self.cseq += 1
+        target = SipUri(host=self.registrar.host, port=self.registrar.port,
+                        params=self.registrar.params)
+        request = self.core.new_request("REGISTER", target, to=Address(uri=self.aor),
+                                        call_id=self.call_id, from_tag=self.from_tag,
+                                        cseq=self.cseq, routes=False)
+        request.headers.set("From", str(Address(uri=self.aor,
+                                                display_name=self.core.config.display_name)
+                                        .with_param("tag", self.from_tag)))
+        request.headers.add("Contact", self.core.contact_text())
+        request.headers.add("Expires", str(expires))
+        request.headers.add("Supported", "path")
+        self.core.exchange(request, self.core.route_for(self.registrar, registering=True),
+                           self._on_final, None, now)
+
+    def _on_final(self, response: Response) -> None:
+        now = self.core.now
+        self.cseq = max(self.cseq, response.cseq.number)
+        status = response.status
+        if status == 423 and self._asked and self._too_brief < MAX_423_RETRIES:
+            self._too_brief += 1
+            self._send(_min_expires(response, self._asked), now)
+            return
+        if self.state is RegistrationState.UNREGISTERING:
+            self._unregistered(response, now)
+            return
+        if not 200 <= status < 300:
+            self._failed(response, now)
+            return
+        self._move(RegistrationInput.ACCEPTED)
+        self.granted_expires = self._granted(response)
+        self._learn_routes(response)
+        log.info("registered %s at %s for %d s", self.aor, self.registrar,
+                 self.granted_expires)
+        self.core.emit(Registered(str(self.aor), self.core.contact_text(),
+                                  self.granted_expires))
+        self._complete(response)
+        if self.refresh:
+            margin = max(MIN_REFRESH_MARGIN, self.granted_expires * 0.1)
+            self.core.timers.arm(self, "refresh",
+                                 now + max(1.0, self.granted_expires - margin))
+
+    def _failed(self, response: Response, now: float) -> None:
+        was_registered = self.granted_expires > 0
+        self._move(RegistrationInput.REFUSED)
+        log.warning("registration of %s failed: %d %s", self.aor, response.status,
+                    response.reason)
+        self.core.emit(RegistrationFailed(str(self.aor), response.status, response.reason))
+        self._complete(response)
+        if self.refresh and was_registered:  # a refresh failed: keep trying, backing off
+            wait = min(RETRY_LIMIT, max(1.0, self.granted_expires / 4))
+            self.core.timers.arm(self, "refresh", now + wait)
+
+    def _unregistered(self, response: Response, now: float) -> None:
+        self._move(RegistrationInput.ACCEPTED if 200 <= response.status < 300
+                   else RegistrationInput.REFUSED)
+        self.granted_expires = 0
+        if 200 <= response.status < 300:
+            self.core.emit(Unregistered(str(self.aor)))
+        self._complete(response)
+        self.core.forget_registration(self)
+
+    def _complete(self, response: Response) -> None:
+        if self._request is not None:
+            self.core.emit(Completed(self._request, response.status, response.reason,
+                                     response))
+            self._request = None
+
+    def on_timer(self, name: str, now: float) -> None:
+        if name == "refresh" and self.state in (RegistrationState.REGISTERED,
+                                                RegistrationState.FAILED):
+            self._too_brief = 0
+            self._send(self.requested_expires, now)
+
+    def _granted(self, response: Response) -> int:
+        """The expiry the registrar gave our contact (its Contact's expires, else the
+        Expires header, else what we asked), and the other contacts it listed."""
+        ours = self.core.contact().uri
+        granted: int | None = None
+        others: list[str] = []
+        with contextlib.suppress(ParseError, ValueError):
+            for contact in response.contacts:
+                if contact.uri == ours:
+                    if contact.param("expires"):
+                        granted = int(contact.param("expires") or self._asked)
+                else:
+                    others.append(str(contact.uri))
+        self.other_contacts = others
+        if granted is not None:
+            return granted
+        with contextlib.suppress(ParseError):
+            if response.expires is not None:
+                return response.expires
+        return self._asked
+
+    def _learn_routes(self, response: Response) -> None:
+        with contextlib.suppress(ParseError):
+            self.service_route = [Address(uri=route.uri) for route in
+                                  _addresses(response, "Service-Route")]
+        self.path = response.headers.get_all("Path")
+        if self.service_route:
+            log.info("registrar's Service-Route: %s",
+                     ", ".join(str(r) for r in self.service_route))
+
+
+def _addresses(response: Response, name: str) -> list[Address]:
+    return [parse_address(value) for value in response.headers.get_all(name)]
+
+
+def _min_expires(response: Response, current: int) -> int:
+    value = response.headers.get("Min-Expires")
+    try:
+        return max(current, parse_expires(value)) if value else current * 2
+    except ParseError:
+        return current * 2

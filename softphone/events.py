@@ -1,0 +1,195 @@
+"""Typed events the engine emits (the sans-IO core and the asyncio shell alike). The CLI's
+live view, its JSON lines, the scenario runner and the tests all consume these and nothing
+else; ``to_json`` is the ``--json`` line format, whose ``"event"`` names are a contract
+scripts rely on."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+
+def utc_timestamp(when: float | None = None) -> str:
+    """ISO 8601 in UTC with milliseconds (``2026-12-02T19:30:05.123Z``), as --json events
+    and scenario reports carry it."""
+    moment = datetime.fromtimestamp(time.time() if when is None else when, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of all engine events. ``name`` is the JSON ``event`` value; ``at`` is when the
+    event happened (seconds since the epoch; ``timestamp`` in its JSON, as ISO 8601 UTC).
+    ``at`` takes no part in comparisons."""
+
+    name: ClassVar[str] = "event"
+    at: float = field(default_factory=time.time, kw_only=True, compare=False, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"event": self.name, "timestamp": utc_timestamp(self.at)}
+        for item in dataclasses.fields(self):
+            if item.name == "at":
+                continue
+            value = getattr(self, item.name)
+            data[item.name] = value if isinstance(value, (int, float, str, bool, list, dict,
+                                                          type(None))) else str(value)
+        return data
+
+
+@dataclass(frozen=True)
+class Listening(Event):
+    """The agent's SIP socket is bound; with port 0 this says which port was picked."""
+
+    name: ClassVar[str] = "listening"
+    transport: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Registered(Event):
+    name: ClassVar[str] = "registered"
+    aor: str
+    contact: str
+    expires: int  # seconds granted by the registrar
+
+
+@dataclass(frozen=True)
+class RegistrationFailed(Event):
+    name: ClassVar[str] = "registration_failed"
+    aor: str
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unregistered(Event):
+    name: ClassVar[str] = "unregistered"
+    aor: str
+
+
+@dataclass(frozen=True)
+class OptionsResult(Event):
+    """A peer's answer to OPTIONS: what it supports, without calling it."""
+
+    name: ClassVar[str] = "options"
+    uri: str
+    status: int
+    reason: str
+    allow: list[str]
+    accept: list[str]
+    supported: list[str]
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class Calling(Event):
+    name: ClassVar[str] = "calling"
+    call_id: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class Incoming(Event):
+    """A call arrives; ``caller`` is the From address, ``callee`` the To address."""
+
+    name: ClassVar[str] = "incoming"
+    call_id: str
+    caller: str
+    callee: str
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    """A provisional response other than 180/183 (100 Trying never becomes an event)."""
+
+    name: ClassVar[str] = "progress"
+    call_id: str
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ringing(Event):
+    """180 Ringing or 183 Session Progress (sent or received)."""
+
+    name: ClassVar[str] = "ringing"
+    call_id: str
+    status: int
+
+
+@dataclass(frozen=True)
+class Redirected(Event):
+    name: ClassVar[str] = "redirected"
+    call_id: str
+    status: int
+    target: str
+
+
+@dataclass(frozen=True)
+class Answered(Event):
+    name: ClassVar[str] = "answered"
+    call_id: str
+    peer: str
+    codec: str | None
+
+
+@dataclass(frozen=True)
+class Hold(Event):
+    """The call was put on hold or resumed; ``by`` is local or remote."""
+
+    name: ClassVar[str] = "hold"
+    call_id: str
+    held: bool
+    by: str
+
+
+@dataclass(frozen=True)
+class MediaTimeout(Event):
+    """No RTP arrived for ``seconds`` while we expected some."""
+
+    name: ClassVar[str] = "media_timeout"
+    call_id: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Dtmf(Event):
+    """A digit the peer sent; ``method`` is rfc4733 (RTP telephone-event) or info (SIP INFO)."""
+
+    name: ClassVar[str] = "dtmf"
+    call_id: str
+    digit: str
+    method: str
+
+
+@dataclass(frozen=True)
+class DtmfSent(Event):
+    """Digits we sent; ``method`` is rfc4733 or info, as the call could."""
+
+    name: ClassVar[str] = "dtmf_sent"
+    call_id: str
+    digits: str
+    method: str
+
+
+@dataclass(frozen=True)
+class Ended(Event):
+    """The call is over. ``status`` is the SIP status that ended it (200 for a normal hang-up,
+    487 for a cancelled call, 408 for a timeout ...); ``by`` is local, remote or error."""
+
+    name: ClassVar[str] = "ended"
+    call_id: str
+    status: int
+    reason: str
+    by: str
+    duration: float
+    rtp: dict[str, float | int | None] | None = None  # RTP and RTCP figures of the stream
+
+
+__all__ = ["Answered", "Calling", "Dtmf", "DtmfSent", "Ended", "Event", "Hold", "Incoming",
+           "Listening", "MediaTimeout", "OptionsResult", "Progress", "Redirected",
+           "Registered", "RegistrationFailed", "Ringing", "Unregistered", "utc_timestamp"]
