@@ -51,25 +51,25 @@ class AuthCache:
 
     def answer(self, request: Request, response: Response, hop: str,
                tried: set[str]) -> Request | None:
-        """The request again, answering the 401/407 ``response``, CSeq one up; None when it
+        """The request again for the 401/407 ``response``, CSeq one up, its challenge kept
+        for ``hop`` (``preauthorize`` then answers it as the request goes out); None when it
         cannot or should not be answered (no usable challenge, or one for a realm ``tried``
         already answered with a fresh nonce: the password is wrong)."""
         if response.status not in HEADERS:
             return None
-        challenge_header, answer_header = HEADERS[response.status]
+        challenge_header, _ = HEADERS[response.status]
         try:
             challenge = choose_challenge(response.headers.get_all(challenge_header))
         except (AuthError, ParseError):
             return None
         if challenge.realm in tried and not challenge.stale:
             return None
+        if not challenge.supported:
+            return None
         tried.add(challenge.realm)
-        entry = _Cached(challenge, response.status, count=1)
-        self._by_hop.setdefault(hop, {})[(response.status, challenge.realm)] = entry
-        answer = authorize(challenge, self.username, self.password, request.method,
-                           str(request.uri), request.body, nonce_count=entry.count)
+        self._by_hop.setdefault(hop, {})[(response.status, challenge.realm)] = \
+            _Cached(challenge, response.status)
         headers = request.headers.copy()
-        _replace_for_realm(headers, answer_header, challenge.realm, str(answer))
         cseq = request.cseq
         headers.set("CSeq", f"{cseq.number + 1} {cseq.method}")
         return Request(request.method, request.uri, headers, request.body)
