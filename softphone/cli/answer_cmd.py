@@ -105,7 +105,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                 if duration is not None and call.state == "answered":
                     await asyncio.wait([call.ended], timeout=duration)
                     await call.hangup()
-        await call.ended
+        await asyncio.shield(call.ended)  # (cancelling this handler must not cancel that)
 
     async def serve(agent: UserAgent) -> bool:
         """Handle calls concurrently until ``max_calls`` of them have ended. Each call's

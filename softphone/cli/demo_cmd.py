@@ -75,7 +75,7 @@ async def _answer_one(agent: UserAgent) -> None:
     await call.ring()
     await asyncio.sleep(0.5)
     await call.answer()
-    await call.ended
+    await asyncio.shield(call.ended)
 
 
 async def _dtmf_round_trip(caller: UserAgent, call: Call, digits: str = "123") -> float | None:

@@ -593,21 +593,6 @@ class UserAgentCore:
                 del self.registrations[key]
                 self.timers.cancel(registration, "refresh")
 
-    def redirect_target(self, response: Response, visited: set[SipUri]) -> SipUri | None:
-        """The best Contact of a 3xx not tried yet: q-values high to low, then their order
-        (RFC 3261 8.1.3.4); ``visited`` is what protects against redirect loops."""
-        if not 300 <= response.status < 400:
-            return None
-        try:
-            contacts = response.contacts
-        except ParseError:
-            return None
-        ranked = sorted(enumerate(contacts), key=lambda item: (-_q(item[1]), item[0]))
-        for _, contact in ranked:
-            if isinstance(contact.uri, SipUri) and contact.uri not in visited:
-                return contact.uri
-        return None
-
     def keep_fork(self, call: CoreCall, dialog: Dialog, response: Response,
                   now: float) -> None:
         """Another fork's 2xx that the API keeps: a call of its own (signalling only: the
@@ -678,14 +663,14 @@ class UserAgentCore:
         if call is not None:
             call.cancel(now)
 
-    def fail(self, handle: str, reason: str, now: float, status: int = 500) -> None:
+    def fail(self, handle: str, now: float, reason: str, status: int = 500) -> None:
         """A local failure (media, a file) ends the call, telling the peer as it can."""
         self.now = now
         call = self.calls.get(handle)
         if call is not None:
             call.fail(reason, status, now)
 
-    def abandon(self, handle: str, reason: str, now: float) -> None:
+    def abandon(self, handle: str, now: float, reason: str) -> None:
         """End the call here without waiting for the peer any longer (the agent closes)."""
         self.now = now
         call = self.calls.get(handle)
@@ -739,24 +724,50 @@ class UserAgentCore:
         return request
 
     def options(self, uri: str | SipUri, now: float) -> int:
-        """Ask a peer what it supports; OptionsResult, then Completed(request)."""
+        """Ask a peer what it supports; Completed(request) brings its answer (the shell
+        makes the public OptionsResult of it with ``options_result``)."""
         self.now = now
         target = uri if isinstance(uri, SipUri) else parse_sip_uri(uri)
         request = self.new_request("OPTIONS", target)
         request.headers.add("Accept", ACCEPT)
         number = self._next_id()
-
-        def done(response: Response) -> None:
-            self.emit(OptionsResult(
-                uri=str(uri), status=response.status, reason=response.reason,
-                allow=_tokens(response, "Allow"), accept=response.headers.get_all("Accept"),
-                supported=_tokens(response, "Supported"),
-                user_agent=response.headers.get("User-Agent") or response.headers.get(
-                    "Server")))
-            self.emit(Completed(number, response.status, response.reason, response))
-
-        self.exchange(request, self.route_for(target), done, None, now)
+        sending: list[Exchange] = []
+        sending.append(self.exchange(request, self.route_for(target),
+                                     self._completer(number, sending), None, now))
         return number
+
+    def send(self, request: Request, targets: list[Peer], now: float) -> int:
+        """Any request of the caller's making (a test's, say) to ``targets`` in order, with
+        challenges answered and failover; Completed(request) brings the outcome."""
+        self.now = now
+        number = self._next_id()
+        sending: list[Exchange] = []
+        exchange = Exchange(request, SipUri(host=targets[0].host),
+                            self._completer(number, sending), targets=list(targets))
+        sending.append(exchange)
+        self._transmit(exchange, exchange.first_target(now, self._avoid))
+        return number
+
+    def _completer(self, number: int, sending: list[Exchange]) -> Callable[[Response], None]:
+        """An exchange's final handler that reports it as Completed(number), with the
+        request as last sent (``sending`` holds the exchange once it exists)."""
+        def done(response: Response) -> None:
+            sent = sending[0].sent if sending else None
+            self.emit(Completed(number, response.status, response.reason, response, sent))
+        return done
+
+
+def options_result(uri: str, done: Completed) -> OptionsResult:
+    """The public event for an OPTIONS outcome: what the peer allows, accepts, supports."""
+    response = done.response
+    if response is None:
+        return OptionsResult(uri=uri, status=done.status, reason=done.reason, allow=[],
+                             accept=[], supported=[], user_agent=None)
+    return OptionsResult(
+        uri=uri, status=response.status, reason=response.reason,
+        allow=_tokens(response, "Allow"), accept=response.headers.get_all("Accept"),
+        supported=_tokens(response, "Supported"),
+        user_agent=response.headers.get("User-Agent") or response.headers.get("Server"))
 
 
 def _hop(peer: Peer) -> str:
@@ -773,13 +784,6 @@ def _is_address(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _q(contact: Address) -> float:
-    try:
-        return float(contact.param("q") or 1.0)
-    except ValueError:
-        return 0.0
 
 
 def _tokens(response: Response, name: str) -> list[str]:

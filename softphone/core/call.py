@@ -14,7 +14,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from softphone.core.events import CallGone, Completed, MediaCheck, MediaReady
-from softphone.core.requests import Exchange
+from softphone.core.requests import Exchange, redirect_target
 from softphone.core.session import MediaSession
 from softphone.core.state import CallInput, CallState, OfferState, next_call_state
 from softphone.events import (
@@ -203,8 +203,7 @@ class CoreCall:
             return
         if self.is_over:
             return
-        target = None if self._cancel_requested else self.core.redirect_target(
-            response, self._visited)
+        target = None if self._cancel_requested else redirect_target(response, self._visited)
         if target is not None and self._redirects < MAX_REDIRECTS:
             self._redirects += 1
             self._visited.add(target)
@@ -613,8 +612,9 @@ class CoreCall:
         if self.dialog is None or self.is_over:
             self.end(status, reason, by, now)
             return
-        if self.state is not CallState.ENDING:
-            self._move(CallInput.HANGUP)
+        if self.state is CallState.ENDING:
+            return  # our BYE is out already
+        self._move(CallInput.HANGUP)
         bye = self.dialog.create_request("BYE")
         if by == "error":  # RFC 3326: say why
             text = reason.replace("\\", "").replace('"', "'")[:120]

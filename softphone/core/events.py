@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from softphone.events import Ended
 from softphone.sdp.negotiation import NegotiatedMedia
-from softphone.sip import Response, SipUri
+from softphone.sip import Request, Response, SipUri
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class Completed(CoreEvent):
     status: int
     reason: str
     response: Response | None = None
+    sent: Request | None = None  # the request as last sent (after any challenge answered)
 
     @property
     def ok(self) -> bool:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from softphone.sip import Request, Response, SipUri
+from softphone.sip import ParseError, Request, Response, SipUri
+from softphone.sip.headers import Address
 from softphone.sip.transaction import LocalResponse, Peer, TransactionKey
 
 ResponseHandler = Callable[[Response], None]
@@ -74,3 +75,26 @@ def retry_after(response: Response) -> float:
     """Seconds a 503's Retry-After asks us to leave the server alone (0: not given)."""
     value = (response.headers.get("Retry-After") or "").split(";")[0].split("(")[0].strip()
     return float(value) if value.isascii() and value.isdigit() else 0.0
+
+
+def redirect_target(response: Response, visited: set[SipUri]) -> SipUri | None:
+    """The best Contact of a 3xx not tried yet: q-values high to low, then their order
+    (RFC 3261 8.1.3.4); ``visited`` is what protects against redirect loops."""
+    if not 300 <= response.status < 400:
+        return None
+    try:
+        contacts = response.contacts
+    except ParseError:
+        return None
+    ranked = sorted(enumerate(contacts), key=lambda item: (-_q(item[1]), item[0]))
+    for _, contact in ranked:
+        if isinstance(contact.uri, SipUri) and contact.uri not in visited:
+            return contact.uri
+    return None
+
+
+def _q(contact: Address) -> float:
+    try:
+        return float(contact.param("q") or 1.0)
+    except ValueError:
+        return 0.0

@@ -108,7 +108,7 @@ class MediaStream:
         self.undecodable = 0  # received payloads the codec refused (concealed instead)
         self.foreign = 0  # packets from another source than the one latched to
         self._latched = False  # the peer's source is known (its first packet's)
-        self._last_rtp = time.monotonic()
+        self.last_rtp = time.monotonic()
         self._inactive_reported = False
         self._pending: list[Samples] = []  # decoded audio beyond the last frame played
         self._pending_samples = 0
@@ -192,7 +192,7 @@ class MediaStream:
             self._latched = False
             self.remote = (media.remote_address, media.remote_port)
             self.rtcp.remote = _rtcp_destination(media)
-        self._last_rtp = time.monotonic()  # a direction change restarts the inactivity clock
+        self.last_rtp = time.monotonic()  # a direction change restarts the inactivity clock
 
     def tick(self, now: float) -> None:
         self._ticks += 1
@@ -216,7 +216,7 @@ class MediaStream:
     def level_out(self) -> float:
         """dBFS of the last frame we played (or, when nothing plays it, received); silent
         while the peer holds us (nothing arrives, nothing plays)."""
-        if not self.receiving or time.monotonic() - self._last_rtp > SILENT_AFTER:
+        if not self.receiving or time.monotonic() - self.last_rtp > SILENT_AFTER:
             return -96.0  # nothing arrives (on hold, a peer gone quiet): say so
         if self._last_payload is not None:
             payload, self._last_payload = self._last_payload, None
@@ -334,7 +334,7 @@ class MediaStream:
                 return
             self.remote = source  # symmetric RTP (RFC 4961): answer where it comes from
         self._latched = True
-        self._last_rtp = now = time.monotonic()
+        self.last_rtp = now = time.monotonic()
         self._inactive_reported = False
         self.stats.update(packet.sequence, packet.timestamp, now, timing=not is_event)
         if not is_event:
@@ -348,7 +348,7 @@ class MediaStream:
         """Report, once, when RTP stops arriving although we should be receiving it."""
         if self.rtp_timeout is None or self._inactive_reported:
             return
-        silent = now - self._last_rtp
+        silent = now - self.last_rtp
         if silent > self.rtp_timeout:
             self._inactive_reported = True
             if self.on_inactive is not None:

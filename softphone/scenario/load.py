@@ -151,9 +151,9 @@ async def _place(agent: UserAgent, plan: LoadPlan, index: int, progress: LoadPro
     started = time.monotonic()
     try:
         call = await agent.call(plan.uri, duration=plan.duration)
-        answered = await call.answered
+        answered = await asyncio.shield(call.answered)
         setup = (time.monotonic() - started) * 1000 if answered else None
-        ended = await call.ended
+        ended = await asyncio.shield(call.ended)
     except SipError as error:
         progress.active -= 1
         progress.failed += 1

@@ -1,4 +1,10 @@
-"""What the transports share: the callbacks that hand messages to the engine."""
+"""What the transports share: the interface the engine sends through, the callbacks that
+hand it messages, and the registry that names them.
+
+The engine keeps one registry (transport name -> Transport) and never asks which transport
+it holds: each says how its Via reads (``via``), what a Contact for it adds
+(``uri_transport``), whether it is reliable, and sends bytes to a peer. UDP and TCP are
+entries today; TLS and WebSocket plug in as new ones."""
 
 from __future__ import annotations
 
@@ -32,6 +38,33 @@ class MessageSink(Protocol):
 
     def bad_message(self, data: bytes, error: ParseError, source: Peer) -> None: ...
 
+    def transport_failed(self, peer: Peer, reason: str) -> None:
+        """Bytes for ``peer`` could not be sent (connection refused, reset ...)."""
+        ...
+
     def trace(self, direction: str, data: bytes, peer: Peer) -> None:
         """Every SIP datagram or stream chunk, raw, as it crosses the socket."""
         ...
+
+
+class Transport(Protocol):
+    """One entry of the registry: a listening socket (or server) and how to send on it."""
+
+    name: str                   # the registry's key and Peer.transport: udp, tcp ...
+    via: str                    # in Via: SIP/2.0/UDP
+    uri_transport: str | None   # transport=tcp in a Contact (None: UDP, the default)
+    host: str
+    port: int
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen on ``host:port`` (port 0: any free one); OSError (with errno) if not."""
+        ...
+
+    def send(self, data: bytes, peer: Peer) -> None:
+        """Send now or as soon as a connection is up; failures come back through the
+        sink's ``transport_failed``."""
+        ...
+
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...

@@ -16,11 +16,16 @@ IDLE_TIMEOUT = 300.0
 
 
 class TcpTransport:
+    name = "tcp"
+    via = "TCP"
+    uri_transport: str | None = "tcp"
+
     def __init__(self, sink: MessageSink) -> None:
         self._sink = sink
         self._server: asyncio.Server | None = None
         self._writers: dict[tuple[str, int], asyncio.StreamWriter] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._connecting: dict[tuple[str, int], asyncio.Future[asyncio.StreamWriter]] = {}
         self.host = ""
         self.port = 0
 
@@ -53,6 +58,20 @@ class TcpTransport:
             self._writers.pop((peer.host, peer.port), None)
             writer.close()
 
+    async def _connection(self, peer: Peer) -> asyncio.StreamWriter:
+        """The connection to ``peer``: the open one, the one being opened, or a new one
+        (messages sent while it connects share it)."""
+        writer = self._writers.get((peer.host, peer.port))
+        if writer is not None and not writer.is_closing():
+            return writer
+        pending = self._connecting.get((peer.host, peer.port))
+        if pending is None:
+            pending = asyncio.ensure_future(self._connect(peer))
+            self._connecting[(peer.host, peer.port)] = pending
+            pending.add_done_callback(
+                lambda _: self._connecting.pop((peer.host, peer.port), None))
+        return await asyncio.shield(pending)
+
     async def _connect(self, peer: Peer) -> asyncio.StreamWriter:
         reader, writer = await asyncio.open_connection(peer.host, peer.port)
         self._writers[(peer.host, peer.port)] = writer
@@ -61,14 +80,27 @@ class TcpTransport:
         task.add_done_callback(self._tasks.discard)
         return writer
 
-    async def send(self, data: bytes, peer: Peer) -> None:
-        """Send on the connection to ``peer``, opening one if there is none. Raises OSError."""
+    def send(self, data: bytes, peer: Peer) -> None:
+        """Send on the connection to ``peer`` at once when it is up, else once a new one
+        is; a failure to connect or write is reported to the sink, naming its reason."""
         writer = self._writers.get((peer.host, peer.port))
-        if writer is None or writer.is_closing():
-            writer = await self._connect(peer)
-        self._sink.trace("sent", data, peer)
-        writer.write(data)
-        await writer.drain()
+        if writer is not None and not writer.is_closing():
+            self._sink.trace("sent", data, peer)
+            writer.write(data)
+            return
+        task = asyncio.ensure_future(self._connect_and_send(data, peer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect_and_send(self, data: bytes, peer: Peer) -> None:
+        try:
+            writer = await self._connection(peer)
+            self._sink.trace("sent", data, peer)
+            writer.write(data)
+            await writer.drain()
+        except OSError as error:
+            reason = f"{(error.strerror or str(error)).capitalize()} ({peer})"
+            self._sink.transport_failed(peer, reason)
 
     def close(self) -> None:
         if self._server is not None:

@@ -12,6 +12,10 @@ from softphone.transport.base import MessageSink
 
 
 class UdpTransport(asyncio.DatagramProtocol):
+    name = "udp"
+    via = "UDP"
+    uri_transport: str | None = None
+
     def __init__(self, sink: MessageSink) -> None:
         self._sink = sink
         self._transport: asyncio.DatagramTransport | None = None
@@ -61,3 +65,6 @@ class UdpTransport(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+    async def wait_closed(self) -> None:
+        pass

@@ -1,9 +1,11 @@
-"""UserAgent: the public Python API, and the asyncio adapter around the sans-IO SIP core.
+"""UserAgent: the public Python API, and the asyncio shell around the sans-IO core.
 
-The adapter does three things only, as aioquic's protocol does: it feeds received messages and
-timer ticks into the transaction layer, sends what the layer wants sent, and re-arms a single
-``loop.call_at`` for the layer's next deadline. Everything else here is the transaction user:
-routing requests to calls, answering OPTIONS, and awaiting responses for the API's coroutines.
+Everything SIP lives in ``softphone.core.UserAgentCore``. The shell does what the core
+cannot: it owns the sockets (one registry of transports), the clock (one ``loop.call_at``
+for the core's next deadline), DNS (answering the core's ResolveNeeded), the RTP sockets and
+media streams (started and changed by the core's MediaReady), and the futures the API's
+coroutines await (resolved by the core's Completed and the calls' events). As aioquic's
+asyncio protocol does: feed inputs in, send what the core wants sent, re-arm the timer.
 """
 
 from __future__ import annotations
@@ -14,52 +16,45 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 
 from softphone import __version__
+from softphone.core.agent import (
+    CoreConfig,
+    Credentials,
+    ListeningPoint,
+    UserAgentCore,
+    options_result,
+)
+from softphone.core.events import (
+    CallCreated,
+    CallGone,
+    Completed,
+    CoreEvent,
+    MediaCheck,
+    MediaReady,
+    ResolveNeeded,
+)
+from softphone.events import Answered, Event, Listening, OptionsResult, RegistrationFailed
 from softphone.media.codecs import usable_codecs
 from softphone.media.device import SoundDevice
 from softphone.media.ports import AudioSink, AudioSource, Discard, Echo, Silence, Tone
 from softphone.media.wav import WavSink, WavSource
 from softphone.sdp.negotiation import CODECS, DEFAULT_CODECS
 from softphone.sip import Headers, ParseError, Request, Response, SipUri, parse_sip_uri
-from softphone.sip.auth import authorize, choose_challenge
-from softphone.sip.builder import make_response, new_branch, new_call_id, new_tag
-from softphone.sip.errors import AuthError
+from softphone.sip.errors import LocalProtocolError
 from softphone.sip.headers import Address
-from softphone.sip.recovery import bad_request_response
-from softphone.sip.transaction import (
-    AckNotReceived,
-    Peer,
-    RequestReceived,
-    ResponseReceived,
-    TimerSettings,
-    TransactionEvent,
-    TransactionKey,
-    TransactionLayer,
-    TransactionTimedOut,
-    local_response,
-)
-from softphone.sip.uri import format_host
-from softphone.sip.validate import EndpointPolicy, check_request
-from softphone.transport.base import ListenError
+from softphone.sip.transaction import Peer, TimerSettings
+from softphone.sip.validate import EndpointPolicy
+from softphone.transport.base import ListenError, Transport
 from softphone.transport.resolver import ResolutionError, make_dns_resolver, resolve
-from softphone.transport.route import default_address, is_wildcard, source_address_toward
-from softphone.transport.rtp import DEFAULT_RTP_PORTS, Impairment, PortRange
+from softphone.transport.route import default_address, source_address_toward
+from softphone.transport.rtp import DEFAULT_RTP_PORTS, Impairment, PortRange, RtpEndpoint
 from softphone.transport.tcp import TcpTransport
 from softphone.transport.udp import UdpTransport
 from softphone.ua.call import Call
 from softphone.ua.conference import Conference
-from softphone.ua.events import Event, Listening, OptionsResult
-from softphone.ua.registration import Registration
+from softphone.ua.registration import Registration, RegistrationError
 
 log = logging.getLogger("softphone.agent")
 sip_log = logging.getLogger("softphone.sip")
-ProvisionalHandler = Callable[[Response], None]
-ACCEPT = "application/sdp"
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str
 
 
 @dataclass(frozen=True)
@@ -138,6 +133,16 @@ class AgentConfig:
     # public address, say); None: the bound address, or on 0.0.0.0 the route's source.
     public_host: str | None = None
 
+    def core_config(self, codecs: tuple[str, ...]) -> CoreConfig:
+        """What of this configuration the sans-IO core needs (``codecs``: those that load)."""
+        return CoreConfig(
+            user=self.user, domain=self.domain, display_name=self.display_name,
+            credentials=self.credentials, outbound_proxy=self.outbound_proxy,
+            transport=self.transport, codecs=codecs, timers=self.timers,
+            user_agent=self.user_agent, max_unanswered_calls=self.max_unanswered_calls,
+            unanswered_timeout=self.unanswered_timeout, rtp_timeout=self.rtp_timeout,
+            hangup_on_rtp_timeout=self.hangup_on_rtp_timeout, public_host=self.public_host)
+
 
 class UserAgent:
     """One SIP user agent (client and server) on one event loop.
@@ -150,30 +155,35 @@ class UserAgent:
     def __init__(self, config: AgentConfig | None = None) -> None:
         self.config = config or AgentConfig()
         self.codecs = _codecs_that_load(self.config.codecs)
-        self.policy = EndpointPolicy()
-        self.layer = TransactionLayer(settings=self.config.timers)
-        self.udp = UdpTransport(self)
+        self.core = UserAgentCore(self.config.core_config(self.codecs),
+                                  route_source=self._route_source)
+        self.transports: dict[str, Transport] = {
+            transport.name: transport for transport in (UdpTransport(self), TcpTransport(self))}
         self.rtp_ports = PortRange(*self.config.rtp_ports)
-        self.tcp = TcpTransport(self)
         self.incoming: asyncio.Queue[Call] = asyncio.Queue()
+        self.calls: set[Call] = set()
+        self.registrations: list[Registration] = []
+        self._by_handle: dict[str, Call] = {}
+        self._waiting: dict[int, asyncio.Future[Completed]] = {}
         self._subscribers: list[asyncio.Queue[Event]] = []
         self._listeners: list[Callable[[Event], None]] = []
         self._tracers: list[Callable[[str, bytes, Peer], None]] = []
-        self._pending: dict[TransactionKey, tuple[asyncio.Future[Response],
-                                                  ProvisionalHandler | None]] = {}
-        self._calls_by_dialog: dict[tuple[str, str, str], Call] = {}
-        self._calls_by_invite: dict[TransactionKey, Call] = {}
-        self._dialog_keys_of: dict[Call, list[tuple[str, str, str]]] = {}
-        self._unanswered: set[Call] = set()  # incoming calls, some perhaps answered since
-        self._contacts: dict[tuple[str, str], tuple[Address, str]] = {}
-        self.calls: set[Call] = set()
-        self.registrations: list[Registration] = []
         self._timer: asyncio.Handle | None = None
         self._timer_deadline: float | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dns = make_dns_resolver(self.config.nameservers, self.config.nameserver_port) \
             if self.config.nameservers else None
+
+    @property
+    def policy(self) -> EndpointPolicy:
+        return self.core.policy
+
+    @property
+    def udp(self) -> UdpTransport:
+        transport = self.transports["udp"]
+        assert isinstance(transport, UdpTransport)
+        return transport
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -184,14 +194,19 @@ class UserAgent:
                                        if key in CODECS})
         host, port = self.config.listen_host, self.config.listen_port
         try:
-            await self.udp.start(host, port)
-            await self.tcp.start(host, self.udp.port)
+            for transport in self.transports.values():
+                await transport.start(host, port)
+                port = transport.port  # every transport on the first one's port
         except OSError as error:
-            self.udp.close()
-            raise ListenError.of(host, port or self.udp.port, error) from None
-        log.info("listening on udp and tcp %s:%d as %s", self.udp.host, self.udp.port,
-                 self.address_of_record)
-        self.emit(Listening("udp", self.udp.host, self.udp.port))
+            for transport in self.transports.values():
+                transport.close()
+            raise ListenError.of(host, port or self.config.listen_port, error) from None
+        for transport in self.transports.values():
+            self.core.listen(ListeningPoint(transport.name, transport.host, transport.port,
+                                            transport.via, transport.uri_transport))
+        log.info("listening on %s %s:%d as %s", " and ".join(self.transports), self.host,
+                 self.port, self.address_of_record)
+        self.emit(Listening("udp", self.host, self.port))
 
     async def close(self) -> None:
         """Hang up every call and remove every registration, all at once, waiting at most
@@ -214,9 +229,10 @@ class UserAgent:
             self._timer.cancel()
         for task in list(self._tasks):
             task.cancel()
-        self.udp.close()
-        self.tcp.close()
-        await self.tcp.wait_closed()
+        for transport in self.transports.values():
+            transport.close()
+        for transport in self.transports.values():
+            await transport.wait_closed()
 
     async def __aenter__(self) -> UserAgent:
         await self.start()
@@ -237,44 +253,29 @@ class UserAgent:
 
     @property
     def address_of_record(self) -> SipUri:
-        return SipUri(host=self.config.domain or self.advertised_host(), user=self.config.user)
+        return self.core.address_of_record
 
     def advertised_host(self, toward: str | None = None) -> str:
-        """The address others reach us at, for Via, Contact and SDP: the configured public
-        one; else the bound address; else (bound to 0.0.0.0 or ::, which reaches nobody)
-        the address the route toward ``toward`` leaves from."""
-        if self.config.public_host:
-            return self.config.public_host
-        if not is_wildcard(self.host):
-            return self.host
-        found = source_address_toward(toward) if toward else None
-        return found or default_address(ipv6=":" in self.host)
+        """The address others reach us at (see UserAgentCore.advertised_host)."""
+        return self.core.advertised_host(toward)
+
+    def _route_source(self, toward: str) -> str | None:
+        if not toward:
+            return default_address(ipv6=":" in self.host)
+        return source_address_toward(toward)
 
     def contact(self, transport: str | None = None, toward: str | None = None) -> Address:
-        return self._contact_of(transport, toward)[0]
+        return self.core.contact(transport, toward)
 
     def contact_text(self, transport: str | None = None, toward: str | None = None) -> str:
-        return self._contact_of(transport, toward)[1]
-
-    def _contact_of(self, transport: str | None, toward: str | None) -> tuple[Address, str]:
-        """Our Contact, and as text: built once per transport and advertised address (they
-        no longer change once the agent is bound), since nearly every message carries it."""
-        chosen = transport or self.config.transport
-        host = self.advertised_host(toward)
-        known = self._contacts.get((chosen, host))
-        if known is not None:
-            return known
-        uri = SipUri(host=host, port=self.port, user=self.config.user)
-        if chosen == "tcp":
-            uri = uri.with_param("transport", "tcp")
-        address = Address(uri=uri)
-        contact = (address, str(address))
-        if self.port:
-            self._contacts[(chosen, host)] = contact
-        return contact
+        return self.core.contact_text(transport, toward)
 
     def local_address(self) -> Address:
-        return Address(uri=self.address_of_record, display_name=self.config.display_name)
+        return self.core.local_address()
+
+    def capabilities(self) -> Headers:
+        """What OPTIONS answers and every dialog-creating message carries."""
+        return self.core.capabilities()
 
     # --- events ------------------------------------------------------------------------------
 
@@ -305,39 +306,42 @@ class UserAgent:
         for listener in self._listeners:
             listener(event)
 
-    # --- the adapter: bytes in, bytes out, one timer -------------------------------------------
+    # --- the shell: inputs in, bytes and events out, one timer -------------------------------
 
     def now(self) -> float:
         assert self._loop is not None
         return self._loop.time()
 
     def message_received(self, message: Request | Response, source: Peer) -> None:
-        try:
-            self.layer.receive(message, source, self.now())
-        except ParseError:
-            return  # a header the layer needed was unusable: nothing we can answer
-        self._transmit()
+        self.core.receive(message, source, self.now())
+        self.transmit()
 
     def bad_message(self, data: bytes, error: ParseError, source: Peer) -> None:
         """A request that does not parse gets a 400 naming the defect, when it can be built."""
-        answer = bad_request_response(data, error)
-        if answer is not None:
-            self._send_bytes(answer, source)
+        self.core.receive_garbage(data, error, source)
+        self.transmit()
+
+    def transport_failed(self, peer: Peer, reason: str) -> None:
+        log.info("%s: %s", peer, reason)
+        self.core.transport_failed(peer, reason, self.now())
+        self.transmit()
 
     def _on_timer(self) -> None:
         self._timer = self._timer_deadline = None
-        self.layer.handle_timer(self.now())
-        self._transmit()
+        self.core.handle_timer(self.now())
+        self.transmit()
 
-    def _transmit(self) -> None:
-        for data, peer in self.layer.datagrams_to_send():
-            self._send_bytes(data, peer)
-        while (event := self.layer.next_event()) is not None:
-            self._dispatch(event)
-        self._rearm()
-
-    def _rearm(self) -> None:
-        deadline = self.layer.get_timer()
+    def transmit(self) -> None:
+        """After every input: send what the core wants sent, carry out what it asks, and
+        re-arm the one timer for its next deadline."""
+        while True:
+            for data, peer in self.core.datagrams_to_send():
+                self.transports[peer.transport].send(data, peer)
+            event = self.core.next_event()
+            if event is None:
+                break
+            self._carry_out(event)
+        deadline = self.core.get_timer()
         if self._timer is not None:
             if deadline == self._timer_deadline:
                 return
@@ -348,22 +352,56 @@ class UserAgent:
             # uvloop's handles do not know their time, so the deadline is kept beside them
             self._timer = self._loop.call_at(deadline, self._on_timer)
 
-    def _send_bytes(self, data: bytes, peer: Peer) -> None:
-        if peer.transport == "udp":
-            self.udp.send(data, peer)
-        else:
-            self.spawn(self._send_tcp(data, peer))
+    def _carry_out(self, event: Event | CoreEvent) -> None:
+        if isinstance(event, Event):
+            if isinstance(event, Answered):
+                for named in self._calls_named(event.call_id):
+                    named.note_answered()
+            self.emit(event)
+        elif isinstance(event, CallCreated):
+            self._call_created(event)
+        elif isinstance(event, MediaReady | MediaCheck):
+            call = self._by_handle.get(event.handle)
+            if call is None:
+                return
+            if isinstance(event, MediaReady):
+                call.media_ready(event.media)
+            else:
+                self.core.media_status(event.handle, call.last_packet(self.now()), self.now())
+        elif isinstance(event, CallGone):
+            gone = self._by_handle.pop(event.handle, None)
+            if gone is not None:
+                self.calls.discard(gone)
+                gone.gone(event.ended)
+            else:
+                self.emit(event.ended)
+        elif isinstance(event, ResolveNeeded):
+            self.spawn(self._resolve_for_core(event))
+        elif isinstance(event, Completed):
+            waiting = self._waiting.pop(event.request, None)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(event)
 
-    async def _send_tcp(self, data: bytes, peer: Peer) -> None:
+    def _calls_named(self, call_id: str) -> list[Call]:
+        return [call for handle, call in self._by_handle.items()
+                if handle == call_id or handle.startswith(call_id + "#")]
+
+    def _call_created(self, event: CallCreated) -> None:
+        core_call = self.core.calls[event.handle]
+        call = Call(self, core_call)
+        self._by_handle[event.handle] = call
+        self.calls.add(call)
+        if event.direction == "incoming":
+            self.incoming.put_nowait(call)
+
+    async def _resolve_for_core(self, event: ResolveNeeded) -> None:
         try:
-            await self.tcp.send(data, peer)
-        except OSError as error:
-            reason = f"{(error.strerror or str(error)).capitalize()} ({peer})"
-            log.info("%s: %s", peer, reason)
-            for key, transaction in list(self.layer.client.items()):
-                if transaction.peer == peer:
-                    self.layer.transport_error(key, reason)
-            self._transmit()
+            peers = await resolve(event.uri, event.transport, self._dns)
+        except ResolutionError as error:
+            self.core.resolution_failed(event.lookup, str(error), self.now())
+        else:
+            self.core.resolved(event.lookup, peers, self.now())
+        self.transmit()
 
     def spawn(self, coroutine: Coroutine[object, object, object]) -> asyncio.Task[object]:
         """Run a background job of the agent; close() cancels whatever is left."""
@@ -372,168 +410,80 @@ class UserAgent:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    # --- client side -------------------------------------------------------------------------
+    def waiting_for(self, request: int) -> asyncio.Future[Completed]:
+        """The future Completed(request) will resolve (set before the core can answer)."""
+        assert self._loop is not None
+        future: asyncio.Future[Completed] = self._loop.create_future()
+        self._waiting[request] = future
+        return future
 
-    def prepare(self, request: Request, peer: Peer) -> Request:
-        """Add the Via for ``peer``'s transport (new branch, rport) and our User-Agent; on a
-        wildcard address, our Contact names the address the route to ``peer`` leaves from."""
-        headers = request.headers.copy()
-        host = self.advertised_host(peer.host)
-        sent_by = f"{format_host(host)}:{self.port}"
-        self._route_contact(headers, peer)
-        headers.prepend("Via", f"SIP/2.0/{peer.transport.upper()} {sent_by}"
-                               f";branch={new_branch()};rport")
-        if "Max-Forwards" not in headers:
-            headers.add("Max-Forwards", "70")
-        if "User-Agent" not in headers:
-            headers.add("User-Agent", self.config.user_agent)
-        return Request(request.method, request.uri, headers, request.body)
+    async def completion(self, request: int) -> Completed:
+        """Wait for the core's verdict on ``request`` (the transmit that follows an API
+        call may already have produced it)."""
+        future = self._waiting.get(request)
+        if future is None:
+            raise LocalProtocolError(f"nothing waits for request {request}")
+        return await future
 
-    def _route_contact(self, headers: Headers, peer: Peer) -> None:
-        """On a wildcard address, replace our default Contact by the one routed to ``peer``
-        (the message was built before its destination was known)."""
-        if not is_wildcard(self.host) or self.config.public_host:
-            return
-        default = self.contact_text(peer.transport)
-        routed = self.contact_text(peer.transport, peer.host)
-        if default != routed and headers.get("Contact") == default:
-            headers.set("Contact", routed)
+    # --- the API: requests ------------------------------------------------------------------
+
+    def request(self, start: Callable[[float], int]) -> asyncio.Future[Completed]:
+        """Start a core request and wait for its Completed, whatever comes first."""
+        assert self._loop is not None
+        future: asyncio.Future[Completed] = self._loop.create_future()
+        request = start(self.now())
+        self._waiting[request] = future
+        self.transmit()
+        return future
 
     async def targets(self, uri: SipUri) -> list[Peer]:
         """Where a request for ``uri`` goes: the outbound proxy if set, else ``uri`` itself."""
-        destination = parse_sip_uri(self.config.outbound_proxy) if self.config.outbound_proxy \
-            else uri
-        return await self.resolve(destination)
+        return await self.resolve(self.core.route_for(uri))
 
     async def resolve(self, uri: SipUri) -> list[Peer]:
         """RFC 3263 for ``uri`` (raises ResolutionError)."""
         return await resolve(uri, self.config.transport, self._dns)
 
-    def start_transaction(self, request: Request, peer: Peer,
-                          on_provisional: ProvisionalHandler | None = None
-                          ) -> tuple[TransactionKey, asyncio.Future[Response]]:
-        assert self._loop is not None
-        future: asyncio.Future[Response] = self._loop.create_future()
-        key = self.layer.send_request(request, peer, self.now())
-        self._pending[key] = (future, on_provisional)
-        self._transmit()
-        return key, future
-
-    async def send_request(self, request: Request, peers: list[Peer],
-                           on_provisional: ProvisionalHandler | None = None,
-                           on_started: Callable[[Request, TransactionKey, Peer], None] | None
-                           = None) -> tuple[Response, Request]:
-        """Send in a client transaction, answering one digest challenge per realm.
-
-        Returns the final response and the request that got it (its CSeq and Authorization
-        are what later requests build on). A timeout or transport failure comes back as a
-        synthetic 408 or 503 response, so callers handle one kind of outcome."""
-        tried_realms: set[str] = set()
-        current = request
-        peer = peers[0]
-        while True:
-            prepared = self.prepare(current, peer)
-            key, future = self.start_transaction(prepared, peer, on_provisional)
-            if on_started is not None:
-                on_started(prepared, key, peer)
-            response = await future
-            retry = self._authorized_retry(current, response, tried_realms)
-            if retry is None:
-                return response, prepared
-            current = retry
-
-    async def within(self, timeout: float | None,
-                     exchange: Awaitable[tuple[Response, Request]],
-                     request: Request) -> Response:
-        """The final response of ``exchange``, or a local 408 once ``timeout`` passes."""
-        try:
-            response, _ = await asyncio.wait_for(exchange, timeout)
-        except TimeoutError:
-            return local_response(request, 408, f"No response within {timeout:g} s")
-        return response
-
-    def _authorized_retry(self, request: Request, response: Response,
-                          tried: set[str]) -> Request | None:
-        if response.status not in (401, 407) or self.config.credentials is None:
-            return None
-        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-        try:
-            challenge = choose_challenge(response.headers.get_all(header))
-        except (AuthError, ParseError):
-            return None
-        if challenge.realm in tried and not challenge.stale:
-            return None  # challenged again for a realm we answered: the password is wrong
-        tried.add(challenge.realm)
-        credentials = self.config.credentials
-        answer = authorize(challenge, credentials.username, credentials.password,
-                           request.method, str(request.uri), request.body)
-        headers = request.headers.copy()
-        auth_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
-        headers.remove(auth_header)
-        headers.add(auth_header, str(answer))
-        cseq = request.cseq
-        headers.set("CSeq", f"{cseq.number + 1} {cseq.method}")
-        return Request(request.method, request.uri, headers, request.body)
-
-    def send_stateless(self, request: Request, peer: Peer) -> Request:
-        """An ACK for a 2xx: no transaction of its own. Returns it as sent (with its Via),
-        for repeating when the 2xx comes again."""
-        prepared = self.prepare(request, peer)
-        self.resend(prepared, peer)
-        return prepared
-
-    def resend(self, message: Request, peer: Peer) -> None:
-        self.layer.send_stateless(message, peer)
-        self._transmit()
-
-    def respond(self, key: TransactionKey, response: Response) -> None:
-        if "User-Agent" not in response.headers and response.status != 100:
-            response.headers.add("Server", self.config.user_agent)
-        transaction = self.layer.server.get(key)
-        if transaction is not None:
-            self._route_contact(response.headers, transaction.peer)
-        self.layer.respond(key, response, self.now())
-        self._transmit()
-
     def new_request(self, method: str, uri: SipUri, to: Address | None = None,
                     call_id: str | None = None, from_tag: str | None = None,
                     cseq: int = 1) -> Request:
         """An out-of-dialog request from our identity (RFC 3261 8.1.1), without Via."""
-        headers = Headers([
-            ("Max-Forwards", "70"),
-            ("From", str(self.local_address().with_param("tag", from_tag or new_tag()))),
-            ("To", str(to or Address(uri=uri))),
-            ("Call-ID", call_id or new_call_id(self.advertised_host())),
-            ("CSeq", f"{cseq} {method}"),
-        ])
-        if self.config.outbound_proxy:
-            proxy = parse_sip_uri(self.config.outbound_proxy)
-            loose = proxy if proxy.has_param("lr") else proxy.with_param("lr")
-            headers.add("Route", f"<{loose}>")
-        return Request(method, uri, headers)
+        return self.core.new_request(method, uri, to, call_id, from_tag, cseq)
+
+    async def send_request(self, request: Request, peers: list[Peer]) -> tuple[Response, Request]:
+        """Send any request (a test's own, in a dialog or out of one) to ``peers`` through the
+        core, challenges answered; the final response and the request as last sent."""
+        done = await self.request(lambda now: self.core.send(request, peers, now))
+        assert done.response is not None and done.sent is not None
+        return done.response, done.sent
+
+    async def within(self, timeout: float | None, waiting: Awaitable[Completed]) -> Completed:
+        """``waiting``, or a 408 Completed once ``timeout`` passes."""
+        try:
+            return await asyncio.wait_for(waiting, timeout)
+        except TimeoutError:
+            return Completed(0, 408, f"No response within {timeout:g} s")
 
     async def options(self, uri: str, timeout: float | None = None) -> OptionsResult:
         """Ask a peer what it supports, without calling it; ``timeout`` bounds the wait
         (a 408 result) below the transaction's own 64*T1."""
-        target = parse_sip_uri(uri)
-        request = self.new_request("OPTIONS", target)
-        request.headers.add("Accept", ACCEPT)
-        response = await self.within(timeout, self.send_request(
-            request, await self.targets(target)), request)
-        result = OptionsResult(
-            uri=uri, status=response.status, reason=response.reason,
-            allow=_tokens(response, "Allow"), accept=response.headers.get_all("Accept"),
-            supported=_tokens(response, "Supported"),
-            user_agent=response.headers.get("User-Agent") or response.headers.get("Server"))
+        done = await self.within(timeout, self.request(lambda now: self.core.options(uri, now)))
+        result = options_result(uri, done)
         self.emit(result)
         return result
 
     async def call(self, uri: str, duration: float | None = None,
                    ring_timeout: float | None = None) -> Call:
         """Place a call; returns at once with a Call whose ``answered``/``ended`` to await."""
-        call = Call.outgoing(self, parse_sip_uri(uri))
+        target = parse_sip_uri(uri)
+        rtp = RtpEndpoint(self.config.impairment)
+        port = await rtp.open(self.host, self.rtp_ports) if self.config.media else DISCARD_PORT
+        handle = self.core.invite(target, self.now(), port, ring_timeout=ring_timeout,
+                                  duration=duration)
+        call = Call(self, self.core.calls[handle], rtp)
+        self._by_handle[handle] = call
         self.calls.add(call)
-        call.start(duration=duration, ring_timeout=ring_timeout)
+        self.transmit()
         return call
 
     def conference(self) -> Conference:
@@ -543,130 +493,21 @@ class UserAgent:
     async def register(self, registrar: str, expires: int = 3600, refresh: bool = True,
                        timeout: float | None = None) -> Registration:
         """REGISTER our contact with ``registrar``; raises RegistrationError on failure.
-        ``timeout`` bounds each REGISTER's wait (default: the transaction's 64*T1)."""
-        registration = Registration(self, parse_sip_uri(registrar), expires, timeout)
-        await registration.register()
+        ``timeout`` bounds the wait for each answer (default: the transaction's 64*T1)."""
+        number, request = self.core.register(registrar, self.now(), expires, refresh)
+        registration = Registration(self, number, self.core.registrations[number], timeout)
+        waiting = self.waiting_for(request)
+        self.transmit()
+        done = await self.within(timeout, waiting)
+        if not done.ok:
+            if done.response is None and timeout is not None:
+                self.emit(RegistrationFailed(str(registration.aor), done.status, done.reason))
+            raise RegistrationError(done.status, done.reason)
         self.registrations.append(registration)
-        if refresh:
-            registration.keep_refreshed()
         return registration
 
-    # --- dispatch of the layer's events ----------------------------------------------------------
 
-    def _dispatch(self, event: TransactionEvent) -> None:
-        if isinstance(event, ResponseReceived):
-            self._on_response(event)
-        elif isinstance(event, TransactionTimedOut):
-            log.info("%s %s: %s", event.request.method, event.request.uri,
-                     "no response (timeout)" if event.status == 408 else "transport failed")
-            self._resolve(event.transaction,
-                          local_response(event.request, event.status, event.reason))
-        elif isinstance(event, RequestReceived):
-            self._on_request(event)
-        elif isinstance(event, AckNotReceived):
-            call = self._calls_by_invite.get(event.transaction)
-            if call is not None and 200 <= event.status < 300:
-                call.ack_missing()
-
-    def _on_response(self, event: ResponseReceived) -> None:
-        response = event.response
-        if event.transaction is not None and event.transaction in self._pending:
-            if response.status < 200:
-                handler = self._pending[event.transaction][1]
-                if handler is not None:
-                    handler(response)
-            else:
-                self._resolve(event.transaction, response)
-            return
-        if response.cseq.method == "INVITE" and 200 <= response.status < 300:
-            call = self._calls_by_dialog.get(_dialog_key_of_response(response))
-            if call is not None:
-                call.repeat_ack(response)
-
-    def _resolve(self, key: TransactionKey, response: Response) -> None:
-        pending = self._pending.pop(key, None)
-        if pending is not None and not pending[0].done():
-            pending[0].set_result(response)
-
-    def _on_request(self, event: RequestReceived) -> None:
-        request = event.request
-        key = event.transaction
-        if key is None:  # an ACK for a 2xx
-            call = self._calls_by_dialog.get(_dialog_key_of_request(request))
-            if call is not None:
-                call.on_ack(request)
-            return
-        if request.method == "ACK":
-            return
-        rejection = check_request(request, self.policy)
-        if rejection is not None:
-            extra = Headers(list(rejection.headers))
-            self.respond(key, make_response(request, rejection.status, rejection.reason,
-                                            to_tag=new_tag(), extra=extra))
-            return
-        if request.to_address.tag is not None:
-            call = self._calls_by_dialog.get(_dialog_key_of_request(request))
-            if call is None:
-                self.respond(key, make_response(request, 481, to_tag=new_tag()))
-            else:
-                call.on_request(request, key)
-            return
-        self._on_new_request(request, key, event)
-
-    def _on_new_request(self, request: Request, key: TransactionKey,
-                        event: RequestReceived) -> None:
-        if request.method == "INVITE":
-            if self._unanswered_calls_full():
-                self.respond(key, make_response(request, 486, to_tag=new_tag()))
-                return
-            call = Call.incoming(self, request, key, event.source)
-            self.calls.add(call)
-            self._unanswered.add(call)
-            self._calls_by_invite[key] = call
-            call.announce()
-            self.incoming.put_nowait(call)
-        elif request.method == "CANCEL":
-            cancelled = self._calls_by_invite.get(event.cancels) if event.cancels else None
-            if cancelled is None:
-                self.respond(key, make_response(request, 481, to_tag=new_tag()))
-            else:
-                self.respond(key, make_response(request, 200, to_tag=cancelled.local_tag))
-                cancelled.on_cancel()
-        elif request.method == "OPTIONS":
-            self.respond(key, make_response(request, 200, to_tag=new_tag(),
-                                            extra=self.capabilities()))
-        else:
-            self.respond(key, make_response(request, 481, to_tag=new_tag()))
-
-    def _unanswered_calls_full(self) -> bool:
-        """Whether max_unanswered_calls are waiting. The set is pruned of answered calls only
-        when it looks full, so an INVITE does not cost a walk over every call."""
-        if len(self._unanswered) >= self.config.max_unanswered_calls:
-            self._unanswered = {c for c in self._unanswered if c.state in ("incoming", "ringing")}
-        return len(self._unanswered) >= self.config.max_unanswered_calls
-
-    def capabilities(self) -> Headers:
-        """What OPTIONS answers and every dialog-creating message carries."""
-        return Headers([("Allow", self.policy.allow), ("Accept", ACCEPT),
-                        ("Supported", ", ".join(sorted(self.policy.extensions))),
-                        ("Contact", self.contact_text())])
-
-    # --- bookkeeping for calls -----------------------------------------------------------------
-
-    def bind_dialog(self, call: Call, key: tuple[str, str, str]) -> None:
-        self._calls_by_dialog[key] = call
-        self._dialog_keys_of.setdefault(call, []).append(key)
-
-    def forget(self, call: Call) -> None:
-        self.calls.discard(call)
-        self._unanswered.discard(call)
-        for dialog_key in self._dialog_keys_of.pop(call, ()):
-            if self._calls_by_dialog.get(dialog_key) is call:
-                del self._calls_by_dialog[dialog_key]
-        if call.invite_key is not None and self._calls_by_invite.get(call.invite_key) is call:
-            del self._calls_by_invite[call.invite_key]
-
-
+DISCARD_PORT = 9  # the port an SDP names when no RTP flows (RFC 863's discard service)
 _warned_codecs: set[str] = set()
 
 
@@ -683,23 +524,6 @@ def _codecs_that_load(keys: tuple[str, ...]) -> tuple[str, ...]:
                          + "; ".join(dropped.values()))
     return usable
 
-
-def _tokens(response: Response, name: str) -> list[str]:
-    try:
-        return response.tokens(name)
-    except ParseError:
-        return response.headers.get_all(name)
-
-
-
-
-
-def _dialog_key_of_request(request: Request) -> tuple[str, str, str]:
-    return (request.call_id, request.to_address.tag or "", request.from_address.tag or "")
-
-
-def _dialog_key_of_response(response: Response) -> tuple[str, str, str]:
-    return (response.call_id, response.from_address.tag or "", response.to_address.tag or "")
 
 __all__ = ["AgentConfig", "AudioConfig", "Call", "Credentials", "Registration", "ResolutionError",
            "UserAgent"]

@@ -27,6 +27,27 @@ def invite(port: int, rtp_port: int, ptime: int) -> bytes:
             f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
 
 
+def ack_for(ok: bytes, sip_port: int) -> bytes:
+    """The ACK to a 200 OK of the INVITE above (its To tag, the dialog's target)."""
+    headers = dict(line.split(": ", 1) for line in ok.decode().split("\r\n\r\n")[0]
+                   .split("\r\n")[1:])
+    contact = headers["Contact"].strip("<>")
+    return (f"ACK {contact} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{sip_port};branch=z9hG4bKptimeack;rport\r\n"
+            f"Max-Forwards: 70\r\nFrom: {headers['From']}\r\nTo: {headers['To']}\r\n"
+            f"Call-ID: {headers['Call-ID']}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+            ).encode()
+
+
+def ok_for(request: bytes) -> bytes:
+    """200 OK to a request: its Via, From, To, Call-ID and CSeq copied."""
+    lines = request.decode().split("\r\n\r\n")[0].split("\r\n")[1:]
+    kept = [line for line in lines if line.split(":")[0] in ("Via", "From", "To", "Call-ID",
+                                                             "CSeq")]
+    return ("SIP/2.0 200 OK\r\n" + "\r\n".join(kept) + "\r\nContent-Length: 0\r\n\r\n"
+            ).encode()
+
+
 async def test_an_answer_to_ptime_40_sends_40_ms_packets_25_times_a_second() -> None:
     loop = asyncio.get_running_loop()
     sip, rtp = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
@@ -45,12 +66,17 @@ async def test_an_answer_to_ptime_40_sends_40_ms_packets_25_times_a_second() -> 
             if reply.startswith(b"SIP/2.0 200"):
                 break
         assert b"a=ptime:40" in reply
+        await loop.sock_sendto(sip, ack_for(reply, sip.getsockname()[1]),
+                               ("127.0.0.1", bob.port))
         packets: list[RtpPacket] = []
         start = time.monotonic()
         while time.monotonic() - start < 1.0:
             data = await asyncio.wait_for(loop.sock_recv(rtp, 2048), 2)
             packets.append(RtpPacket.parse(data))
-        await incoming.hangup()
+        hanging_up = asyncio.ensure_future(incoming.hangup())
+        bye = await asyncio.wait_for(loop.sock_recv(sip, 65536), 5)
+        await loop.sock_sendto(sip, ok_for(bye), ("127.0.0.1", bob.port))
+        await asyncio.wait_for(hanging_up, 5)
     sip.close()
     rtp.close()
     assert {len(p.payload) for p in packets} == {320}  # 40 ms of PCMU each

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from softphone.core.requests import redirect_target
 from softphone.sip import Headers, Response, parse_sip_uri
-from softphone.ua.call import redirect_target
 
 
 def redirect(*contacts: str, status: int = 302) -> Response:
