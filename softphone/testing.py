@@ -13,6 +13,17 @@
         await incoming.ended(by="remote")
 
 Every wait takes a timeout and raises ExpectationFailed saying what happened instead.
+
+Signalling without sockets or sleeping: ``VirtualNetwork`` runs user-agent cores on a
+virtual clock over an in-memory network (messages can be lost, delayed, duplicated), for
+tests of call flows and races that must not depend on timing::
+
+    net = VirtualNetwork()
+    alice, bob = net.agent("alice"), net.agent("bob")
+    call = alice.call(bob.uri)
+    net.run(until=lambda: bool(bob.incoming()))
+    bob.answer(bob.incoming()[0])
+    net.run(seconds=10)          # ten virtual seconds, in milliseconds of real time
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from softphone.core.network import VirtualAgent, VirtualNetwork, is_request, is_response
 from softphone.media.ports import (
     AudioSink,
     AudioSource,
@@ -315,3 +327,7 @@ class TestAgent:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.agent.close()
+
+
+__all__ = ["ExpectationFailed", "TestAgent", "TestCall", "VirtualAgent", "VirtualNetwork",
+           "is_request", "is_response"]

@@ -393,6 +393,11 @@ class UserAgent:
         self.calls.add(call)
         if event.direction == "incoming":
             self.incoming.put_nowait(call)
+            return
+        first = self._by_handle.get(event.handle.split("#")[0])  # a fork the API keeps
+        if first is not None:
+            first.forks.append(call)
+            call.note_answered()
 
     async def _resolve_for_core(self, event: ResolveNeeded) -> None:
         try:
@@ -473,13 +478,16 @@ class UserAgent:
         return result
 
     async def call(self, uri: str, duration: float | None = None,
-                   ring_timeout: float | None = None) -> Call:
-        """Place a call; returns at once with a Call whose ``answered``/``ended`` to await."""
+                   ring_timeout: float | None = None, keep_forks: bool = False) -> Call:
+        """Place a call; returns at once with a Call whose ``answered``/``ended`` to await.
+        When a forking proxy has several phones answer, the first answer wins and the
+        others get ACK and BYE; with ``keep_forks`` they become calls of their own instead
+        (``call.forks``: signalling only, the media follows the first answer)."""
         target = parse_sip_uri(uri)
         rtp = RtpEndpoint(self.config.impairment)
         port = await rtp.open(self.host, self.rtp_ports) if self.config.media else DISCARD_PORT
         handle = self.core.invite(target, self.now(), port, ring_timeout=ring_timeout,
-                                  duration=duration)
+                                  duration=duration, keep_forks=keep_forks)
         call = Call(self, self.core.calls[handle], rtp)
         self._by_handle[handle] = call
         self.calls.add(call)

@@ -48,6 +48,7 @@ class Call:
         self.answered_at: float | None = None  # time.monotonic(), for views and summaries
         self.ended_at: float | None = None
         self._answering = False
+        self.forks: list[Call] = []  # other phones' answers, kept (agent.call(keep_forks))
 
     # --- what the core knows -----------------------------------------------------------------
 

@@ -351,3 +351,25 @@ async def test_an_agent_on_the_wildcard_address_advertises_the_route_to_its_peer
     assert re.search(r"Via: SIP/2.0/UDP 127\.0\.0\.1:\d+", text)
     assert re.search(r"Contact: <sip:softphone@127\.0\.0\.1:\d+>", text)
     assert "c=IN IP4 127.0.0.1" in text and "SIP/2.0 200 OK" in text
+
+
+async def test_glare_on_real_sockets_ends_with_both_holds_applied() -> None:
+    """Both ends put the call on hold at the same moment (RFC 3261 14.2). Each gets 491 and
+    retries after its random wait; both end holding the call (inactive both ways). Before
+    the core both got 200 and both were left sendonly, hearing nothing."""
+    alice = UserAgent(AgentConfig(user="alice", codecs=("pcmu",), **FAST))  # type: ignore[arg-type]
+    bob = UserAgent(AgentConfig(user="bob", codecs=("pcmu",), **FAST))  # type: ignore[arg-type]
+    statuses: list[bytes] = []
+    async with alice, bob:
+        alice.add_tracer(lambda direction, data, peer: statuses.append(data.split(b"\r\n")[0])
+                         if direction == "received" else None)
+        call = await alice.call(f"sip:bob@127.0.0.1:{bob.port}")
+        incoming = await answer_next(bob, ring=False)
+        assert await asyncio.wait_for(call.answered, 5)
+        await asyncio.sleep(0.2)
+        await asyncio.wait_for(asyncio.gather(call.hold(), incoming.hold()), 10)
+        assert b"SIP/2.0 491 Request Pending" in statuses
+        assert call.media is not None and incoming.media is not None
+        assert call.media.direction == incoming.media.direction == "inactive"
+        assert call.stream is not None and call.stream.media.direction == "inactive"
+        await call.hangup()

@@ -197,3 +197,43 @@ def test_ctrl_c_removes_the_registration(proxy: Kamailio) -> None:
     rest = process.stdout.read()
     process.stdout.close()
     assert '"unregistered"' in rest
+
+
+async def test_a_forked_call_answered_twice_keeps_one_answer_and_ends_the_other(
+        proxy: Kamailio) -> None:
+    """Bob is registered from two devices; Kamailio forks the INVITE to both (parallel
+    forking) and both answer at once, so two 2xx with different To tags reach Alice. She
+    ACKs both, keeps the first and ends the other with BYE (before the core, the second
+    2xx was dropped with neither ACK nor BYE, and that phone stayed in the call)."""
+    alice = account(proxy, "alice")
+    desk, mobile = account(proxy, "bob", via_proxy=False), account(proxy, "bob", via_proxy=False)
+    seen: list[tuple[str, bytes]] = []
+    alice.add_tracer(lambda direction, data, peer: seen.append((direction, data)))
+    async with alice, desk, mobile:
+        await desk.register(proxy.uri)
+        await mobile.register(proxy.uri)
+        call = await alice.call("sip:bob@127.0.0.1")
+        rung = [await asyncio.wait_for(phone.incoming.get(), 10) for phone in (desk, mobile)]
+        await asyncio.gather(*(incoming.answer() for incoming in rung))
+        assert await asyncio.wait_for(asyncio.shield(call.answered), 10)
+        await asyncio.sleep(1.5)
+        answers = {_to_tag(data) for direction, data in seen if direction == "received"
+                   and data.startswith(b"SIP/2.0 200") and b" INVITE\r\n" in data}
+        assert len(answers) == 2, "both phones' 2xx reached Alice"
+        acked = {_to_tag(data) for direction, data in seen  # (not the 407's ACK: CSeq 1)
+                 if direction == "sent" and data.startswith(b"ACK ") and b"CSeq: 2 " in data}
+        byes = [data for direction, data in seen
+                if direction == "sent" and data.startswith(b"BYE ")]
+        assert acked == answers and len(byes) == 1
+        assert call.dialog is not None and _to_tag(byes[0]) != call.dialog.remote_tag
+        loser = next(incoming for incoming in rung if incoming.local_tag == _to_tag(byes[0]))
+        winner = next(incoming for incoming in rung if incoming is not loser)
+        assert loser.state == "ended" and loser.ended.result().by == "remote"
+        assert winner.state == "answered" and call.state == "answered"
+        await call.hangup()
+        assert (await asyncio.wait_for(asyncio.shield(winner.ended), 10)).by == "remote"
+
+
+def _to_tag(message: bytes) -> str:
+    to = next(line for line in message.split(b"\r\n") if line.lower().startswith(b"to:"))
+    return to.split(b"tag=")[1].split(b";")[0].decode() if b"tag=" in to else ""

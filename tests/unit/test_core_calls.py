@@ -462,3 +462,20 @@ def test_every_event_is_consumed_and_the_core_is_left_clean(net: VirtualNetwork)
     assert not alice.core.calls and not bob.core.calls
     assert not alice.core._calls_by_dialog and not bob.core._calls_by_invite
     assert all(isinstance(e.ended.status, int) for e in alice.of(CallGone))  # type: ignore
+
+
+def test_a_kept_fork_becomes_a_call_of_its_own(net: VirtualNetwork) -> None:
+    alice, bob, carol = net.agent("alice"), net.agent("bob"), net.agent("carol")
+    handle, incoming = connect(net, alice, bob, keep_forks=True)
+    first = parse(next(d for d in alice.received if d.startswith(b"SIP/2.0 200")))
+    other = bytes(first).replace(first.to_address.tag.encode(), b"keptfork") \
+        .replace(f"@{bob.host}:{bob.port}>".encode(), f"@{carol.host}:{carol.port}>".encode())
+    net.inject(other, bob.peer, alice.peer)
+    net.run(seconds=1)
+    fork = f"{alice.core.calls[handle].call_id}#keptfork"
+    assert fork in alice.core.calls and alice.core.calls[fork].state is CallState.ANSWERED
+    assert [d.split(b" ")[0] for d in carol.received] == [b"ACK"]  # kept: no BYE
+    alice.core.hangup(fork, net.now)
+    net.run(seconds=1)
+    assert [d.split(b" ")[0] for d in carol.received] == [b"ACK", b"BYE"]
+    assert alice.core.calls[handle].state is CallState.ANSWERED
