@@ -74,9 +74,6 @@ class AuthCache:
         headers.set("CSeq", f"{cseq.number + 1} {cseq.method}")
         return Request(request.method, request.uri, headers, request.body)
 
-    def forget(self, hop: str) -> None:
-        self._by_hop.pop(hop, None)
-
 
 def _replace_for_realm(headers: Headers, name: str, realm: str, value: str) -> None:
     """Put ``value`` in place of an answer ``headers`` already has for ``realm``."""

@@ -86,7 +86,6 @@ class CoreCall:
         self._awaiting_ack_answer = False       # our 2xx offered: their ACK must answer
         # inside the dialog
         self._modify: _Modify | None = None     # our re-INVITE, or one waiting out glare
-        self._media_timeout: float | None = None
 
     # --- shared ------------------------------------------------------------------------------
 

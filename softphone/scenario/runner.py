@@ -39,9 +39,6 @@ class StepResult:
     kind: str = ""
 
 
-OUTCOMES = ("passed", "failed", "error", "skipped")
-
-
 @dataclass
 class ScenarioResult:
     """One scenario as it ran. ``outcome`` is passed, failed (an expectation not met),

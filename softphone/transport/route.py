@@ -8,12 +8,6 @@ import functools
 import ipaddress
 import socket
 
-WILDCARDS = frozenset({"0.0.0.0", "::", ""})
-
-
-def is_wildcard(host: str) -> bool:
-    return host in WILDCARDS
-
 
 @functools.lru_cache(maxsize=256)
 def source_address_toward(host: str, port: int = 5060) -> str | None:
