@@ -242,10 +242,8 @@ def test_bare_command_prints_help_and_every_command_has_examples() -> None:
         assert helped.returncode == 0 and "Example" in helped.stdout, command
 
 
-def test_ctrl_c_leaves_a_valid_recording(agents: list[Agent], tmp_path: Path) -> None:
-    import wave
-
-    recording = tmp_path / "heard.wav"
+def recording_call(agents: list[Agent], recording: Path) -> subprocess.Popen[str]:
+    """A caller recording Bob's 500 Hz tone into ``recording``, once it is answered."""
     bob = start(agents, "answer", "--listen", "127.0.0.1:0", "--auto-answer", "--max-calls", "1",
                 "--tone", "500")
     alice = subprocess.Popen(
@@ -254,13 +252,22 @@ def test_ctrl_c_leaves_a_valid_recording(agents: list[Agent], tmp_path: Path) ->
     assert alice.stdout is not None
     while '"answered"' not in alice.stdout.readline():
         pass
+    return alice
+
+
+def test_ctrl_c_leaves_a_valid_recording(agents: list[Agent], tmp_path: Path) -> None:
+    import wave
+
+    recording = tmp_path / "heard.wav"
+    alice = recording_call(agents, recording)
     time.sleep(1.0)
     alice.send_signal(signal.SIGINT)
     assert alice.wait(15) == 130
+    assert alice.stdout is not None
     alice.stdout.close()
     with wave.open(str(recording), "rb") as heard:
         assert heard.getframerate() > 0 and heard.getnframes() > 4000  # about a second
-    assert bob.finish() == 0
+    assert agents[-1].finish() == 0
 
 
 def test_a_recording_survives_sigkill_with_at_most_a_second_lost(
@@ -268,19 +275,13 @@ def test_a_recording_survives_sigkill_with_at_most_a_second_lost(
     import wave
 
     recording = tmp_path / "heard.wav"
-    bob = start(agents, "answer", "--listen", "127.0.0.1:0", "--auto-answer", "--max-calls", "1",
-                "--tone", "500")
-    alice = subprocess.Popen(
-        [*SOFTPHONE, "call", f"sip:bob@127.0.0.1:{bob.port}", "--record", str(recording),
-         "--null-audio", "--json"], stdout=subprocess.PIPE, text=True)
-    assert alice.stdout is not None
-    while '"answered"' not in alice.stdout.readline():
-        pass
+    alice = recording_call(agents, recording)
     answered = time.monotonic()
     time.sleep(2.5)
     alice.kill()
     talked = time.monotonic() - answered
     alice.wait(15)
+    assert alice.stdout is not None
     alice.stdout.close()
     with wave.open(str(recording), "rb") as heard:
         seconds = heard.getnframes() / heard.getframerate()
