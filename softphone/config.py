@@ -43,6 +43,15 @@ class Profile:
     device: str | None = None
     listen: str | None = None
     rtp_ports: str | None = None  # "LOW-HIGH": where calls bind their RTP/RTCP port pairs
+    ca_file: str | None = None    # TLS: trust these CAs instead of the system's
+    tls_cert: str | None = None   # TLS: our certificate (client, and server for answer)
+    tls_key: str | None = None
+    tls_insecure: bool | None = None  # TLS without verification (labs only)
+    srtp: str | None = None       # off, optional or mandatory
+    stun: str | None = None       # HOST[:PORT] of a STUN server, to learn the public address
+    keepalive: float | None = None  # seconds between keep-alives (0: none)
+    public_address: str | None = None  # the address to advertise (a NAT's public one)
+    auth: list[str] | None = None  # answer: USER:PASSWORD entries callers must prove
 
     def overridden(self, **options: Any) -> Profile:
         """This profile under the command line's options (None: not given on the line)."""
@@ -58,8 +67,19 @@ class Profile:
 
 _FIELDS = {f.name: f for f in fields(Profile)}
 _TOP_LEVEL = ("default_profile", "profiles")
+_KINDS = {"codecs": "a list of strings", "auth": "a list of strings",
+          "tls_insecure": "true or false", "keepalive": "a number of seconds"}
 _CHECKS: dict[str, Any] = {
-    "transport": lambda v: v in ("udp", "tcp") or "udp or tcp",
+    "transport": lambda v: v in ("udp", "tcp", "tls") or "udp, tcp or tls",
+    "srtp": lambda v: v in ("off", "optional", "mandatory") or "off, optional or mandatory",
+    "ca_file": lambda v: Path(v).is_file() or "a file that exists",
+    "tls_cert": lambda v: Path(v).is_file() or "a file that exists",
+    "tls_key": lambda v: Path(v).is_file() or "a file that exists",
+    "stun": lambda v: _is_host_port(v) or "HOST[:PORT]",
+    "keepalive": lambda v: v >= 0 or "a number of seconds, 0 or more",
+    "public_address": lambda v: _is_host(v) or "a host name or address, without port",
+    "auth": lambda v: all(":" in entry and entry.split(":")[0] for entry in v)
+    or "USER:PASSWORD entries",
     "codecs": lambda v: all(c in CODECS for c in v) or ", ".join(CODECS),
     "registrar": lambda v: _is_sip_uri(v) or "a SIP URI",
     "outbound_proxy": lambda v: _is_sip_uri(v) or "a SIP URI",
@@ -83,6 +103,14 @@ def _is_port_range(value: str) -> bool:
     try:
         parse_port_range(value)
     except ValueError:
+        return False
+    return True
+
+
+def _is_host_port(value: str) -> bool:
+    try:
+        parse_host_port(value, value)
+    except ParseError:
         return False
     return True
 
@@ -145,15 +173,23 @@ def _profile(path: Path, name: str, table: object) -> Profile:
         raise ConfigError(f"{path}: {where}: expected a table")
     _check_keys(path, where + ".", table, tuple(_FIELDS))
     for key, value in table.items():
-        expected = "a list of strings" if key == "codecs" else "a string"
-        good_type = (isinstance(value, list) and all(isinstance(v, str) for v in value)
-                     if key == "codecs" else isinstance(value, str))
-        if not good_type:
+        expected = _KINDS.get(key, "a string")
+        if not _is_kind(value, expected):
             raise ConfigError(f"{path}: {where}.{key}: expected {expected}, got {value!r}")
         verdict = _CHECKS.get(key, lambda v: True)(value)
         if verdict is not True:
             raise ConfigError(f"{path}: {where}.{key}: expected {verdict}, got {value!r}")
     return Profile(**table)
+
+
+def _is_kind(value: object, expected: str) -> bool:
+    if expected == "a list of strings":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if expected == "true or false":
+        return isinstance(value, bool)
+    if expected == "a number of seconds":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, str)
 
 
 def _check_keys(path: Path, where: str, table: dict[str, Any], allowed: tuple[str, ...]) -> None:

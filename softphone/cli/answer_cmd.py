@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import click
 
@@ -10,6 +11,7 @@ from softphone.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    TRANSPORT_OPTION,
     audio_config,
     audio_options,
     build_agent,
@@ -18,6 +20,8 @@ from softphone.cli.common import (
     credentials_of,
     is_interactive,
     listen_address,
+    network_options,
+    network_settings,
     rtp_port_range,
     run,
     sip_uri,
@@ -31,7 +35,7 @@ from softphone.ua.registration import RegistrationError
 
 @click.command("answer")
 @click.option("--listen", metavar="HOST:PORT", help="Local address [default: 127.0.0.1:5060].")
-@click.option("--transport", type=click.Choice(["udp", "tcp"]), help="udp (default) or tcp.")
+@TRANSPORT_OPTION
 @click.option("--auto-answer", is_flag=True, help="Answer every call (after ringing).")
 @click.option("--answer-after", type=click.FloatRange(0), metavar="SECONDS",
               help="Ring this long, then answer (implies --auto-answer).")
@@ -48,6 +52,7 @@ from softphone.ua.registration import RegistrationError
 @audio_options
 @click.option("--echo", is_flag=True, help="Send back to the caller what it sends.")
 @click.option("--no-media", is_flag=True, help="Signalling only: no RTP flows.")
+@network_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    answer_after: float | None, reject_code: int | None, redirect: str | None,
@@ -55,7 +60,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    password: str | None, max_calls: int | None, play: str | None,
                    tone: float | None, record: str | None, codecs: str, null_audio: bool,
                    device: str | None, rtp_ports: str | None, echo: bool, no_media: bool,
-                   as_json: bool) -> None:
+                   as_json: bool, **network: Any) -> None:
     """Wait for incoming calls.
 
     \b
@@ -67,6 +72,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
     """
     profile = cli_context().profile.overridden(
         registrar=registrar, user=user, password=password, listen=listen, transport=transport,
+        **network,
         device=device)
     if sum(x is not None and x is not False for x in (reject_code, redirect)) > 1:
         raise click.UsageError("--reject and --redirect exclude each other")
@@ -80,6 +86,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
     if listen is None and registrar_uri is None:
         host = "127.0.0.1"
     config = AgentConfig(
+        **network_settings(profile),
         listen_host=host, listen_port=port, transport=profile.transport or "udp",
         user=profile.user or "softphone", display_name=profile.display_name,
         domain=profile.domain or (registrar_uri.host if registrar_uri else None),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import click
 
@@ -19,6 +20,7 @@ from softphone.cli.common import (
     codec_list,
     dial_target,
     is_interactive,
+    network_options,
     rtp_port_range,
     run,
     sip_uri,
@@ -40,12 +42,14 @@ DTMF_SETTLE = 0.3  # seconds after the answer before the first digit
               help="Cancel the call if it is not answered by then.")
 @audio_options
 @click.option("--dtmf", metavar="DIGITS", help="Send these digits (0-9*#A-D) once answered.")
+@network_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def call_command(uri: str, listen: str | None, transport: str, user: str | None,
                  password: str | None, proxy: str | None, duration: float | None,
                  timeout: float | None, play: str | None, tone: float | None,
                  record: str | None, codecs: str, null_audio: bool, device: str | None,
-                 rtp_ports: str | None, dtmf: str | None, as_json: bool) -> None:
+                 rtp_ports: str | None, dtmf: str | None, as_json: bool,
+                 **network: Any) -> None:
     """Call URI; exits 0 if it was answered, 1 if it failed (the status is printed).
 
     \b
@@ -57,7 +61,7 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
     """
     profile = cli_context().profile.overridden(
         user=user, password=password, outbound_proxy=proxy, listen=listen, transport=transport,
-        device=device)
+        device=device, **network)
     target = sip_uri(dial_target(uri, profile))
     if dtmf is not None:
         try:

@@ -28,6 +28,7 @@ from softphone.sip.grammar import decimal
 from softphone.sip.transaction import Peer
 from softphone.transport.route import source_address_toward
 from softphone.transport.rtp import DEFAULT_RTP_PORTS
+from softphone.transport.tls import TlsSettings
 from softphone.ua.agent import AgentConfig, AudioConfig, Credentials, UserAgent
 from softphone.ua.events import (
     Answered,
@@ -358,9 +359,47 @@ def build_agent(config: AgentConfig, as_json: bool, printer: bool = True) -> Use
     return agent
 
 
+TRANSPORT_OPTION = click.option(
+    "--transport", type=click.Choice(["udp", "tcp", "tls"]),
+    help="udp (default), tcp or tls (also chosen by a sips: URI).")
+
+NETWORK_OPTIONS = [
+    click.option("--ca-file", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
+                 help="TLS: trust these CAs instead of the system's."),
+    click.option("--tls-cert", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
+                 help="TLS: our certificate (client; the server's for answer)."),
+    click.option("--tls-key", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
+                 help="TLS: the certificate's private key (if not in --tls-cert)."),
+    click.option("--tls-insecure", is_flag=True, default=None,
+                 help="TLS without verifying the server: labs only."),
+    click.option("--stun", metavar="HOST[:PORT]",
+                 help="A STUN server, to learn our public address behind a NAT."),
+    click.option("--keepalive", type=click.FloatRange(0), metavar="SECONDS",
+                 help="Keep-alives on the registration's flow [default: 25 UDP, 90 TCP/TLS]."),
+    click.option("--public-address", metavar="HOST",
+                 help="Advertise this address in Contact and SDP (a NAT's public one)."),
+]
+
+
+def network_options(command: Callable[..., None]) -> Callable[..., None]:
+    """TLS and NAT options: every command that talks to a server takes them."""
+    for decorate in reversed(NETWORK_OPTIONS):
+        command = decorate(command)
+    return command
+
+
+def network_settings(profile: Profile) -> dict[str, Any]:
+    """AgentConfig settings of the TLS and NAT options (the command line merged over the
+    profile): certificates and verification, STUN, keep-alives, the public address."""
+    return dict(tls=TlsSettings(ca_file=profile.ca_file, cert_file=profile.tls_cert,
+                                key_file=profile.tls_key, insecure=bool(profile.tls_insecure)),
+                stun=profile.stun, keepalive=profile.keepalive,
+                public_host=profile.public_address)
+
+
 ACCOUNT_OPTIONS = [
     click.option("--listen", metavar="HOST:PORT", help="Local address (port 0: any free port)."),
-    click.option("--transport", type=click.Choice(["udp", "tcp"]), help="udp (default) or tcp."),
+    TRANSPORT_OPTION,
     click.option("--user", help="Our user name (From), and the digest user with --password."),
     click.option("--password", help="Digest password, used when a proxy or the peer challenges."),
     click.option("--proxy", metavar="URI", help="Outbound proxy every request goes through."),
@@ -383,6 +422,7 @@ def caller_config(profile: Profile, target: SipUri, **settings: Any) -> AgentCon
         raise click.BadParameter("--password needs --user", param_hint="--password")
     host, port = listen_address(profile.listen, proxy_uri or target, 0)
     account: dict[str, Any] = dict(
+        network_settings(profile),
         listen_host=host, listen_port=port, transport=profile.transport or "udp",
         user=profile.user or "softphone", display_name=profile.display_name,
         domain=profile.domain or (proxy_uri.host if proxy_uri else None),

@@ -7,6 +7,7 @@ import csv
 import json
 import logging
 import sys
+from typing import Any
 
 import click
 from rich.console import Console
@@ -25,6 +26,7 @@ from softphone.cli.common import (
     cli_context,
     codec_list,
     dial_target,
+    network_options,
     rtp_port_range,
     run,
     sip_uri,
@@ -52,13 +54,14 @@ log = logging.getLogger("softphone.load")
 @account_options
 @RTP_PORTS_OPTION
 @click.option("--csv", "csv_path", metavar="FILE|-", help="Write one row per call as CSV.")
+@network_options
 @click.option("--json", "json_path", metavar="FILE|-",
               help="Write one JSON object per call, then the summary.")
 def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: float,
                  play: str | None, codecs: str | None, no_media: bool, listen: str | None,
                  transport: str | None, user: str | None, password: str | None,
                  proxy: str | None, rtp_ports: str | None, csv_path: str | None,
-                 json_path: str | None) -> None:
+                 json_path: str | None, **network: Any) -> None:
     """Place many calls to URI and report set-up latency, failures and RTP quality.
     Exits 0 when every call was answered, 1 otherwise.
 
@@ -71,7 +74,8 @@ def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: 
           --password secret --calls 1000 --rate 100 --concurrency 300
     """
     profile = cli_context().profile.overridden(
-        user=user, password=password, outbound_proxy=proxy, listen=listen, transport=transport)
+        user=user, password=password, outbound_proxy=proxy, listen=listen, transport=transport,
+        **network)
     target = sip_uri(dial_target(uri, profile))
     config = caller_config(
         profile, target, codecs=codec_list(codecs, profile),

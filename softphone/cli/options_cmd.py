@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import click
 
@@ -10,8 +11,12 @@ from softphone.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    TRANSPORT_OPTION,
     build_agent,
+    cli_context,
     listen_address,
+    network_options,
+    network_settings,
     run,
     sip_uri,
     until_stopped,
@@ -22,12 +27,13 @@ from softphone.ua.agent import AgentConfig
 @click.command("options")
 @click.argument("uri")
 @click.option("--listen", metavar="HOST:PORT", help="Local address (port 0: any free port).")
-@click.option("--transport", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True)
+@TRANSPORT_OPTION
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
               help="Give up after this long without an answer [default: 32].")
+@network_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def options_command(uri: str, listen: str | None, transport: str, timeout: float | None,
-                    as_json: bool) -> None:
+def options_command(uri: str, listen: str | None, transport: str | None,
+                    timeout: float | None, as_json: bool, **network: Any) -> None:
     """Send OPTIONS to URI and print what it allows, accepts and supports.
 
     \b
@@ -36,8 +42,10 @@ def options_command(uri: str, listen: str | None, transport: str, timeout: float
       softphone options bob@pbx.example.com --json --timeout 3
     """
     target = sip_uri(uri)
+    profile = cli_context().profile.overridden(transport=transport, **network)
     host, port = listen_address(listen, target, 0)
-    config = AgentConfig(listen_host=host, listen_port=port, transport=transport)
+    config = AgentConfig(listen_host=host, listen_port=port,
+                         transport=profile.transport or "udp", **network_settings(profile))
 
     async def main(stop: asyncio.Event) -> int:
         agent = build_agent(config, as_json)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import click
 
@@ -10,10 +11,13 @@ from softphone.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    TRANSPORT_OPTION,
     build_agent,
     cli_context,
     credentials_of,
     listen_address,
+    network_options,
+    network_settings,
     run,
     sip_uri,
     until_stopped,
@@ -30,13 +34,15 @@ from softphone.ua.registration import RegistrationError
 @click.option("--expires", type=click.IntRange(0, 2**32 - 1), default=3600, show_default=True)
 @click.option("--once", is_flag=True, help="Register, report, unregister and exit.")
 @click.option("--listen", metavar="HOST:PORT", help="Local address (port 0: any free port).")
-@click.option("--transport", type=click.Choice(["udp", "tcp"]), help="udp (default) or tcp.")
+@TRANSPORT_OPTION
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
               help="Give up on a REGISTER after this long without an answer [default: 32].")
+@network_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def register_command(registrar: str | None, user: str | None, password: str | None,
                      domain: str | None, expires: int, once: bool, listen: str | None,
-                     transport: str | None, timeout: float | None, as_json: bool) -> None:
+                     transport: str | None, timeout: float | None, as_json: bool,
+                     **network: Any) -> None:
     """Register USER with a registrar and stay registered (refreshing) until Ctrl-C.
 
     \b
@@ -46,7 +52,7 @@ def register_command(registrar: str | None, user: str | None, password: str | No
     """
     profile = cli_context().profile.overridden(
         registrar=registrar, user=user, password=password, domain=domain, listen=listen,
-        transport=transport)
+        transport=transport, **network)
     for value, option in ((profile.registrar, "--registrar"), (profile.user, "--user"),
                           (profile.secret(), "--password")):
         if value is None:
@@ -57,6 +63,7 @@ def register_command(registrar: str | None, user: str | None, password: str | No
     host, port = listen_address(profile.listen, registrar_uri, 0)
     config = AgentConfig(listen_host=host, listen_port=port,
                          transport=profile.transport or "udp", user=credentials.username,
+                         **network_settings(profile),
                          display_name=profile.display_name,
                          domain=profile.domain or registrar_uri.host, credentials=credentials)
 

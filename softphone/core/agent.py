@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import random
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,6 +92,10 @@ class CoreConfig:
     hangup_on_rtp_timeout: bool = False
     public_host: str | None = None
     dns_cache_seconds: float = 60.0
+    # Seconds between keep-alives on a registration's flow; None: 25 on UDP (NAT bindings
+    # last about 30 s), 90 on TCP/TLS (RFC 5626 4.4.1 suggests 95-120); 0: none.
+    keepalive: float | None = None
+    instance_id: str | None = None  # RFC 5626 +sip.instance (a UUID); None: a new one
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class ListeningPoint:
     port: int
     via: str                # UDP, TCP, TLS ...
     uri_transport: str | None = None  # transport=tcp in a Contact; None for UDP
+    secure: bool = False    # a Contact for it is a sips: URI
 
 
 class UserAgentCore:
@@ -137,6 +143,8 @@ class UserAgentCore:
         self._lookup_of: dict[tuple[str, int | None, str | None], int] = {}
         self._ids = 0
         self._contacts: dict[tuple[str, str], tuple[Address, str]] = {}
+        self.instance_id = self.config.instance_id or str(uuid.UUID(int=self.random.getrandbits(
+            128), version=4))
 
     # --- outputs -----------------------------------------------------------------------------
 
@@ -202,7 +210,8 @@ class UserAgentCore:
         known = self._contacts.get((point.transport, host))
         if known is not None:
             return known
-        uri = SipUri(host=host, port=point.port, user=self.config.user)
+        uri = SipUri(host=host, port=point.port, user=self.config.user,
+                     scheme="sips" if point.secure else "sip")
         if point.uri_transport:
             uri = uri.with_param("transport", point.uri_transport)
         address = Address(uri=uri)
@@ -310,11 +319,13 @@ class UserAgentCore:
         return Request(request.method, request.uri, headers, request.body)
 
     def _route_contact(self, headers: Headers, peer: Peer) -> None:
-        if self.config.public_host or self._point(peer.transport).host not in WILDCARDS:
+        """A message built before its destination was known carries our default Contact;
+        the one it needs is for the transport that sends it (a sips: URI over TLS) and,
+        on a wildcard address, the address the route to ``peer`` leaves from."""
+        if headers.get("Contact") != self.contact_text():
             return
-        default = self.contact_text(peer.transport)
         routed = self.contact_text(peer.transport, peer.host)
-        if default != routed and headers.get("Contact") == default:
+        if routed != headers.get("Contact"):
             headers.set("Contact", routed)
 
     def send_stateless(self, request: Request, destination: SipUri,
@@ -328,6 +339,17 @@ class UserAgentCore:
         prepared = self._prepare(request, peer)
         self.resend(prepared, peer)
         return prepared, peer
+
+    def send_raw(self, data: bytes, peer: Peer) -> None:
+        """Bytes that are no SIP message (a keep-alive) to ``peer``."""
+        self._outbox.append((data, peer))
+
+    def keepalive_interval(self, flow: Peer | None) -> float | None:
+        if flow is None or self.config.keepalive == 0:
+            return None
+        if self.config.keepalive is not None:
+            return self.config.keepalive
+        return 90.0 if flow.reliable else 25.0
 
     def resend(self, message: Request | Response, peer: Peer) -> None:
         self.layer.send_stateless(message, peer)
@@ -354,7 +376,7 @@ class UserAgentCore:
 
     def _known_targets(self, uri: SipUri) -> list[Peer] | None:
         """The targets of ``uri`` without asking anyone: an address literal, or cached."""
-        transport = uri.transport or self.config.transport
+        transport = transport_for(uri, self.config.transport)
         host = uri.param("maddr") or uri.host
         if _is_address(host):
             return [Peer(transport, host, uri.port or DEFAULT_PORTS.get(transport, 5060))]
@@ -376,7 +398,7 @@ class UserAgentCore:
         if lookup is None:  # one question per name, however many requests wait on it
             lookup = self._lookup_of[key] = self._next_id()
             self._lookups[lookup] = (key, [])
-            self.emit(ResolveNeeded(lookup, uri, uri.transport or self.config.transport))
+            self.emit(ResolveNeeded(lookup, uri, transport_for(uri, self.config.transport)))
         self._lookups[lookup][1].append(then)
 
     def resolved(self, lookup: int, peers: list[Peer], now: float) -> None:
@@ -426,6 +448,19 @@ class UserAgentCore:
             if transaction.peer == peer:
                 self.layer.transport_error(key, reason)
         self._drain_layer()
+
+    def connection_lost(self, peer: Peer, now: float) -> None:
+        """A TCP or TLS connection closed: a registration whose flow it was re-registers
+        (RFC 5626 4.4.1), after a back-off when it keeps failing."""
+        self.now = now
+        for registration in list(self.registrations.values()):
+            registration.flow_lost(peer, now)
+
+    def keepalive_answered(self, peer: Peer, now: float) -> None:
+        """A pong (CRLF) or STUN answer to our keep-alive came from ``peer``."""
+        self.now = now
+        for registration in list(self.registrations.values()):
+            registration.pong(peer, now)
 
     def handle_timer(self, now: float) -> None:
         self.now = now
@@ -591,7 +626,7 @@ class UserAgentCore:
         for key, known in list(self.registrations.items()):
             if known is registration:
                 del self.registrations[key]
-                self.timers.cancel(registration, "refresh")
+                self.timers.cancel_all(registration, ("refresh", "keepalive", "pong"))
 
     def keep_fork(self, call: CoreCall, dialog: Dialog, response: Response,
                   now: float) -> None:
@@ -768,6 +803,14 @@ def options_result(uri: str, done: Completed) -> OptionsResult:
         allow=_tokens(response, "Allow"), accept=response.headers.get_all("Accept"),
         supported=_tokens(response, "Supported"),
         user_agent=response.headers.get("User-Agent") or response.headers.get("Server"))
+
+
+def transport_for(uri: SipUri, default: str) -> str:
+    """The transport a request for ``uri`` takes: its transport parameter, TLS for a sips:
+    URI (RFC 3261 26.2), else the agent's default."""
+    if uri.transport:
+        return uri.transport
+    return "tls" if uri.scheme.lower() == "sips" else default
 
 
 def _hop(peer: Peer) -> str:

@@ -356,8 +356,9 @@ class CoreCall:
     def _uas_dialog(self) -> Dialog:
         if self.dialog is None:
             assert self.request is not None
+            transport = self.source.transport if self.source is not None else None
             self.dialog = Dialog.from_uas(self.request, self.local_tag,
-                                          self.core.contact(toward=self.peer_host))
+                                          self.core.contact(transport, self.peer_host))
             self.core.bind_dialog(self, self.dialog.key)
         return self.dialog
 

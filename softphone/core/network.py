@@ -242,6 +242,8 @@ class VirtualNetwork:
     def _deliver(self, delivery: _Delivery) -> None:
         where = Peer("udp", delivery.destination.host, delivery.destination.port)
         self.log.append((self.now, delivery.source, delivery.destination, delivery.data))
+        if not delivery.data.strip(b"\r\n"):
+            return  # a keep-alive (RFC 5626): nothing to read, as a real UDP transport does
         responder = self.responders.get(where)
         if responder is not None:
             message = parse(delivery.data)

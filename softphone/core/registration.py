@@ -15,11 +15,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from softphone.core.events import Completed
+from softphone.core.requests import Exchange
 from softphone.core.state import RegistrationInput, RegistrationState, next_registration_state
 from softphone.events import Registered, RegistrationFailed, Unregistered
 from softphone.sip import ParseError, Response, SipUri
 from softphone.sip.builder import new_call_id, new_tag
 from softphone.sip.headers import Address, parse_address, parse_expires
+from softphone.sip.transaction import Peer
 
 if TYPE_CHECKING:
     from softphone.core.agent import UserAgentCore
@@ -28,6 +30,9 @@ log = logging.getLogger("softphone.registration")
 MIN_REFRESH_MARGIN = 5.0
 MAX_423_RETRIES = 3
 RETRY_LIMIT = 30.0
+PING = b"\r\n\r\n"   # RFC 5626 3.5.1: a double CRLF, answered by a single one
+PONG_WAIT = 10.0       # seconds a pong may take before the flow counts as dead
+REGISTRATION_TIMERS = ("refresh", "keepalive", "pong")
 
 
 class CoreRegistration:
@@ -43,11 +48,14 @@ class CoreRegistration:
         self.from_tag = new_tag()
         self.cseq = 0
         self.service_route: list[Address] = []
+        self._exchange: Exchange | None = None
         self.path: list[str] = []
         self.other_contacts: list[str] = []  # the account's other bindings the 200 listed
         self._request: int | None = None     # the API request waiting for the outcome
         self._asked = expires
         self._too_brief = 0
+        self.flow: Peer | None = None        # where the last accepted REGISTER went
+        self._failures = 0                   # flows lost in a row, for the back-off
 
     @property
     def aor(self) -> SipUri:
@@ -63,7 +71,7 @@ class CoreRegistration:
         self._send(self.requested_expires, now)
 
     def unregister(self, request_id: int | None, now: float) -> None:
-        self.core.timers.cancel(self, "refresh")
+        self.core.timers.cancel_all(self, REGISTRATION_TIMERS)
         self._move(RegistrationInput.REMOVE)
         if self.state is not RegistrationState.UNREGISTERING:  # never bound: nothing to do
             if request_id is not None:
@@ -86,11 +94,15 @@ class CoreRegistration:
         request.headers.set("From", str(Address(uri=self.aor,
                                                 display_name=self.core.config.display_name)
                                         .with_param("tag", self.from_tag)))
-        request.headers.add("Contact", self.core.contact_text())
+        # RFC 5626 4.2: the instance and registration ids let the registrar tell this flow
+        # from the account's others, and reach us over the connection this REGISTER opens.
+        request.headers.add("Contact", f'{self.core.contact_text()};reg-id=1;'
+                                       f'+sip.instance="<urn:uuid:{self.core.instance_id}>"')
         request.headers.add("Expires", str(expires))
-        request.headers.add("Supported", "path")
-        self.core.exchange(request, self.core.route_for(self.registrar, registering=True),
-                           self._on_final, None, now)
+        request.headers.add("Supported", "outbound, path")
+        self._exchange = self.core.exchange(
+            request, self.core.route_for(self.registrar, registering=True), self._on_final,
+            None, now)
 
     def _on_final(self, response: Response) -> None:
         now = self.core.now
@@ -109,6 +121,9 @@ class CoreRegistration:
         self._move(RegistrationInput.ACCEPTED)
         self.granted_expires = self._granted(response)
         self._learn_routes(response)
+        self.flow = self._exchange.peer if self._exchange is not None else None
+        self._failures = 0
+        self._keep_alive(now)
         log.info("registered %s at %s for %d s", self.aor, self.registrar,
                  self.granted_expires)
         self.core.emit(Registered(str(self.aor), self.core.contact_text(),
@@ -150,6 +165,39 @@ class CoreRegistration:
                                                 RegistrationState.FAILED):
             self._too_brief = 0
             self._send(self.requested_expires, now)
+        elif name == "keepalive" and self.flow is not None:
+            self.core.send_raw(PING, self.flow)
+            if self.flow.reliable and self.core.timers.armed(self, "pong") is None:
+                self.core.timers.arm(self, "pong", now + PONG_WAIT)  # the first ping's
+            self._keep_alive(now)
+        elif name == "pong" and self.flow is not None:
+            log.info("no pong from %s: the flow is dead", self.flow)
+            self.flow_lost(self.flow, now)
+
+    # --- the flow (RFC 5626): keep-alives, and re-registering when it is lost -----------------
+
+    def _keep_alive(self, now: float) -> None:
+        """Arm the next keep-alive: a CRLF ping that holds a NAT binding open and, on a
+        connection, proves it alive by its pong."""
+        interval = self.core.keepalive_interval(self.flow)
+        if interval:
+            self.core.timers.arm(self, "keepalive", now + interval)
+
+    def pong(self, peer: Peer, now: float) -> None:
+        if peer == self.flow:
+            self.core.timers.cancel(self, "pong")
+
+    def flow_lost(self, peer: Peer, now: float) -> None:
+        """The connection carrying the registration closed, or stopped answering pings:
+        register again (a new connection), after 1, 2, 4 ... up to 30 s when it keeps
+        failing."""
+        if peer != self.flow or self.state is not RegistrationState.REGISTERED:
+            return
+        self.core.timers.cancel_all(self, ("keepalive", "pong"))
+        wait = min(RETRY_LIMIT, 2.0 ** self._failures)
+        self._failures += 1
+        log.info("the flow to %s is lost: registering again in %g s", peer, wait)
+        self.core.timers.arm(self, "refresh", now + wait)
 
     def _granted(self, response: Response) -> int:
         """The expiry the registrar gave our contact (its Contact's expires, else the

@@ -227,6 +227,7 @@ class StreamFramer:
         self._head: _Head | None = None
         self._broken: ParseError | None = None
         self._max = max_message_size
+        self.keepalives: list[int] = []  # lengths of the CRLF runs skipped (RFC 5626 3.5.1)
 
     def feed(self, data: bytes) -> list[Request | Response]:
         if self._broken is not None:
@@ -254,7 +255,10 @@ class StreamFramer:
     def _next_message(self) -> Request | Response | None:
         if self._head is None:
             stripped = self._buffer.lstrip(b"\r\n")
-            del self._buffer[: len(self._buffer) - len(stripped)]
+            skipped = len(self._buffer) - len(stripped)
+            if skipped:
+                self.keepalives.append(skipped)
+            del self._buffer[:skipped]
             bounds = _find_header_end(self._buffer)
             if bounds is None:
                 if len(self._buffer) > self._max:

@@ -46,11 +46,13 @@ class TimerSettings:
 
 @dataclass(frozen=True)
 class Peer:
-    """Where a message comes from or goes to."""
+    """Where a message comes from or goes to. ``name`` is the SIP domain a TLS connection
+    must prove it serves (RFC 5922); it takes no part in comparisons."""
 
-    transport: str  # "udp" or "tcp"
+    transport: str  # a transport of the registry: udp, tcp, tls
     host: str
     port: int
+    name: str | None = field(default=None, compare=False)
 
     @property
     def reliable(self) -> bool:

@@ -42,6 +42,14 @@ class MessageSink(Protocol):
         """Bytes for ``peer`` could not be sent (connection refused, reset ...)."""
         ...
 
+    def connection_lost(self, peer: Peer) -> None:
+        """A connection (TCP, TLS) to ``peer`` closed."""
+        ...
+
+    def keepalive_answered(self, peer: Peer) -> None:
+        """``peer`` answered our keep-alive (a CRLF pong, a STUN response)."""
+        ...
+
     def trace(self, direction: str, data: bytes, peer: Peer) -> None:
         """Every SIP datagram or stream chunk, raw, as it crosses the socket."""
         ...
@@ -53,6 +61,7 @@ class Transport(Protocol):
     name: str                   # the registry's key and Peer.transport: udp, tcp ...
     via: str                    # in Via: SIP/2.0/UDP
     uri_transport: str | None   # transport=tcp in a Contact (None: UDP, the default)
+    secure: bool                # its Contact is a sips: URI (TLS)
     host: str
     port: int
 

@@ -27,7 +27,7 @@ from softphone.sip.uri import SipUri
 DNS_LIFETIME = 2.0
 _NAPTR_SERVICES = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}
 _SRV_PREFIX = {"udp": "_sip._udp.", "tcp": "_sip._tcp.", "tls": "_sips._tcp."}
-SUPPORTED_TRANSPORTS = ("udp", "tcp")
+SUPPORTED_TRANSPORTS = ("udp", "tcp", "tls")
 
 
 _system_resolver: dns.asyncresolver.Resolver | None = None
@@ -78,21 +78,22 @@ async def resolve(uri: SipUri, preferred_transport: str | None = None,
     """The peers to try for ``uri``, best first. Raises ResolutionError."""
     lookup = _Lookup(dns_resolver)
     host = uri.param("maddr") or uri.host
-    transport = uri.transport or preferred_transport
-    if uri.scheme == "sips":
-        raise ResolutionError("sips: needs TLS, which this version does not support")
+    secure = uri.scheme.lower() == "sips"
+    # sips: takes TLS; NAPTR is then read for SIPS+D2T only (RFC 3263 4.1)
+    transport = uri.transport or (None if secure else preferred_transport)
     targets: list[Target]
     if _is_ip(host) or uri.port is not None:
-        chosen = transport or "udp"
+        chosen = transport or ("tls" if secure else "udp")
         targets = [Target(chosen, host, uri.port or _default_port(chosen))]
     else:
-        targets = await lookup.targets(host, transport)
+        targets = await lookup.targets(host, transport, secure)
     peers: list[Peer] = []
     for target in targets:
-        if target.transport not in SUPPORTED_TRANSPORTS:
+        if target.transport not in SUPPORTED_TRANSPORTS or (secure and target.transport != "tls"):
             continue
         for address in await lookup.addresses(target.host):
-            peers.append(Peer(target.transport, address, target.port))
+            # a TLS server must prove it serves the SIP domain we asked for (RFC 5922)
+            peers.append(Peer(target.transport, address, target.port, name=uri.host))
     if not peers:
         raise ResolutionError(f"Cannot resolve {uri.host_port}")
     return peers
@@ -113,8 +114,11 @@ class _Lookup:
             self._resolver = _system_resolver
         return self._resolver
 
-    async def targets(self, host: str, transport: str | None) -> list[Target]:
+    async def targets(self, host: str, transport: str | None,
+                      secure: bool = False) -> list[Target]:
         transports = [transport] if transport else await self._naptr_transports(host)
+        if secure:
+            transports = [t for t in transports if t == "tls"] or ["tls"]
         for candidate in transports or list(SUPPORTED_TRANSPORTS):
             srv = await self._srv_targets(host, candidate)
             if srv:

@@ -1,24 +1,38 @@
-"""SIP over TCP: messages framed by Content-Length, connections reused both ways.
+"""SIP over TCP (and, by subclassing, TLS): messages framed by Content-Length, connections
+reused both ways.
 
 A connection we accept is keyed by the peer's address so that responses go back on it
-(RFC 3261 18.2.2); one we open is keyed by the destination and reused for later requests."""
+(RFC 3261 18.2.2); one we open is keyed by the destination and reused for later requests,
+and incoming requests on it are served too (the registration's connection, RFC 5626).
+CRLF keep-alives: a double CRLF (ping) is answered with a single one (pong), a pong is
+reported to the engine. A connection that stays silent, or holds a partial message too
+long (slowloris), is closed; so is any beyond the bounds on connections per source and in
+all. A lost connection is reported, so that a registration over it can be renewed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 
 from softphone.sip import ParseError, StreamFramer
 from softphone.sip.transaction import Peer
 from softphone.transport.base import MessageSink
 
-IDLE_TIMEOUT = 300.0
+IDLE_TIMEOUT = 300.0         # seconds a connection may stay silent between messages
+FIRST_MESSAGE_TIMEOUT = 30.0  # an accepted connection must send a message within this
+PARTIAL_TIMEOUT = 10.0        # a message once begun must be complete within this
+MAX_CONNECTIONS = 1024
+MAX_CONNECTIONS_PER_SOURCE = 32
+PING, PONG = b"\r\n\r\n", b"\r\n"
 
 
 class TcpTransport:
     name = "tcp"
     via = "TCP"
     uri_transport: str | None = "tcp"
+    secure = False
 
     def __init__(self, sink: MessageSink) -> None:
         self._sink = sink
@@ -26,37 +40,79 @@ class TcpTransport:
         self._writers: dict[tuple[str, int], asyncio.StreamWriter] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._connecting: dict[tuple[str, int], asyncio.Future[asyncio.StreamWriter]] = {}
+        self._per_source: dict[str, int] = {}
         self.host = ""
         self.port = 0
 
+    # --- hooks a secure transport overrides -------------------------------------------------
+
+    def _server_context(self) -> ssl.SSLContext | None:
+        return None
+
+    async def _open(self, peer: Peer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(peer.host, peer.port)
+
+    def _failure(self, error: OSError, peer: Peer) -> str:
+        return f"{(error.strerror or str(error)).capitalize()} ({peer})"
+
+    # --- listening --------------------------------------------------------------------------
+
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._accepted, host, port)
+        self._server = await asyncio.start_server(self._accepted, host, port,
+                                                  ssl=self._server_context())
         self.host, self.port = self._server.sockets[0].getsockname()[:2]
 
     async def _accepted(self, reader: asyncio.StreamReader,
                         writer: asyncio.StreamWriter) -> None:
         host, port = writer.get_extra_info("peername")[:2]
+        if len(self._writers) >= MAX_CONNECTIONS or \
+                self._per_source.get(host, 0) >= MAX_CONNECTIONS_PER_SOURCE:
+            writer.close()  # bounded: a flood of connections gets nothing
+            return
+        self._per_source[host] = self._per_source.get(host, 0) + 1
         self._writers[(host, port)] = writer
-        await self._read(reader, writer, Peer("tcp", host, port))
+        try:
+            await self._read(reader, writer, Peer(self.name, host, port), accepted=True)
+        finally:
+            self._per_source[host] -= 1
+            if not self._per_source[host]:
+                del self._per_source[host]
 
     async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    peer: Peer) -> None:
+                    peer: Peer, accepted: bool = False) -> None:
         framer = StreamFramer()
+        waiting = FIRST_MESSAGE_TIMEOUT if accepted else IDLE_TIMEOUT
         try:
-            while data := await asyncio.wait_for(reader.read(65536), IDLE_TIMEOUT):
+            while data := await asyncio.wait_for(reader.read(65536), waiting):
                 self._sink.trace("received", data, peer)
                 try:
                     messages = framer.feed(data)
                 except ParseError as error:
                     self._sink.bad_message(data, error, peer)
                     break  # framing is lost: close the connection
+                self._keepalives(framer, writer, peer)
                 for message in messages:
                     self._sink.message_received(message, peer)
-        except (OSError, TimeoutError):
+                waiting = PARTIAL_TIMEOUT if framer.pending else IDLE_TIMEOUT
+        except (OSError, TimeoutError, ssl.SSLError):
             pass
         finally:
-            self._writers.pop((peer.host, peer.port), None)
+            if self._writers.get((peer.host, peer.port)) is writer:
+                del self._writers[(peer.host, peer.port)]
             writer.close()
+            self._sink.connection_lost(peer)
+
+    def _keepalives(self, framer: StreamFramer, writer: asyncio.StreamWriter,
+                    peer: Peer) -> None:
+        """RFC 5626 3.5.1: answer a ping (CRLFCRLF) with a pong (CRLF); report a pong."""
+        for run in framer.keepalives:
+            if run >= len(PING):
+                writer.write(PONG)
+            else:
+                self._sink.keepalive_answered(peer)
+        framer.keepalives.clear()
+
+    # --- sending ----------------------------------------------------------------------------
 
     async def _connection(self, peer: Peer) -> asyncio.StreamWriter:
         """The connection to ``peer``: the open one, the one being opened, or a new one
@@ -73,7 +129,7 @@ class TcpTransport:
         return await asyncio.shield(pending)
 
     async def _connect(self, peer: Peer) -> asyncio.StreamWriter:
-        reader, writer = await asyncio.open_connection(peer.host, peer.port)
+        reader, writer = await self._open(peer)
         self._writers[(peer.host, peer.port)] = writer
         task = asyncio.ensure_future(self._read(reader, writer, peer))
         self._tasks.add(task)
@@ -85,7 +141,8 @@ class TcpTransport:
         is; a failure to connect or write is reported to the sink, naming its reason."""
         writer = self._writers.get((peer.host, peer.port))
         if writer is not None and not writer.is_closing():
-            self._sink.trace("sent", data, peer)
+            if data not in (PING, PONG):
+                self._sink.trace("sent", data, peer)
             writer.write(data)
             return
         task = asyncio.ensure_future(self._connect_and_send(data, peer))
@@ -98,9 +155,8 @@ class TcpTransport:
             self._sink.trace("sent", data, peer)
             writer.write(data)
             await writer.drain()
-        except OSError as error:
-            reason = f"{(error.strerror or str(error)).capitalize()} ({peer})"
-            self._sink.transport_failed(peer, reason)
+        except OSError as error:  # ssl.SSLError is an OSError too
+            self._sink.transport_failed(peer, self._failure(error, peer))
 
     def close(self) -> None:
         if self._server is not None:

@@ -15,6 +15,7 @@ class UdpTransport(asyncio.DatagramProtocol):
     name = "udp"
     via = "UDP"
     uri_transport: str | None = None
+    secure = False
 
     def __init__(self, sink: MessageSink) -> None:
         self._sink = sink

@@ -48,6 +48,7 @@ from softphone.transport.resolver import ResolutionError, make_dns_resolver, res
 from softphone.transport.route import default_address, source_address_toward
 from softphone.transport.rtp import DEFAULT_RTP_PORTS, Impairment, PortRange, RtpEndpoint
 from softphone.transport.tcp import TcpTransport
+from softphone.transport.tls import TlsSettings, TlsTransport
 from softphone.transport.udp import UdpTransport
 from softphone.ua.call import Call
 from softphone.ua.conference import Conference
@@ -129,6 +130,9 @@ class AgentConfig:
     impairment: Impairment | None = None  # tests: seeded loss/jitter on sent RTP
     rtp_ports: tuple[int, int] = DEFAULT_RTP_PORTS  # each call binds an even/odd pair in here
     close_timeout: float = 4.0  # seconds close() waits for the answers to its BYEs
+    tls: TlsSettings = field(default_factory=TlsSettings)  # CA, certificate, verification
+    stun: str | None = None  # HOST[:PORT] of a STUN server: our public address from it
+    keepalive: float | None = None  # seconds between keep-alives on a registration's flow
     # The address to advertise in Via, Contact and SDP instead of the bound one (a NAT's
     # public address, say); None: the bound address, or on 0.0.0.0 the route's source.
     public_host: str | None = None
@@ -141,7 +145,8 @@ class AgentConfig:
             transport=self.transport, codecs=codecs, timers=self.timers,
             user_agent=self.user_agent, max_unanswered_calls=self.max_unanswered_calls,
             unanswered_timeout=self.unanswered_timeout, rtp_timeout=self.rtp_timeout,
-            hangup_on_rtp_timeout=self.hangup_on_rtp_timeout, public_host=self.public_host)
+            hangup_on_rtp_timeout=self.hangup_on_rtp_timeout, public_host=self.public_host,
+            keepalive=self.keepalive)
 
 
 class UserAgent:
@@ -158,7 +163,8 @@ class UserAgent:
         self.core = UserAgentCore(self.config.core_config(self.codecs),
                                   route_source=self._route_source)
         self.transports: dict[str, Transport] = {
-            transport.name: transport for transport in (UdpTransport(self), TcpTransport(self))}
+            transport.name: transport for transport in (
+                UdpTransport(self), TcpTransport(self), TlsTransport(self, self.config.tls))}
         self.rtp_ports = PortRange(*self.config.rtp_ports)
         self.incoming: asyncio.Queue[Call] = asyncio.Queue()
         self.calls: set[Call] = set()
@@ -196,14 +202,15 @@ class UserAgent:
         try:
             for transport in self.transports.values():
                 await transport.start(host, port)
-                port = transport.port  # every transport on the first one's port
+                port = port or transport.port  # the others on the first one's port
         except OSError as error:
             for transport in self.transports.values():
                 transport.close()
             raise ListenError.of(host, port or self.config.listen_port, error) from None
         for transport in self.transports.values():
             self.core.listen(ListeningPoint(transport.name, transport.host, transport.port,
-                                            transport.via, transport.uri_transport))
+                                            transport.via, transport.uri_transport,
+                                            transport.secure))
         log.info("listening on %s %s:%d as %s", " and ".join(self.transports), self.host,
                  self.port, self.address_of_record)
         self.emit(Listening("udp", self.host, self.port))
@@ -324,6 +331,15 @@ class UserAgent:
     def transport_failed(self, peer: Peer, reason: str) -> None:
         log.info("%s: %s", peer, reason)
         self.core.transport_failed(peer, reason, self.now())
+        self.transmit()
+
+    def connection_lost(self, peer: Peer) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self.core.connection_lost(peer, self.now())
+            self.transmit()
+
+    def keepalive_answered(self, peer: Peer) -> None:
+        self.core.keepalive_answered(peer, self.now())
         self.transmit()
 
     def _on_timer(self) -> None:

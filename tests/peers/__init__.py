@@ -86,29 +86,58 @@ class Kamailio:
 
     USERS = {"alice": "alicepw", "bob": "bobpw", "carol": "carolpw"}
 
-    def __init__(self, port: int, log: Path) -> None:
+    def __init__(self, port: int, log: Path, tls_port: int | None = None) -> None:
         self.port = port
         self.log = log
+        self.tls_port = tls_port
 
     @property
     def uri(self) -> str:
         return f"sip:127.0.0.1:{self.port}"
 
+    @property
+    def tls_uri(self) -> str:
+        return f"sips:127.0.0.1:{self.tls_port}"
+
+
+TLS_CFG = """[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+certificate = {certificate}
+private_key = {certificate}
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+"""
+
 
 @contextlib.contextmanager
-def kamailio() -> Iterator[Kamailio]:
+def kamailio(tls_certificate: Path | None = None) -> Iterator[Kamailio]:
+    """Kamailio on free loopback ports; with ``tls_certificate`` (key and certificate in one
+    PEM file) it takes TLS too, on another free port."""
     binary = require("kamailio")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="kamailio-") as runtime:
         log = Path(runtime) / "kamailio.log"
+        arguments = ["-A", f"SIP_PORT={port}"]
+        tls_port = None
+        if tls_certificate is not None:
+            tls_port = free_port()
+            config = Path(runtime) / "tls.cfg"
+            config.write_text(TLS_CFG.format(certificate=tls_certificate))
+            arguments += ["-A", "WITH_TLS", "-A", f"TLS_PORT={tls_port}",
+                          "-A", f'TLS_CFG="{config}"']
         with log.open("wb") as output:
             process = subprocess.Popen(
-                [binary, "-DD", "-E", "-f", str(HERE / "kamailio.cfg"), "-A", f"SIP_PORT={port}",
+                [binary, "-DD", "-E", "-f", str(HERE / "kamailio.cfg"), *arguments,
                  "-Y", runtime, "-m", "64", "-M", "8"],
                 stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             try:
                 wait_for_sip(port)
-                yield Kamailio(port, log)
+                yield Kamailio(port, log, tls_port)
             finally:
                 stop(process)
 

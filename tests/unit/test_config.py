@@ -32,7 +32,7 @@ def test_password_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ('[profiles.a]\nusr = "x"\n', "unknown key profiles.a.usr (did you mean 'user'?)"),
     ('defualt_profile = "a"\n', "unknown key defualt_profile (did you mean 'default_profile'?)"),
-    ('[profiles.a]\ntransport = "sctp"\n', "profiles.a.transport: expected udp or tcp"),
+    ('[profiles.a]\ntransport = "sctp"\n', "profiles.a.transport: expected udp, tcp or tls"),
     ('[profiles.a]\ncodecs = "pcmu"\n', "profiles.a.codecs: expected a list of strings"),
     ('[profiles.a]\ncodecs = ["gsm"]\n', "profiles.a.codecs: expected opus, pcmu, pcma"),
     ('[profiles.a]\nregistrar = "sip:bad host"\n', "profiles.a.registrar: expected a SIP URI"),

@@ -256,3 +256,48 @@ def test_registration_states_refuse_what_they_do_not_allow() -> None:
 
     with pytest.raises(LocalProtocolError):
         registration._move(RegistrationInput.ACCEPTED)  # nothing was sent
+
+
+def test_keepalives_hold_the_binding_and_a_lost_flow_registers_again() -> None:
+    """RFC 5626: a CRLF ping every 25 s on UDP (a NAT binding lives about 30 s); when the
+    flow is lost (its connection closed, or no pong), the binding is renewed after 1 s, then
+    2, 4 ... while it keeps failing."""
+    net = VirtualNetwork()
+    registrar = Registrar()
+    peer = net.responder("10.0.9.9", 5060, registrar)
+    alice = account(net)
+    number, _ = alice.core.register("sip:10.0.9.9", net.now, expires=3600)
+    net.run(seconds=1)
+    registered = len(registrar.requests)
+    net.run(seconds=60)
+    pings = [t for t, source, _, data in net.log if data == b"\r\n\r\n"]
+    assert [round(t) for t in pings] == [25, 50]
+    register = registrar.requests[-1]
+    assert 'reg-id=1;+sip.instance="<urn:uuid:' in (register.headers.get("Contact") or "")
+    alice.core.connection_lost(peer, net.now)
+    net.run(seconds=0.5)
+    assert len(registrar.requests) == registered
+    net.run(seconds=1)
+    assert len(registrar.requests) == registered + 1  # registered again after 1 s
+    registration = alice.core.registrations[number]
+    assert registration.flow == peer and registration.state.value == "registered"
+
+
+def test_a_connection_flow_without_pong_counts_as_lost() -> None:
+    net = VirtualNetwork()
+    registrar = Registrar()
+    net.responder("10.0.9.9", 5060, registrar)
+    alice = account(net, keepalive=5.0)
+    number, _ = alice.core.register("sip:10.0.9.9", net.now, expires=3600)
+    net.run(seconds=1)
+    registration = alice.core.registrations[number]
+    registration.flow = Peer("tcp", "10.0.9.9", 5060)  # as if it had gone over TCP
+    alice.core.timers.arm(registration, "keepalive", net.now)
+    net.run(seconds=1)
+    pong_due = alice.core.timers.armed(registration, "pong")
+    assert pong_due is not None
+    alice.core.keepalive_answered(Peer("tcp", "10.0.9.9", 5060), net.now)
+    assert alice.core.timers.armed(registration, "pong") is None  # the pong came
+    alice.core.timers.arm(registration, "keepalive", net.now)
+    net.run(seconds=12)  # this time no pong: the flow is dead, so register again
+    assert registrar.requests[-1].method == "REGISTER" and len(registrar.requests) >= 3
