@@ -48,6 +48,7 @@ class Profile:
     tls_key: str | None = None
     tls_insecure: bool | None = None  # TLS without verification (labs only)
     srtp: str | None = None       # off, optional or mandatory
+    srtp_insecure: bool | None = None  # SRTP keys also over UDP/TCP signalling (readable!)
     stun: str | None = None       # HOST[:PORT] of a STUN server, to learn the public address
     keepalive: float | None = None  # seconds between keep-alives (0: none)
     public_address: str | None = None  # the address to advertise (a NAT's public one)
@@ -68,7 +69,8 @@ class Profile:
 _FIELDS = {f.name: f for f in fields(Profile)}
 _TOP_LEVEL = ("default_profile", "profiles")
 _KINDS = {"codecs": "a list of strings", "auth": "a list of strings",
-          "tls_insecure": "true or false", "keepalive": "a number of seconds"}
+          "tls_insecure": "true or false", "srtp_insecure": "true or false",
+          "keepalive": "a number of seconds"}
 _CHECKS: dict[str, Any] = {
     "transport": lambda v: v in ("udp", "tcp", "tls") or "udp, tcp or tls",
     "srtp": lambda v: v in ("off", "optional", "mandatory") or "off, optional or mandatory",

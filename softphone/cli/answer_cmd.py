@@ -25,6 +25,7 @@ from softphone.cli.common import (
     rtp_port_range,
     run,
     sip_uri,
+    srtp_options,
     until_stopped,
 )
 from softphone.cli.live import LiveSession
@@ -53,6 +54,7 @@ from softphone.ua.registration import RegistrationError
 @click.option("--echo", is_flag=True, help="Send back to the caller what it sends.")
 @click.option("--no-media", is_flag=True, help="Signalling only: no RTP flows.")
 @network_options
+@srtp_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    answer_after: float | None, reject_code: int | None, redirect: str | None,

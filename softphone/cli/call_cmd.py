@@ -24,6 +24,7 @@ from softphone.cli.common import (
     rtp_port_range,
     run,
     sip_uri,
+    srtp_options,
     until_stopped,
 )
 from softphone.cli.live import LiveSession
@@ -43,6 +44,7 @@ DTMF_SETTLE = 0.3  # seconds after the answer before the first digit
 @audio_options
 @click.option("--dtmf", metavar="DIGITS", help="Send these digits (0-9*#A-D) once answered.")
 @network_options
+@srtp_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def call_command(uri: str, listen: str | None, transport: str, user: str | None,
                  password: str | None, proxy: str | None, duration: float | None,

@@ -378,7 +378,24 @@ NETWORK_OPTIONS = [
                  help="Keep-alives on the registration's flow [default: 25 UDP, 90 TCP/TLS]."),
     click.option("--public-address", metavar="HOST",
                  help="Advertise this address in Contact and SDP (a NAT's public one)."),
+
 ]
+SRTP_OPTIONS = [
+    click.option("--srtp", type=click.Choice(["off", "optional", "mandatory"]),
+                 help="Encrypt media: off (default), optional (RTP/AVP with keys), mandatory "
+                      "(RTP/SAVP). Keys travel in the SDP: over TLS only, unless "
+                      "--srtp-insecure."),
+    click.option("--srtp-insecure", is_flag=True, default=None,
+                 help="Allow SRTP keys over UDP/TCP signalling, where anyone on the path "
+                      "reads them."),
+]
+
+
+def srtp_options(command: Callable[..., None]) -> Callable[..., None]:
+    """SRTP options, for the commands that carry media."""
+    for decorate in reversed(SRTP_OPTIONS):
+        command = decorate(command)
+    return command
 
 
 def network_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -394,7 +411,8 @@ def network_settings(profile: Profile) -> dict[str, Any]:
     return dict(tls=TlsSettings(ca_file=profile.ca_file, cert_file=profile.tls_cert,
                                 key_file=profile.tls_key, insecure=bool(profile.tls_insecure)),
                 stun=profile.stun, keepalive=profile.keepalive,
-                public_host=profile.public_address)
+                public_host=profile.public_address, srtp=profile.srtp or "off",
+                srtp_insecure=bool(profile.srtp_insecure))
 
 
 ACCOUNT_OPTIONS = [

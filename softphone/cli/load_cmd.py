@@ -30,6 +30,7 @@ from softphone.cli.common import (
     rtp_port_range,
     run,
     sip_uri,
+    srtp_options,
     until_stopped,
 )
 from softphone.scenario.load import CallRow, LoadPlan, LoadProgress, LoadSummary, run_load
@@ -55,6 +56,7 @@ log = logging.getLogger("softphone.load")
 @RTP_PORTS_OPTION
 @click.option("--csv", "csv_path", metavar="FILE|-", help="Write one row per call as CSV.")
 @network_options
+@srtp_options
 @click.option("--json", "json_path", metavar="FILE|-",
               help="Write one JSON object per call, then the summary.")
 def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: float,

@@ -19,6 +19,16 @@ from softphone.sip.transaction import LocalResponse, Peer, TransactionKey
 ResponseHandler = Callable[[Response], None]
 
 
+class RequestRefused(Exception):
+    """Raised by an exchange's ``prepare_body`` when the request must not go to this target
+    (SRTP keys over plain signalling, say); the exchange ends with a local ``status``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
 @dataclass(eq=False)
 class Exchange:
     """One logical request and where it stands."""

@@ -30,6 +30,7 @@ class MediaSession:
     version: int = 0
     state: OfferState = OfferState.NONE
     wish: str = "sendrecv"    # our own direction: sendonly while we hold the call
+    srtp: str = "off"         # off, optional or mandatory (RFC 4568 keys in the SDP)
     media: NegotiatedMedia | None = None
     peer_codecs: tuple[str, ...] = ()
     _offered: SessionDescription | None = None       # our offer awaiting its answer
@@ -49,7 +50,7 @@ class MediaSession:
         self._offered_codecs = codecs or self.codecs
         self.version += 1
         self._offered = make_offer(self._offered_codecs, self.address, self.port,
-                                   self.session_id, self.version, self.wish)
+                                   self.session_id, self.version, self.wish, self.srtp)
         self._before = self.media
         return bytes(self._offered)
 
@@ -69,7 +70,7 @@ class MediaSession:
         self.version += 1
         try:
             answer, agreed = answer_offer(offer, self.codecs, self.address, self.port,
-                                          self.session_id, self.version, self.wish)
+                                          self.session_id, self.version, self.wish, self.srtp)
         except SdpError:
             self.version -= 1
             self.rejected()
@@ -86,7 +87,7 @@ class MediaSession:
         of what we offered; the offer is then over, the session as it was."""
         try:
             description = SessionDescription.parse(body)
-            agreed = read_answer(description, self._offered_codecs)
+            agreed = read_answer(description, self._offered_codecs, self._offered)
         except SdpError:
             self.rejected()
             raise

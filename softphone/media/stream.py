@@ -23,6 +23,7 @@ from softphone.media.clock import MediaClock
 from softphone.media.codecs import make_codec
 from softphone.media.ports import AudioSink, AudioSource, Discard, Samples
 from softphone.media.quality import level_dbfs
+from softphone.media.srtp import SrtpContext
 from softphone.rtp.dtmf import DtmfReceiver, DtmfSender
 from softphone.rtp.jitter import JitterBuffer
 from softphone.rtp.packet import RtpError, RtpPacket, build, seq_add, ts_add
@@ -75,6 +76,8 @@ class MediaStream:
                  sink: AudioSink, clock: MediaClock | None = None,
                  rtcp_interval: float = RTCP_INTERVAL) -> None:
         self.rtp = rtp
+        self.media = media
+        self.srtp = SrtpContext(media.srtp) if media.srtp is not None else None
         self._agree(media)
         self.source = source
         self.sink = sink
@@ -115,7 +118,9 @@ class MediaStream:
 
     def _agree(self, media: NegotiatedMedia) -> None:
         """Take a negotiation's result; the direction is read on every tick, so it is
-        looked at here, once."""
+        looked at here, once. New SRTP keys (a new offer brings them) start new contexts."""
+        if media.srtp != self.media.srtp:
+            self.srtp = SrtpContext(media.srtp) if media.srtp is not None else None
         self.media = media
         self.sending = media.direction in ("sendrecv", "sendonly")
         self.receiving = media.direction in ("sendrecv", "recvonly")
@@ -250,7 +255,8 @@ class MediaStream:
         self._timestamp = ts_add(self._timestamp, self.clock_per_frame)
 
     def _send(self, payload_type: int, timestamp: int, payload: bytes, marker: bool) -> None:
-        self.rtp.send(build(payload_type, self._sequence, timestamp, self.ssrc, payload, marker),
+        packet = build(payload_type, self._sequence, timestamp, self.ssrc, payload, marker)
+        self.rtp.send(self.srtp.protect(packet) if self.srtp is not None else packet,
                       self.remote)
         self.packets_sent += 1
         self.octets_sent += len(payload)
@@ -321,6 +327,14 @@ class MediaStream:
         return self.codec.conceal(self._packet_samples)
 
     def _on_packet(self, data: bytes, source: tuple[str, int]) -> None:
+        if self.srtp is not None:
+            if source != self.remote and self._latched:
+                self.foreign += 1
+                return  # not the peer's: not worth a decryption
+            plain = self.srtp.unprotect(data)
+            if plain is None:
+                return  # tampered, replayed or not for us: dropped, counted
+            data = plain
         try:
             packet = RtpPacket.parse(data)
         except RtpError:
@@ -371,10 +385,18 @@ class MediaStream:
         if goodbye:
             packets.append(Goodbye([self.ssrc]))
         if self.rtcp.remote is not None:
-            self.rtp.send_rtcp(serialise(packets), self.rtcp.remote)
+            compound = serialise(packets)
+            if self.srtp is not None:
+                compound = self.srtp.protect_rtcp(compound)
+            self.rtp.send_rtcp(compound, self.rtcp.remote)
             self.rtcp.sent += 1
 
     def _on_rtcp(self, data: bytes, source: tuple[str, int]) -> None:
+        if self.srtp is not None:
+            plain = self.srtp.unprotect_rtcp(data)
+            if plain is None:
+                return
+            data = plain
         try:
             packets = parse_compound(data)
         except RtcpError:

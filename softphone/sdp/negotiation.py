@@ -6,11 +6,14 @@ order among equals; it keeps the offer's m-line order and refuses other media wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from softphone.sdp.crypto import Crypto, Suite, choose, offer_cryptos, parse_crypto
 from softphone.sdp.model import Media, SdpError, SessionDescription, payload_type
 from softphone.sip.grammar import decimal
 
+PLAIN, SECURE = "RTP/AVP", "RTP/SAVP"
+SRTP_MODES = ("off", "optional", "mandatory")  # RTP/AVP, RTP/AVP with keys, RTP/SAVP
 DEFAULT_PTIME = 20
 ANY_PTIME = (10, 20, 30, 40, 50, 60)  # sample-based codecs take any whole 10 ms (RFC 3551)
 
@@ -61,6 +64,18 @@ def answer_direction(offered: str, wish: str) -> str:
 
 
 @dataclass(frozen=True)
+class SrtpKeys:
+    """The SRTP of a stream (RFC 4568): the suite, our key (we send with it) and theirs."""
+
+    suite: Suite
+    local: bytes   # our master key || salt
+    remote: bytes  # the peer's
+
+    def __repr__(self) -> str:
+        return f"SrtpKeys({self.suite.name})"  # keys stay out of logs
+
+
+@dataclass(frozen=True)
 class NegotiatedMedia:
     """What both sides agreed on for the audio stream."""
 
@@ -74,6 +89,7 @@ class NegotiatedMedia:
     remote_fmtp: str | None = None  # the peer's format parameters for the codec (what it
     #                                 wants to receive: Opus's maxaveragebitrate, usedtx ...)
     remote_rtcp_port: int | None = None  # None: the peer has no port for RTCP
+    srtp: SrtpKeys | None = None  # None: plain RTP
 
     @property
     def description(self) -> str:
@@ -121,17 +137,26 @@ def _audio_section(codecs: list[Codec], port: int, direction: str) -> Media:
 
 
 def make_offer(codec_keys: tuple[str, ...] | list[str], address: str, port: int,
-               session_id: int, version: int, direction: str = "sendrecv") -> SessionDescription:
+               session_id: int, version: int, direction: str = "sendrecv",
+               srtp: str = "off") -> SessionDescription:
+    """Our offer. ``srtp``: off (RTP/AVP), optional (RTP/AVP with a=crypto keys, which a
+    peer that knows SRTP takes and another ignores), mandatory (RTP/SAVP with keys); every
+    offer carries fresh keys (RFC 4568 7.1.4 allows new keys in any new offer)."""
+    media = _audio_section(_codecs(codec_keys), port, direction)
+    if srtp != "off":
+        media.proto = SECURE if srtp == "mandatory" else PLAIN
+        media.attributes[-1:-1] = [("crypto", str(crypto)) for crypto in offer_cryptos()]
     return SessionDescription(
         origin_user="softphone", session_id=session_id, session_version=version,
-        origin_address=address, connection=address,
-        media=[_audio_section(_codecs(codec_keys), port, direction)])
+        origin_address=address, connection=address, media=[media])
 
 
 def answer_offer(offer: SessionDescription, codec_keys: tuple[str, ...] | list[str],
                  address: str, port: int, session_id: int, version: int,
-                 direction: str = "sendrecv") -> tuple[SessionDescription, NegotiatedMedia]:
-    """Our answer and the agreed stream. Raises SdpError(status=488) with nothing in common."""
+                 direction: str = "sendrecv", srtp: str = "off",
+                 ) -> tuple[SessionDescription, NegotiatedMedia]:
+    """Our answer and the agreed stream. Raises SdpError(status=488) with nothing in common,
+    codec or SRTP (``srtp`` is our mode: off, optional or mandatory)."""
     local = _codecs(codec_keys)
     answer = SessionDescription(origin_user="softphone", session_id=session_id,
                                 session_version=version, origin_address=address,
@@ -149,11 +174,55 @@ def answer_offer(offer: SessionDescription, codec_keys: tuple[str, ...] | list[s
         if remote is None:
             raise SdpError("SDP offer without a connection address")
         agreed = _agreed(chosen, media, remote, answer_direction(media.direction, direction))
-        # The answer asks for the packet size it will send: both directions alike.
-        answer.media.append(_answer_section(agreed, port))
+        keys = _answer_keys(media, srtp)
+        section = _answer_section(agreed, port)  # asks for the packet size it sends
+        section.proto = media.proto
+        if keys is not None:
+            ours, agreed_keys = keys
+            agreed = replace(agreed, srtp=agreed_keys)
+            section.attributes.insert(-1, ("crypto", str(ours)))
+        answer.media.append(section)
     if agreed is None:
         raise SdpError("No common codec", status=488)
     return answer, agreed
+
+
+def _answer_keys(media: Media, mode: str) -> tuple[Crypto, SrtpKeys] | None:
+    """Our a=crypto for an offered stream and the keys agreed, or None for plain RTP.
+    SdpError (488) when the offer and our mode cannot meet."""
+    secure = media.proto == SECURE
+    offered = [c for c in (parse_crypto(v) for v in media.attribute_values("crypto")) if c]
+    if mode == "off":
+        if secure:
+            raise SdpError("The offer requires SRTP (RTP/SAVP), which is off here")
+        return None
+    crypto = choose(offered)
+    if crypto is None:
+        if secure and offered:
+            raise SdpError("No SRTP crypto suite in common")
+        if secure or mode == "mandatory":
+            raise SdpError("SRTP is mandatory here, and the offer carries no usable key")
+        return None
+    ours = Crypto.new(crypto.tag, crypto.suite)
+    return ours, SrtpKeys(crypto.suite, ours.material, crypto.material)
+
+
+def _keys_of_answer(media: Media, offer: SessionDescription | None) -> SrtpKeys | None:
+    """The keys an answer to our offer agreed on: its a=crypto names one of our tags."""
+    ours_media = next((m for m in (offer.media if offer else []) if _is_usable_audio(m)),
+                      None)
+    ours = [c for c in (parse_crypto(v) for v in (ours_media.attribute_values("crypto")
+                                                   if ours_media else [])) if c]
+    answered = next((c for c in (parse_crypto(v) for v in media.attribute_values("crypto"))
+                     if c), None)
+    if answered is None:
+        if ours_media is not None and ours_media.proto == SECURE:
+            raise SdpError("The answer refused SRTP: it carries no key")
+        return None
+    mine = next((c for c in ours if c.tag == answered.tag and c.suite == answered.suite), None)
+    if mine is None:
+        raise SdpError("The answer's a=crypto matches none we offered")
+    return SrtpKeys(answered.suite, mine.material, answered.material)
 
 
 def _choose(media: Media, local: list[Codec]) -> tuple[Codec, int, int | None] | None:
@@ -205,20 +274,21 @@ def send_ptime(codec: Codec, media: Media) -> int:
 
 
 def _is_usable_audio(media: Media) -> bool:
-    return media.kind == "audio" and media.port != 0 and "RTP/AVP" in media.proto
+    return media.kind == "audio" and media.port != 0 and media.proto in (PLAIN, SECURE)
 
 
-def read_answer(answer: SessionDescription,
-                codec_keys: tuple[str, ...] | list[str]) -> NegotiatedMedia:
-    """The stream an answer to our offer agreed on. Raises SdpError(status=488)."""
+def read_answer(answer: SessionDescription, codec_keys: tuple[str, ...] | list[str],
+                offer: SessionDescription | None = None) -> NegotiatedMedia:
+    """The stream an answer to our ``offer`` agreed on. Raises SdpError(status=488)."""
     for media in answer.media:
         if not _is_usable_audio(media):
             continue
         chosen = _choose(media, _codecs(codec_keys))
         remote = answer.connection_for(media)
         if chosen is not None and remote is not None:
-            return _agreed(chosen, media, remote,
-                           _DIRECTION_ANSWER.get(media.direction, "sendrecv"))
+            agreed = _agreed(chosen, media, remote,
+                             _DIRECTION_ANSWER.get(media.direction, "sendrecv"))
+            return replace(agreed, srtp=_keys_of_answer(media, offer))
     raise SdpError("The answer accepts none of our codecs", status=488)
 
 

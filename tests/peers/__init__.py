@@ -197,10 +197,12 @@ def write_tone_wav(path: Path, seconds: float = 3.0, rate: int = 8000, hz: float
 
 @contextlib.contextmanager
 def baresip(answermode: str = "auto", codecs: str = "PCMU/8000/1",
-            dump_audio: bool = False, config: tuple[str, ...] = ()) -> Iterator[Baresip]:
+            dump_audio: bool = False, config: tuple[str, ...] = (),
+            mediaenc: str | None = None) -> Iterator[Baresip]:
     """``dump_audio``: the sndfile module writes dump-*-dec.wav (what baresip received) and
     dump-*-enc.wav (what it sent) into the instance's folder. ``config``: more lines for its
-    config file (``opus_bitrate 12000`` ...)."""
+    config file (``opus_bitrate 12000`` ...). ``mediaenc``: its srtp module's media
+    encryption for the account (srtp: best effort, srtp-mand: RTP/SAVP)."""
     binary = require("baresip")
     port, control_port, rtp_base = free_port(), free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="baresip-") as folder:
@@ -216,10 +218,12 @@ def baresip(answermode: str = "auto", codecs: str = "PCMU/8000/1",
             "module_app menu.so", "module_app ctrl_tcp.so",
             f"ctrl_tcp_listen 127.0.0.1:{control_port}",
             *(["module sndfile.so", f"snd_path {directory}"] if dump_audio else []),
+            *(["module srtp.so"] if mediaenc else []),
             *config, ""]))
+        encryption = f";mediaenc={mediaenc}" if mediaenc else ""
         (directory / "accounts").write_text(
             f"<sip:bob@127.0.0.1:{port}>;regint=0;answermode={answermode};"
-            f"audio_codecs={codecs}\n")
+            f"audio_codecs={codecs}{encryption}\n")
         (directory / "contacts").write_text("")
         with (directory / "baresip.log").open("wb") as output:
             process = subprocess.Popen([binary, "-f", str(directory)], stdin=subprocess.DEVNULL,

@@ -190,3 +190,72 @@ def test_an_sdp_that_does_not_parse_is_not_acceptable_here() -> None:
     with pytest.raises(SdpError) as raised:
         SessionDescription.parse(b"v=0\r\nm=audio x RTP/AVP 0\r\n")
     assert raised.value.status == 488
+
+
+# --- SRTP keys in the SDP (RFC 4568) ---------------------------------------------------------
+
+def test_offers_carry_keys_as_each_srtp_mode_says() -> None:
+    from softphone.sdp.crypto import parse_crypto
+
+    plain = make_offer(["pcmu"], "192.0.2.1", 4000, 1, 1)
+    optional = make_offer(["pcmu"], "192.0.2.1", 4000, 1, 1, srtp="optional")
+    mandatory = make_offer(["pcmu"], "192.0.2.1", 4000, 1, 1, srtp="mandatory")
+    assert plain.media[0].proto == optional.media[0].proto == "RTP/AVP"
+    assert mandatory.media[0].proto == "RTP/SAVP"
+    assert not plain.media[0].attribute_values("crypto")
+    lines = mandatory.media[0].attribute_values("crypto")
+    suites = [line.split()[1] for line in lines]
+    assert suites == ["AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_32"]
+    assert all(parse_crypto(line) is not None for line in lines)
+    again = make_offer(["pcmu"], "192.0.2.1", 4000, 1, 2, srtp="mandatory")
+    assert again.media[0].attribute_values("crypto") != lines  # every offer: fresh keys
+    assert SessionDescription.parse(bytes(mandatory)) == mandatory
+
+
+@pytest.mark.parametrize(("offer_mode", "answer_mode", "outcome"), [
+    ("mandatory", "mandatory", "srtp"), ("mandatory", "optional", "srtp"),
+    ("mandatory", "off", 488), ("optional", "off", "plain"), ("optional", "optional", "srtp"),
+    ("optional", "mandatory", "srtp"), ("off", "mandatory", 488), ("off", "optional", "plain"),
+])
+def test_answers_meet_offers_or_refuse_them(offer_mode: str, answer_mode: str,
+                                            outcome: object) -> None:
+    offer = make_offer(["pcmu"], "192.0.2.1", 4000, 1, 1, srtp=offer_mode)
+    if outcome == 488:
+        with pytest.raises(SdpError) as refused:
+            answer_offer(offer, ["pcmu"], "192.0.2.2", 5000, 2, 1, srtp=answer_mode)
+        assert refused.value.status == 488
+        return
+    answer, agreed = answer_offer(offer, ["pcmu"], "192.0.2.2", 5000, 2, 1, srtp=answer_mode)
+    assert answer.media[0].proto == offer.media[0].proto
+    ours = read_answer(answer, ["pcmu"], offer)
+    if outcome == "plain":
+        assert agreed.srtp is None and ours.srtp is None
+        return
+    assert agreed.srtp is not None and ours.srtp is not None
+    assert agreed.srtp.suite.name == "AES_CM_128_HMAC_SHA1_80"  # the offerer's first
+    assert (agreed.srtp.local, agreed.srtp.remote) == (ours.srtp.remote, ours.srtp.local)
+
+
+def test_a_suite_we_lack_or_a_broken_key_is_ignored_and_an_answer_must_match() -> None:
+    offer = offer_of("m=audio 4000 RTP/SAVP 0",
+                     "a=crypto:1 F8_128_HMAC_SHA1_80 "
+                     "inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+                     "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:not base64!",
+                     "a=crypto:3 AEAD_AES_128_GCM inline:"
+                     "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGw==")
+    answer, agreed = answer_offer(offer, ["pcmu"], "192.0.2.2", 5000, 2, 1, srtp="mandatory")
+    assert agreed.srtp is not None and agreed.srtp.suite.name == "AEAD_AES_128_GCM"
+    assert answer.media[0].attribute_values("crypto")[0].startswith("3 AEAD_AES_128_GCM ")
+    ours = make_offer(["pcmu"], "192.0.2.1", 4000, 1, 1, srtp="mandatory")
+    foreign = answer_offer(make_offer(["pcmu"], "192.0.2.9", 4000, 9, 1, srtp="mandatory"),
+                           ["pcmu"], "192.0.2.2", 5000, 2, 1, srtp="mandatory")[0]
+    crypto = foreign.media[0].attribute_values("crypto")[0]
+    foreign.media[0].attributes = [(k, "7" + v[1:] if k == "crypto" and v else v)
+                                   for k, v in foreign.media[0].attributes]  # a tag never offered
+    assert crypto.startswith("1 ")
+    with pytest.raises(SdpError, match="matches none we offered"):
+        read_answer(foreign, ["pcmu"], ours)
+    plain = answer_offer(make_offer(["pcmu"], "192.0.2.1", 4000, 1, 1), ["pcmu"],
+                         "192.0.2.2", 5000, 2, 1)[0]
+    with pytest.raises(SdpError, match="refused SRTP"):
+        read_answer(plain, ["pcmu"], ours)
