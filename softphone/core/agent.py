@@ -33,7 +33,7 @@ from softphone.core.auth import AuthCache
 from softphone.core.call import CoreCall
 from softphone.core.events import CallCreated, Completed, CoreEvent, ResolveNeeded
 from softphone.core.registration import CoreRegistration
-from softphone.core.requests import Exchange, fails_over, retry_after
+from softphone.core.requests import Exchange, RequestRefused, fails_over, retry_after
 from softphone.core.state import CallState
 from softphone.core.timers import TimerSet
 from softphone.events import Event, OptionsResult
@@ -96,6 +96,8 @@ class CoreConfig:
     # last about 30 s), 90 on TCP/TLS (RFC 5626 4.4.1 suggests 95-120); 0: none.
     keepalive: float | None = None
     instance_id: str | None = None  # RFC 5626 +sip.instance (a UUID); None: a new one
+    srtp: str = "off"  # off, optional, mandatory: SRTP with SDES keys (RFC 4568)
+    srtp_insecure: bool = False  # send SRTP keys over signalling that is not TLS anyway
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,9 @@ class UserAgentCore:
         self._contacts: dict[tuple[str, str], tuple[Address, str]] = {}
         self.instance_id = self.config.instance_id or str(uuid.UUID(int=self.random.getrandbits(
             128), version=4))
+        # our address as the world sees it, per transport: from STUN or from a registrar's
+        # received/rport (RFC 3581) when a NAT is in between
+        self.learned: dict[str, tuple[str, int]] = {}
 
     # --- outputs -----------------------------------------------------------------------------
 
@@ -186,6 +191,9 @@ class UserAgentCore:
         as the shell's ``route_source`` tells."""
         if self.config.public_host:
             return self.config.public_host
+        learned = self.learned.get(self._point().transport)
+        if learned is not None:
+            return learned[0]
         host = self._point().host
         if host not in WILDCARDS:
             return host
@@ -206,17 +214,30 @@ class UserAgentCore:
         """Our Contact for a transport and the address advertised toward a peer, built once
         each (nearly every message carries it)."""
         point = self._point(transport)
-        host = self.advertised_host(toward)
+        learned = self.learned.get(point.transport)
+        host = learned[0] if learned and not self.config.public_host else \
+            self.advertised_host(toward)
+        port = learned[1] if learned else point.port
         known = self._contacts.get((point.transport, host))
         if known is not None:
             return known
-        uri = SipUri(host=host, port=point.port, user=self.config.user,
+        uri = SipUri(host=host, port=port, user=self.config.user,
                      scheme="sips" if point.secure else "sip")
         if point.uri_transport:
             uri = uri.with_param("transport", point.uri_transport)
         address = Address(uri=uri)
         self._contacts[(point.transport, host)] = (address, str(address))
         return address, str(address)
+
+    def learn_public(self, transport: str, host: str, port: int) -> bool:
+        """Our public address on ``transport`` (STUN, or a registrar's received/rport):
+        Contacts from now on carry it. True when it is news."""
+        if self.learned.get(transport) == (host, port):
+            return False
+        log.info("our public address on %s is %s:%d", transport, host, port)
+        self.learned[transport] = (host, port)
+        self._contacts.clear()
+        return True
 
     def local_address(self) -> Address:
         return Address(uri=self.address_of_record, display_name=self.config.display_name)
@@ -292,7 +313,13 @@ class UserAgentCore:
 
     def _transmit(self, exchange: Exchange, peer: Peer) -> None:
         if exchange.prepare_body is not None:
-            exchange.prepare_body(exchange, peer)
+            try:
+                exchange.prepare_body(exchange, peer)
+            except RequestRefused as refused:
+                exchange.done = True
+                exchange.on_final(local_response(exchange.request, refused.status,
+                                                 refused.reason))
+                return
         request = exchange.request
         if self.auth is not None:
             request = self.auth.preauthorize(request, _hop(peer))
@@ -343,6 +370,18 @@ class UserAgentCore:
     def send_raw(self, data: bytes, peer: Peer) -> None:
         """Bytes that are no SIP message (a keep-alive) to ``peer``."""
         self._outbox.append((data, peer))
+
+    def srtp_mode(self, transport: str) -> str | None:
+        """The SRTP mode for a call signalled over ``transport``. SDES keys travel in the
+        SDP, so over plain UDP or TCP anyone on the path reads them (RFC 4568 8.3): then
+        "optional" becomes off, and "mandatory" is None (the call must not go ahead),
+        unless the user allowed keys in clear (``srtp_insecure``)."""
+        mode = self.config.srtp
+        if mode == "off" or transport == "tls" or self.config.srtp_insecure:
+            return mode
+        log.warning("SRTP keys would travel in clear over %s signalling: %s", transport.upper(),
+                    "refusing the call" if mode == "mandatory" else "no SRTP for this call")
+        return None if mode == "mandatory" else "off"
 
     def keepalive_interval(self, flow: Peer | None) -> float | None:
         if flow is None or self.config.keepalive == 0:
@@ -652,10 +691,11 @@ class UserAgentCore:
     def invite(self, uri: str | SipUri, now: float, rtp_port: int,
                ring_timeout: float | None = None, duration: float | None = None,
                with_offer: bool = True, keep_forks: bool = False,
-               call_id: str | None = None) -> str:
-        """Place a call; returns its handle (its Call-ID). ``rtp_port`` is the port the
-        shell bound for its media; ``with_offer=False`` sends the INVITE without SDP (the
-        offer then comes in the 2xx, our answer in the ACK)."""
+               call_id: str | None = None) -> CoreCall:
+        """Place a call; returns it (its ``handle``, the Call-ID, names it in events; it may
+        be over already, when the request could not even leave). ``rtp_port`` is the port
+        the shell bound for its media; ``with_offer=False`` sends the INVITE without SDP
+        (the offer then comes in the 2xx, our answer in the ACK)."""
         self.now = now
         target = uri if isinstance(uri, SipUri) else parse_sip_uri(uri)
         call_id = call_id or new_call_id(self.advertised_host())
@@ -664,7 +704,7 @@ class UserAgentCore:
         self.calls[call.handle] = call
         self._calls_by_local[(call_id, call.local_tag)] = call
         call.start(now, rtp_port, ring_timeout, duration, with_offer)
-        return call.handle
+        return call
 
     def ring(self, handle: str, now: float) -> None:
         self.now = now

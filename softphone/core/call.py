@@ -14,7 +14,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from softphone.core.events import CallGone, Completed, MediaCheck, MediaReady
-from softphone.core.requests import Exchange, redirect_target
+from softphone.core.requests import Exchange, RequestRefused, redirect_target
 from softphone.core.session import MediaSession
 from softphone.core.state import CallInput, CallState, OfferState, next_call_state
 from softphone.events import (
@@ -101,10 +101,13 @@ class CoreCall:
             self.core.emit(MediaReady(self.handle, self.session.media,
                                       self.session.peer_codecs))
 
-    def _session(self, port: int) -> MediaSession:
+    def _session(self, port: int, transport: str = "udp") -> MediaSession:
+        """The call's offer/answer session; its SRTP mode follows the signalling's
+        transport (keys only over TLS, unless allowed)."""
         if self.session is None:
             self.session = MediaSession(self.core.codecs, self.core.advertised_host(
-                self.peer_host), port, secrets.randbelow(2**31))
+                self.peer_host), port, secrets.randbelow(2**31),
+                srtp=self.core.srtp_mode(transport) or "off")
         return self.session
 
     def _arm(self, name: str, when: float) -> None:
@@ -139,6 +142,8 @@ class CoreCall:
 
     def start(self, now: float, rtp_port: int, ring_timeout: float | None,
               duration: float | None, with_offer: bool = True) -> None:
+        """Send the INVITE (its offer is made once the target, and so the transport, is
+        known: SRTP keys go only over TLS, unless the user allowed otherwise)."""
         self._duration = duration
         self._with_offer = with_offer
         self._answer_port = rtp_port
@@ -164,7 +169,10 @@ class CoreCall:
         if not self._with_offer or exchange.request.body:
             return
         assert self._answer_port is not None
-        session = self._session(self._answer_port)
+        if self.core.srtp_mode(peer.transport) is None:
+            raise RequestRefused(488, f"SRTP is mandatory, and its keys would travel in clear "
+                                      f"over {peer.transport.upper()}: call over TLS (sips:)")
+        session = self._session(self._answer_port, peer.transport)
         session.address = self.core.advertised_host(peer.host)
         if session.state is not OfferState.NONE:
             session.rejected()  # a redirect or failover: the offer goes out afresh
@@ -385,7 +393,8 @@ class CoreCall:
 
     def _accept(self, now: float) -> None:
         assert self.request is not None and self._answer_port is not None
-        session = self._session(self._answer_port)
+        session = self._session(self._answer_port,
+                                self.source.transport if self.source else "udp")
         try:
             if self.request.body:
                 session.take_offer(self.request.body)

@@ -70,7 +70,8 @@ class VirtualAgent:
 
     # the API, at the network's current time
     def call(self, uri: str, **options: object) -> str:
-        return self.core.invite(uri, self.network.now, self.rtp_port(), **options)  # type: ignore[arg-type]
+        return self.core.invite(uri, self.network.now, self.rtp_port(),
+                                **options).handle  # type: ignore[arg-type]
 
     def answer(self, handle: str, after: float | None = None) -> None:
         self.core.answer(handle, self.network.now, self.rtp_port(), after)
@@ -107,6 +108,31 @@ class VirtualAgent:
             self.core.media_status(event.handle, self.last_packet.get(event.handle, now), now)
 
 
+class _Nat:
+    """A NAT with a public address: a mapped port per inside address, alive ``timeout``
+    seconds after the last outbound datagram (as a home router's UDP bindings are)."""
+
+    def __init__(self, public_host: str, timeout: float) -> None:
+        self.public_host = public_host
+        self.timeout = timeout
+        self._ports = itertools.count(40000)
+        self._mapped: dict[Peer, int] = {}
+        self._inside: dict[int, tuple[Peer, float]] = {}
+
+    def outbound(self, source: Peer, now: float) -> Peer:
+        port = self._mapped.get(source)
+        if port is None:
+            port = self._mapped[source] = next(self._ports)
+        self._inside[port] = (source, now + self.timeout)
+        return Peer(source.transport, self.public_host, port)
+
+    def inbound(self, destination: Peer, now: float) -> Peer | None:
+        found = self._inside.get(destination.port)
+        if found is None or found[1] < now:
+            return None
+        return found[0]
+
+
 @dataclass(order=True)
 class _Delivery:
     when: float
@@ -122,6 +148,7 @@ class VirtualNetwork:
         self.latency = latency
         self.agents: dict[Peer, VirtualAgent] = {}
         self.responders: dict[Peer, Responder] = {}
+        self._nats: dict[str, _Nat] = {}  # inside host -> its NAT
         self.dns: dict[str, list[Peer]] = {}
         self.log: list[tuple[float, Peer, Peer, bytes]] = []  # every datagram delivered
         self._fates: list[_Fate] = []
@@ -146,6 +173,12 @@ class VirtualNetwork:
         peer = Peer("udp", host, port)
         self.responders[peer] = answer
         return peer
+
+    def nat(self, inside_host: str, public_host: str, timeout: float = 30.0) -> None:
+        """Put ``inside_host`` behind a NAT: what it sends leaves from ``public_host`` on a
+        mapped port; what comes back to that port reaches it only while the mapping lives,
+        ``timeout`` seconds after it last sent something through it."""
+        self._nats[inside_host] = _Nat(public_host, timeout)
 
     def inject(self, data: bytes, source: Peer, destination: Peer) -> None:
         """A datagram of the test's own making, delivered after the usual latency."""
@@ -223,6 +256,9 @@ class VirtualNetwork:
                     agent._serve(event)
 
     def _send(self, data: bytes, source: Peer, destination: Peer) -> None:
+        nat = self._nats.get(source.host)
+        if nat is not None:
+            source = nat.outbound(source, self.now)
         delay, copies = self.latency, 1
         for fate in self._fates:
             if fate.times == 0 or not fate.matches(data, source, destination):
@@ -240,6 +276,12 @@ class VirtualNetwork:
                                                       data, source, destination))
 
     def _deliver(self, delivery: _Delivery) -> None:
+        for nat in self._nats.values():
+            if delivery.destination.host == nat.public_host:
+                inside = nat.inbound(delivery.destination, self.now)
+                if inside is None:
+                    return  # no live mapping: the NAT drops it
+                delivery.destination = inside
         where = Peer("udp", delivery.destination.host, delivery.destination.port)
         self.log.append((self.now, delivery.source, delivery.destination, delivery.data))
         if not delivery.data.strip(b"\r\n"):

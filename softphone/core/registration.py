@@ -55,6 +55,7 @@ class CoreRegistration:
         self._asked = expires
         self._too_brief = 0
         self.flow: Peer | None = None        # where the last accepted REGISTER went
+        self._replaced: str | None = None    # a Contact to remove in the next REGISTER
         self._failures = 0                   # flows lost in a row, for the back-off
 
     @property
@@ -98,6 +99,9 @@ class CoreRegistration:
         # from the account's others, and reach us over the connection this REGISTER opens.
         request.headers.add("Contact", f'{self.core.contact_text()};reg-id=1;'
                                        f'+sip.instance="<urn:uuid:{self.core.instance_id}>"')
+        if self._replaced is not None:  # the private Contact a NAT hid: remove its binding
+            request.headers.add("Contact", f"{self._replaced};expires=0")
+            self._replaced = None
         request.headers.add("Expires", str(expires))
         request.headers.add("Supported", "outbound, path")
         self._exchange = self.core.exchange(
@@ -123,6 +127,8 @@ class CoreRegistration:
         self._learn_routes(response)
         self.flow = self._exchange.peer if self._exchange is not None else None
         self._failures = 0
+        if self._behind_nat(response, now):
+            return  # registering again with the public Contact
         self._keep_alive(now)
         log.info("registered %s at %s for %d s", self.aor, self.registrar,
                  self.granted_expires)
@@ -133,6 +139,29 @@ class CoreRegistration:
             margin = max(MIN_REFRESH_MARGIN, self.granted_expires * 0.1)
             self.core.timers.arm(self, "refresh",
                                  now + max(1.0, self.granted_expires - margin))
+
+    def _behind_nat(self, response: Response, now: float) -> bool:
+        """RFC 3581: the registrar saw our REGISTER come from ``received``:``rport``. When
+        that is not what our Contact says (a NAT is in between, on UDP), take it as our
+        public address and register again at once with it, removing the binding of the
+        private one in the same request."""
+        if self.flow is None or self.flow.reliable or self.core.config.public_host:
+            return False
+        try:
+            via = response.top_via
+        except ParseError:
+            return False
+        if via.received is None and via.rport is None:
+            return False
+        old = self.core.contact_text()
+        contact = self.core.contact().sip_uri
+        public = (via.received or contact.host, via.rport or contact.port or 5060)
+        if (contact.host, contact.port) == public or \
+                not self.core.learn_public(self.flow.transport, *public):
+            return False
+        self._replaced = old
+        self._send(self.requested_expires, now)
+        return True
 
     def _failed(self, response: Response, now: float) -> None:
         was_registered = self.granted_expires > 0

@@ -133,6 +133,8 @@ class AgentConfig:
     tls: TlsSettings = field(default_factory=TlsSettings)  # CA, certificate, verification
     stun: str | None = None  # HOST[:PORT] of a STUN server: our public address from it
     keepalive: float | None = None  # seconds between keep-alives on a registration's flow
+    srtp: str = "off"  # off, optional (RTP/AVP with keys), mandatory (RTP/SAVP)
+    srtp_insecure: bool = False  # SRTP keys also over signalling that is not TLS
     # The address to advertise in Via, Contact and SDP instead of the bound one (a NAT's
     # public address, say); None: the bound address, or on 0.0.0.0 the route's source.
     public_host: str | None = None
@@ -146,7 +148,7 @@ class AgentConfig:
             user_agent=self.user_agent, max_unanswered_calls=self.max_unanswered_calls,
             unanswered_timeout=self.unanswered_timeout, rtp_timeout=self.rtp_timeout,
             hangup_on_rtp_timeout=self.hangup_on_rtp_timeout, public_host=self.public_host,
-            keepalive=self.keepalive)
+            keepalive=self.keepalive, srtp=self.srtp, srtp_insecure=self.srtp_insecure)
 
 
 class UserAgent:
@@ -502,10 +504,10 @@ class UserAgent:
         target = parse_sip_uri(uri)
         rtp = RtpEndpoint(self.config.impairment)
         port = await rtp.open(self.host, self.rtp_ports) if self.config.media else DISCARD_PORT
-        handle = self.core.invite(target, self.now(), port, ring_timeout=ring_timeout,
+        placed = self.core.invite(target, self.now(), port, ring_timeout=ring_timeout,
                                   duration=duration, keep_forks=keep_forks)
-        call = Call(self, self.core.calls[handle], rtp)
-        self._by_handle[handle] = call
+        call = Call(self, placed, rtp)
+        self._by_handle[placed.handle] = call
         self.calls.add(call)
         self.transmit()
         return call

@@ -301,3 +301,40 @@ def test_a_connection_flow_without_pong_counts_as_lost() -> None:
     alice.core.timers.arm(registration, "keepalive", net.now)
     net.run(seconds=12)  # this time no pong: the flow is dead, so register again
     assert registrar.requests[-1].method == "REGISTER" and len(registrar.requests) >= 3
+
+
+def test_behind_a_nat_the_contact_becomes_the_public_address_and_keepalives_keep_it() -> None:
+    """RFC 3581: the registrar's received/rport reveal the NAT; Alice registers again with
+    her public address (removing the private binding), and her keep-alives hold the NAT's
+    binding open, so a call from outside a minute later still reaches her."""
+    for keepalive, reachable in ((None, True), (0.0, False)):
+        net = VirtualNetwork()
+        registrar = Registrar()
+        seen: list[Request] = []
+
+        def answer(request: Request, source: Peer, registrar: Registrar = registrar,
+                   seen: list[Request] = seen) -> list[Response]:
+            seen.append(request)
+            responses = registrar(request, source)
+            for response in responses:
+                via = response.top_via.with_param("received", source.host).with_param(
+                    "rport", str(source.port))
+                response.headers.replace_first("Via", str(via))
+            return responses
+
+        net.responder("198.51.100.9", 5060, answer)
+        alice = account(net, keepalive=keepalive)
+        bob = net.agent("bob", host="198.51.100.20")
+        net.nat(alice.host, "203.0.113.1", timeout=30.0)
+        alice.core.register("sip:198.51.100.9", net.now, expires=3600)
+        net.run(seconds=2)
+        contacts = [r.headers.get_all("Contact") for r in seen if r.method == "REGISTER"]
+        assert contacts[-1][0].startswith("<sip:alice@203.0.113.1:40000>")
+        assert contacts[-1][1] == f"<sip:alice@{alice.host}:5060>;expires=0"
+        net.run(seconds=60)
+        handle = bob.call("sip:alice@203.0.113.1:40000")
+        net.run(seconds=40)
+        assert bool(alice.incoming()) is reachable, keepalive
+        if not reachable:
+            ended = bob.ended(handle)
+            assert ended is not None and ended.status == 408
