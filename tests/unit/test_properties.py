@@ -62,20 +62,20 @@ responses = st.builds(Response, status=st.integers(100, 699),
 
 
 @given(st.one_of(requests, responses))
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 def test_parse_of_serialise_is_identity(message: Request | Response) -> None:
     assert parse(bytes(message)) == message
 
 
 @given(st.one_of(requests, responses))
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 def test_stream_framer_reads_what_serialise_wrote(message: Request | Response) -> None:
     data = bytes(message)
     assert StreamFramer().feed(data + b"\r\n" + data) == [message, message]
 
 
 @given(st.binary(max_size=512))
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 def test_arbitrary_bytes_raise_only_parse_error(data: bytes) -> None:
     try:
         parse(data)
@@ -87,7 +87,7 @@ _CORPUS = [p.read_bytes() for p in sorted((TESTDATA / "rfc4475").glob("*.dat"))]
 
 
 @given(st.integers(0, len(_CORPUS) - 1), st.integers(0, 2**32 - 1), st.integers(1, 8))
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 def test_mutated_torture_messages_raise_only_parse_error(index: int, seed: int,
                                                          mutations: int) -> None:
     data = bytearray(_CORPUS[index])
