@@ -691,16 +691,19 @@ class UserAgentCore:
     def invite(self, uri: str | SipUri, now: float, rtp_port: int,
                ring_timeout: float | None = None, duration: float | None = None,
                with_offer: bool = True, keep_forks: bool = False,
-               call_id: str | None = None) -> CoreCall:
+               call_id: str | None = None,
+               media_address: tuple[str, int] | None = None) -> CoreCall:
         """Place a call; returns it (its ``handle``, the Call-ID, names it in events; it may
         be over already, when the request could not even leave). ``rtp_port`` is the port
         the shell bound for its media; ``with_offer=False`` sends the INVITE without SDP
-        (the offer then comes in the 2xx, our answer in the ACK)."""
+        (the offer then comes in the 2xx, our answer in the ACK). ``media_address``: where
+        our RTP is reached from outside (a STUN answer), for the SDP."""
         self.now = now
         target = uri if isinstance(uri, SipUri) else parse_sip_uri(uri)
         call_id = call_id or new_call_id(self.advertised_host())
         call = CoreCall(self, call_id, "outgoing", call_id, new_tag(), target)
         call.keep_forks = keep_forks
+        call.media_address = media_address
         self.calls[call.handle] = call
         self._calls_by_local[(call_id, call.local_tag)] = call
         call.start(now, rtp_port, ring_timeout, duration, with_offer)
@@ -710,10 +713,12 @@ class UserAgentCore:
         self.now = now
         self._call(handle).ring(now)
 
-    def answer(self, handle: str, now: float, rtp_port: int,
-               after: float | None = None) -> None:
+    def answer(self, handle: str, now: float, rtp_port: int, after: float | None = None,
+               media_address: tuple[str, int] | None = None) -> None:
         self.now = now
-        self._call(handle).answer(now, rtp_port, after)
+        call = self._call(handle)
+        call.media_address = media_address
+        call.answer(now, rtp_port, after)
 
     def reject(self, handle: str, now: float, status: int = 486,
                reason: str | None = None) -> None:

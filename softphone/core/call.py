@@ -64,6 +64,7 @@ class CoreCall:
         self.dialog: Dialog | None = None
         self.early: dict[str, Dialog] = {}      # early dialogs of our INVITE, by To tag
         self.peer_host: str | None = None       # where our requests go, for SDP and Contact
+        self.media_address: tuple[str, int] | None = None  # our RTP as seen from outside
         self.answered_at: float | None = None
         self.ended_at: float | None = None
         self.owns_call_id = direction == "outgoing"
@@ -105,9 +106,11 @@ class CoreCall:
         """The call's offer/answer session; its SRTP mode follows the signalling's
         transport (keys only over TLS, unless allowed)."""
         if self.session is None:
-            self.session = MediaSession(self.core.codecs, self.core.advertised_host(
-                self.peer_host), port, secrets.randbelow(2**31),
-                srtp=self.core.srtp_mode(transport) or "off")
+            address, port = self.media_address or (self.core.advertised_host(self.peer_host),
+                                                   port)
+            self.session = MediaSession(self.core.codecs, address, port,
+                                        secrets.randbelow(2**31),
+                                        srtp=self.core.srtp_mode(transport) or "off")
         return self.session
 
     def _arm(self, name: str, when: float) -> None:
@@ -173,7 +176,8 @@ class CoreCall:
             raise RequestRefused(488, f"SRTP is mandatory, and its keys would travel in clear "
                                       f"over {peer.transport.upper()}: call over TLS (sips:)")
         session = self._session(self._answer_port, peer.transport)
-        session.address = self.core.advertised_host(peer.host)
+        if self.media_address is None:
+            session.address = self.core.advertised_host(peer.host)
         if session.state is not OfferState.NONE:
             session.rejected()  # a redirect or failover: the offer goes out afresh
             session.state = OfferState.NONE

@@ -144,6 +144,9 @@ class MediaStream:
             self.rtp.handler = self._on_packet
             self.rtp.rtcp_handler = self._on_rtcp
             self.rtcp.schedule(time.monotonic())
+            if self.sending:  # at once: they open a NAT's mappings before the peer sends
+                self._send_frame()
+                self._send_rtcp()
             self.clock.add(self, self.media.ptime / 1000)
             log.info("media: %s, %d ms packets, %s, RTP to %s:%d from port %d",
                      self.media.description, self.media.ptime, self.media.direction,

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import cast
 
+from softphone.transport.stun import StunClient, is_stun
+
 PacketHandler = Callable[[bytes, tuple[str, int]], None]
 PORT_PAIR_ATTEMPTS = 256
 
@@ -87,6 +89,7 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.handler: PacketHandler | None = None
         self.rtcp_handler: PacketHandler | None = None
         self._rtcp: asyncio.DatagramTransport | None = None
+        self.stun = StunClient(self._send_now)
 
     async def open(self, host: str, ports: PortRange | None = None) -> int:
         """Bind an even RTP port and RTCP on the port above it; returns the RTP port."""
@@ -118,6 +121,9 @@ class RtpEndpoint(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         source = addr if len(addr) == 2 else addr[:2]  # IPv6 adds flow info and scope
+        if data[:1] < b"\x02" and is_stun(data):
+            self.stun.received(data, source)  # the answer to our binding request
+            return
         self.packets_received += 1
         self.bytes_received += len(data)
         if self.handler is not None:

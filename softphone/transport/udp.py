@@ -9,6 +9,7 @@ from typing import cast
 from softphone.sip import ParseError, parse
 from softphone.sip.transaction import Peer
 from softphone.transport.base import MessageSink
+from softphone.transport.stun import StunClient, is_stun
 
 
 class UdpTransport(asyncio.DatagramProtocol):
@@ -19,6 +20,7 @@ class UdpTransport(asyncio.DatagramProtocol):
 
     def __init__(self, sink: MessageSink) -> None:
         self._sink = sink
+        self.stun = StunClient(self._send_raw)
         self._transport: asyncio.DatagramTransport | None = None
         self.host = ""
         self.port = 0
@@ -45,6 +47,9 @@ class UdpTransport(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         source = Peer("udp", str(addr[0]), int(str(addr[1])))
+        if is_stun(data):
+            self.stun.received(data, (source.host, source.port))
+            return  # an answer to our binding request (the SIP socket's public address)
         self._sink.trace("received", data, source)
         if data.strip(b"\r\n") == b"":
             return  # keep-alive (RFC 5626 CRLF ping)
@@ -62,6 +67,10 @@ class UdpTransport(asyncio.DatagramProtocol):
         if self._transport is not None:
             self._sink.trace("sent", data, peer)
             self._transport.sendto(data, (peer.host, peer.port))
+
+    def _send_raw(self, data: bytes, destination: tuple[str, int]) -> None:
+        if self._transport is not None:
+            self._transport.sendto(data, destination)
 
     def close(self) -> None:
         if self._transport is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 
@@ -47,6 +48,7 @@ from softphone.transport.base import ListenError, Transport
 from softphone.transport.resolver import ResolutionError, make_dns_resolver, resolve
 from softphone.transport.route import default_address, source_address_toward
 from softphone.transport.rtp import DEFAULT_RTP_PORTS, Impairment, PortRange, RtpEndpoint
+from softphone.transport.stun import parse_server
 from softphone.transport.tcp import TcpTransport
 from softphone.transport.tls import TlsSettings, TlsTransport
 from softphone.transport.udp import UdpTransport
@@ -182,6 +184,7 @@ class UserAgent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dns = make_dns_resolver(self.config.nameservers, self.config.nameserver_port) \
             if self.config.nameservers else None
+        self._stun_server: tuple[str, int] | None = None
 
     @property
     def policy(self) -> EndpointPolicy:
@@ -213,6 +216,8 @@ class UserAgent:
             self.core.listen(ListeningPoint(transport.name, transport.host, transport.port,
                                             transport.via, transport.uri_transport,
                                             transport.secure))
+        if self.config.stun:
+            await self._learn_public_address()
         log.info("listening on %s %s:%d as %s", " and ".join(self.transports), self.host,
                  self.port, self.address_of_record)
         self.emit(Listening("udp", self.host, self.port))
@@ -242,6 +247,39 @@ class UserAgent:
             transport.close()
         for transport in self.transports.values():
             await transport.wait_closed()
+
+    async def stun_server(self) -> tuple[str, int] | None:
+        """The STUN server's address (its name resolved once), or None when none is set."""
+        if not self.config.stun:
+            return None
+        if self._stun_server is None:
+            host, port = parse_server(self.config.stun)
+            assert self._loop is not None
+            infos = await self._loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            self._stun_server = (str(infos[0][4][0]), int(infos[0][4][1]))
+        return self._stun_server
+
+    async def _learn_public_address(self) -> None:
+        """Our SIP socket's address as the STUN server sees it: the Contact's from now on."""
+        try:
+            server = await self.stun_server()
+            assert server is not None
+            host, port = await self.udp.stun.mapped_address(server)
+        except OSError as error:
+            log.warning("STUN: %s; advertising the local address", error)
+            return
+        self.core.learn_public("udp", host, port)
+
+    async def media_address(self, rtp: RtpEndpoint) -> tuple[str, int] | None:
+        """Where a call's RTP socket is reached from outside, by STUN (None: no STUN)."""
+        server = await self.stun_server() if self.config.stun else None
+        if server is None:
+            return None
+        try:
+            return await rtp.stun.mapped_address(server)
+        except OSError as error:
+            log.warning("STUN for RTP: %s; the SDP names the local address", error)
+            return None
 
     async def __aenter__(self) -> UserAgent:
         await self.start()
@@ -350,15 +388,18 @@ class UserAgent:
         self.transmit()
 
     def transmit(self) -> None:
-        """After every input: send what the core wants sent, carry out what it asks, and
-        re-arm the one timer for its next deadline."""
+        """After every input: carry out what the core asks, send what it wants sent, and
+        re-arm the one timer for its next deadline. Its requests come first: a call's media
+        then starts (and its first packet leaves) before the 200 OK that lets the peer send,
+        so a NAT on our side has the mapping before the peer's RTP arrives."""
         while True:
-            for data, peer in self.core.datagrams_to_send():
-                self.transports[peer.transport].send(data, peer)
-            event = self.core.next_event()
-            if event is None:
+            while (event := self.core.next_event()) is not None:
+                self._carry_out(event)
+            datagrams = self.core.datagrams_to_send()
+            if not datagrams:
                 break
-            self._carry_out(event)
+            for data, peer in datagrams:
+                self.transports[peer.transport].send(data, peer)
         deadline = self.core.get_timer()
         if self._timer is not None:
             if deadline == self._timer_deadline:
@@ -504,8 +545,10 @@ class UserAgent:
         target = parse_sip_uri(uri)
         rtp = RtpEndpoint(self.config.impairment)
         port = await rtp.open(self.host, self.rtp_ports) if self.config.media else DISCARD_PORT
+        public = await self.media_address(rtp) if self.config.media else None
         placed = self.core.invite(target, self.now(), port, ring_timeout=ring_timeout,
-                                  duration=duration, keep_forks=keep_forks)
+                                  duration=duration, keep_forks=keep_forks,
+                                  media_address=public)
         call = Call(self, placed, rtp)
         self._by_handle[placed.handle] = call
         self.calls.add(call)

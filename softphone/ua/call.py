@@ -130,8 +130,9 @@ class Call:
             return
         self._answering = True
         port = await self._open_rtp()
+        public = await self.agent.media_address(self.rtp) if self.agent.config.media else None
         if not self.is_over:
-            self._act("answer", port)
+            self._act("answer", port, None, public)
 
     async def reject(self, status: int = 486, reason: str | None = None) -> None:
         if not self.is_over:
