@@ -21,17 +21,19 @@ whole calls, with every race, on a virtual clock.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import random
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from softphone.core.auth import AuthCache
 from softphone.core.call import CoreCall
 from softphone.core.events import CallCreated, Completed, CoreEvent, ResolveNeeded
+from softphone.core.guard import DigestGuard, GuardSettings, SourceLimiter, busy
 from softphone.core.registration import CoreRegistration
 from softphone.core.requests import Exchange, RequestRefused, fails_over, retry_after
 from softphone.core.state import CallState
@@ -54,6 +56,8 @@ from softphone.sip.transaction import (
     TransactionLayer,
     TransactionTimedOut,
     local_response,
+    response_destination,
+    server_key,
 )
 from softphone.sip.uri import format_host
 from softphone.sip.validate import EndpointPolicy, check_request, check_response
@@ -98,6 +102,7 @@ class CoreConfig:
     instance_id: str | None = None  # RFC 5626 +sip.instance (a UUID); None: a new one
     srtp: str = "off"  # off, optional, mandatory: SRTP with SDES keys (RFC 4568)
     srtp_insecure: bool = False  # send SRTP keys over signalling that is not TLS anyway
+    guard: GuardSettings = field(default_factory=GuardSettings)  # the UAS's defences
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,16 @@ class UserAgentCore:
         self.config = config or CoreConfig()
         self.codecs = self.config.codecs
         self.policy = EndpointPolicy()
-        self.layer = TransactionLayer(settings=self.config.timers)
+        settings = self.config.guard
+        self.layer = TransactionLayer(settings=self.config.timers,
+                                      follow_maddr=settings.follow_maddr)
+        self.guard = DigestGuard(settings.callers, settings.realm or self.config.domain
+                                 or "softphone", settings.nonce_lifetime) \
+            if settings.callers else None
+        self.limiter = SourceLimiter(settings.source_rate, settings.source_burst) \
+            if settings.source_rate > 0 else None
+        self._trusted = [ipaddress.ip_network(net, strict=False) for net in settings.trusted]
+        self._calls_from: Counter[str] = Counter()  # calls in progress per source address
         self.timers = TimerSet()
         self.random = rng or random.Random()
         self.now = 0.0
@@ -467,11 +481,50 @@ class UserAgentCore:
         self.now = now
         if isinstance(message, Response) and check_response(message) is not None:
             return  # RFC 3261 8.1.3.3: misrouted or malformed, dropped
+        if isinstance(message, Request):
+            refusal = self._screen(message, source)
+            if refusal is not None:
+                with contextlib.suppress(ParseError):
+                    self._outbox.append((bytes(refusal),
+                                         response_destination(message.top_via, source)))
+                return
         try:
             self.layer.receive(message, source, now)
         except ParseError:
             return  # a header the layer needed was unusable: nothing we can answer
         self._drain_layer()
+
+    def _screen(self, request: Request, source: Peer) -> Response | None:
+        """What a new request from outside a dialog gets before any transaction exists:
+        503 with Retry-After when its source sends too many, 401 when callers must
+        authenticate and it does not. Both go statelessly (as a proxy's challenge does): a
+        stranger, or a forged source address, gets one response per request, never our
+        retransmissions, and leaves nothing behind. None: the request goes on."""
+        if request.method in ("ACK", "CANCEL"):
+            return None
+        try:
+            if server_key(request) in self.layer.server or request.to_address.tag is not None:
+                return None  # a retransmission, or in a dialog: its own checks apply
+        except ParseError:
+            return None  # the transaction layer's 400 names the defect
+        if self.limiter is not None and not self.spared(source.host) \
+                and not self.limiter.allow(source.host, self.now):
+            return busy(request)
+        if self.guard is not None:
+            return self.guard.check(request, source.host, self.now)
+        return None
+
+    def spared(self, host: str) -> bool:
+        """Whether per-source limits leave ``host`` alone: a trusted network, or a
+        registrar of ours (every call it carries comes from its one address)."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if any(address in network for network in self._trusted):
+            return True
+        return any(r.flow is not None and r.flow.host == host
+                   for r in self.registrations.values())
 
     def receive_garbage(self, data: bytes, error: ParseError, source: Peer) -> None:
         """Bytes that did not parse: a 400 naming the defect when one can be routed."""
@@ -627,12 +680,17 @@ class UserAgentCore:
         if self._unanswered >= self.config.max_unanswered_calls:
             self.respond(key, make_response(request, 486, to_tag=new_tag()))
             return
+        limit = self.config.guard.max_calls_per_source
+        if limit and self._calls_from[source.host] >= limit and not self.spared(source.host):
+            self.respond(key, busy(request, reason="Too many calls from your address"))
+            return
         call = CoreCall.incoming(self, request, key, source, new_tag())
         if call.handle in self.calls:  # our own call to ourselves shares its Call-ID
             call.handle = f"{call.handle}#{call.local_tag}"
         self.calls[call.handle] = call
         self._calls_by_invite[key] = call
         self._unanswered += 1
+        self._calls_from[source.host] += 1
         self.emit(CallCreated(call.handle, "incoming"))
         call.announce(self.now)
 
@@ -646,6 +704,10 @@ class UserAgentCore:
         self.calls.pop(call.handle, None)
         if call.direction == "incoming" and call.answered_at is None:
             self._unanswered -= 1
+        if call.direction == "incoming" and call.source is not None:
+            self._calls_from[call.source.host] -= 1
+            if self._calls_from[call.source.host] <= 0:
+                del self._calls_from[call.source.host]
         if call.dialog is not None and self._calls_by_dialog.get(call.dialog.key) is call:
             del self._calls_by_dialog[call.dialog.key]
         if self._calls_by_local.get((call.call_id, call.local_tag)) is call:

@@ -37,6 +37,7 @@ from softphone.sip.dialog import Dialog
 from softphone.sip.errors import LocalProtocolError
 from softphone.sip.headers import Address
 from softphone.sip.transaction import LocalResponse, Peer, TransactionKey
+from softphone.sip.uri import URI
 
 if TYPE_CHECKING:
     from softphone.core.agent import UserAgentCore
@@ -52,13 +53,13 @@ CALL_TIMERS = ("ring_timeout", "answer_after", "duration", "unanswered", "glare"
 
 class CoreCall:
     def __init__(self, core: UserAgentCore, handle: str, direction: str, call_id: str,
-                 local_tag: str, remote_uri: SipUri) -> None:
+                 local_tag: str, remote_uri: URI) -> None:
         self.core = core
         self.handle = handle
         self.direction = direction
         self.call_id = call_id
         self.local_tag = local_tag
-        self.remote_uri = remote_uri
+        self.remote_uri = remote_uri  # who the call is with: any URI a caller's From has
         self.state = CallState.CALLING if direction == "outgoing" else CallState.INCOMING
         self.session: MediaSession | None = None
         self.dialog: Dialog | None = None
@@ -70,7 +71,7 @@ class CoreCall:
         self.owns_call_id = direction == "outgoing"
         # outgoing
         self.invite: Exchange | None = None
-        self._visited: set[SipUri] = {remote_uri}
+        self._visited: set[SipUri] = {remote_uri} if isinstance(remote_uri, SipUri) else set()
         self._redirects = 0
         self._cancel_requested = False
         self._cancel_sent = False
@@ -154,6 +155,7 @@ class CoreCall:
         self.core.emit(Calling(self.call_id, str(self.remote_uri)))
         if ring_timeout is not None:
             self._arm("ring_timeout", now + ring_timeout)
+        assert isinstance(self.remote_uri, SipUri)  # connect() was given a SIP URI
         self._send_invite(self.remote_uri, now, cseq=1)
 
     def _send_invite(self, target: SipUri, now: float, cseq: int) -> None:
@@ -347,7 +349,7 @@ class CoreCall:
     def incoming(cls, core: UserAgentCore, request: Request, key: TransactionKey,
                  source: Peer, local_tag: str) -> CoreCall:
         call = cls(core, request.call_id, "incoming", request.call_id, local_tag,
-                   request.from_address.sip_uri)
+                   request.from_address.uri)  # tel: or any other: only shown
         call.request, call.server_key, call.source = request, key, source
         call.peer_host = source.host
         return call

@@ -58,10 +58,9 @@ def make_response(request: Request, status: int, reason: str | None = None,
     for via in request.headers.get_all("Via"):
         headers.add("Via", via)
     headers.add("From", request.headers.get("From") or "")
-    to = request.to_address
-    if to_tag is not None and to.tag is None and status > 100:
-        headers.add("To", str(to.with_param("tag", to_tag)))
-    else:
+    if to_tag is not None and status > 100 and request.to_address.tag is None:
+        headers.add("To", str(request.to_address.with_param("tag", to_tag)))
+    else:  # copied as it came: a 400 for an unreadable To still goes out
         headers.add("To", request.headers.get("To") or "")
     headers.add("Call-ID", request.headers.get("Call-ID") or "")
     headers.add("CSeq", request.headers.get("CSeq") or "")

@@ -362,12 +362,14 @@ def client_key(message: Request | Response) -> TransactionKey:
     return (message.top_via.branch or "", "INVITE" if method == "ACK" else method)
 
 
-def response_destination(via: Via, source: Peer) -> Peer:
+def response_destination(via: Via, source: Peer, follow_maddr: bool = False) -> Peer:
     """RFC 3261 18.2.2 with RFC 3581: reliable transports answer on the connection; UDP
-    answers the source address, at the source port when the client asked for rport."""
+    answers the source address, at the source port when the client asked for rport. A Via
+    ``maddr`` is followed only when asked: otherwise anyone could aim our responses at a
+    third party (reflection)."""
     if source.reliable:
         return source
-    if via.maddr:
+    if via.maddr and follow_maddr:
         return Peer("udp", via.maddr, via.port or 5060)
     return Peer("udp", source.host, source.port if via.wants_rport else (via.port or 5060))
 
@@ -380,6 +382,7 @@ class TransactionLayer:
     # RFC timers keep finished transactions for up to 64*T1 (32 s) to absorb retransmissions:
     # at 1,000 calls/s that is some 64,000 alive, which this bound must allow.
     max_server_transactions: int = 100_000
+    follow_maddr: bool = False  # send responses to a Via's maddr (RFC 3261 18.2.2)
     client: dict[TransactionKey, ClientTransaction] = field(default_factory=dict)
     server: dict[TransactionKey, ServerTransaction] = field(default_factory=dict)
     _outbox: list[tuple[bytes, Peer]] = field(default_factory=list)
@@ -506,6 +509,13 @@ class TransactionLayer:
     def _receive_request(self, request: Request, source: Peer, now: float) -> None:
         request = _stamp_received(request, source)
         key = server_key(request)
+        problem = _unusable(request)
+        if problem is not None:  # no transaction for what its bookkeeping cannot read
+            if request.method != "ACK":
+                with contextlib.suppress(ParseError):
+                    self.queue_send(make_response(request, 400, problem[:100]),
+                                    response_destination(request.top_via, source))
+            return
         existing = self.server.get(key)
         if existing is not None:
             existing.receive_request(request, now)
@@ -529,7 +539,7 @@ class TransactionLayer:
 
     def _new_server_transaction(self, key: TransactionKey, request: Request, source: Peer,
                                 now: float) -> ServerTransaction:
-        peer = response_destination(request.top_via, source)
+        peer = response_destination(request.top_via, source, self.follow_maddr)
         transaction: ServerTransaction
         if request.method == "INVITE":
             transaction = ServerInviteTransaction(self, key, request, peer)
@@ -559,6 +569,17 @@ class TransactionLayer:
         if isinstance(transaction, ServerInviteTransaction):
             transaction.ack_for_2xx()
         self.emit(RequestReceived(ack, source, None))
+
+
+def _unusable(request: Request) -> str | None:
+    """Why a request cannot get a transaction (To, From, Call-ID or CSeq unreadable), or
+    None. Checked before one is made, so that hostile input leaves nothing behind."""
+    try:
+        _merge_key(request)
+        request.to_address  # noqa: B018
+    except ParseError as error:
+        return error.reason
+    return None
 
 
 def _ack_key(request: Request) -> tuple[str, str, int]:

@@ -33,6 +33,7 @@ from softphone.core.events import (
     MediaReady,
     ResolveNeeded,
 )
+from softphone.core.guard import GuardSettings
 from softphone.events import Answered, Event, Listening, OptionsResult, RegistrationFailed
 from softphone.media.codecs import usable_codecs
 from softphone.media.device import SoundDevice
@@ -140,6 +141,7 @@ class AgentConfig:
     # The address to advertise in Via, Contact and SDP instead of the bound one (a NAT's
     # public address, say); None: the bound address, or on 0.0.0.0 the route's source.
     public_host: str | None = None
+    guard: GuardSettings = field(default_factory=GuardSettings)  # --auth, per-source limits
 
     def core_config(self, codecs: tuple[str, ...]) -> CoreConfig:
         """What of this configuration the sans-IO core needs (``codecs``: those that load)."""
@@ -150,7 +152,8 @@ class AgentConfig:
             user_agent=self.user_agent, max_unanswered_calls=self.max_unanswered_calls,
             unanswered_timeout=self.unanswered_timeout, rtp_timeout=self.rtp_timeout,
             hangup_on_rtp_timeout=self.hangup_on_rtp_timeout, public_host=self.public_host,
-            keepalive=self.keepalive, srtp=self.srtp, srtp_insecure=self.srtp_insecure)
+            keepalive=self.keepalive, srtp=self.srtp, srtp_insecure=self.srtp_insecure,
+            guard=self.guard)
 
 
 class UserAgent:

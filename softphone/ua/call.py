@@ -21,9 +21,10 @@ from softphone.events import Dtmf, DtmfSent, Ended
 from softphone.media.stream import MediaStream
 from softphone.rtp.dtmf import event_code
 from softphone.sdp.negotiation import NegotiatedMedia
-from softphone.sip import Request, SipUri
+from softphone.sip import Request
 from softphone.sip.dialog import Dialog
 from softphone.sip.errors import SipError
+from softphone.sip.uri import URI
 from softphone.transport.rtp import RtpEndpoint
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ class Call:
         return self.core_call.direction
 
     @property
-    def remote_uri(self) -> SipUri:
+    def remote_uri(self) -> URI:
+        """Who the call is with: the URI we called, or the caller's From (any scheme)."""
         return self.core_call.remote_uri
 
     @property
