@@ -10,6 +10,7 @@ expected, in one line; an unknown key gets a "did you mean" suggestion.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, fields, replace
@@ -53,6 +54,7 @@ class Profile:
     keepalive: float | None = None  # seconds between keep-alives (0: none)
     public_address: str | None = None  # the address to advertise (a NAT's public one)
     auth: list[str] | None = None  # answer: USER:PASSWORD entries callers must prove
+    trust: list[str] | None = None  # answer: networks the per-source limits spare
 
     def overridden(self, **options: Any) -> Profile:
         """This profile under the command line's options (None: not given on the line)."""
@@ -69,6 +71,7 @@ class Profile:
 _FIELDS = {f.name: f for f in fields(Profile)}
 _TOP_LEVEL = ("default_profile", "profiles")
 _KINDS = {"codecs": "a list of strings", "auth": "a list of strings",
+          "trust": "a list of strings",
           "tls_insecure": "true or false", "srtp_insecure": "true or false",
           "keepalive": "a number of seconds"}
 _CHECKS: dict[str, Any] = {
@@ -82,6 +85,8 @@ _CHECKS: dict[str, Any] = {
     "public_address": lambda v: _is_host(v) or "a host name or address, without port",
     "auth": lambda v: all(":" in entry and entry.split(":")[0] for entry in v)
     or "USER:PASSWORD entries",
+    "trust": lambda v: all(_is_network(entry) for entry in v)
+    or "addresses or networks (192.0.2.0/24)",
     "codecs": lambda v: all(c in CODECS for c in v) or ", ".join(CODECS),
     "registrar": lambda v: _is_sip_uri(v) or "a SIP URI",
     "outbound_proxy": lambda v: _is_sip_uri(v) or "a SIP URI",
@@ -113,6 +118,14 @@ def _is_host_port(value: str) -> bool:
     try:
         parse_host_port(value, value)
     except ParseError:
+        return False
+    return True
+
+
+def _is_network(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
         return False
     return True
 

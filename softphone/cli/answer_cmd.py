@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import click
@@ -18,7 +19,10 @@ from softphone.cli.common import (
     cli_context,
     codec_list,
     credentials_of,
+    guard_options,
+    guard_settings,
     is_interactive,
+    is_loopback,
     listen_address,
     network_options,
     network_settings,
@@ -32,6 +36,8 @@ from softphone.cli.live import LiveSession
 from softphone.ua.agent import AgentConfig, UserAgent
 from softphone.ua.call import Call
 from softphone.ua.registration import RegistrationError
+
+log = logging.getLogger("softphone.cli")
 
 
 @click.command("answer")
@@ -55,6 +61,7 @@ from softphone.ua.registration import RegistrationError
 @click.option("--no-media", is_flag=True, help="Signalling only: no RTP flows.")
 @network_options
 @srtp_options
+@guard_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    answer_after: float | None, reject_code: int | None, redirect: str | None,
@@ -62,7 +69,10 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    password: str | None, max_calls: int | None, play: str | None,
                    tone: float | None, record: str | None, codecs: str, null_audio: bool,
                    device: str | None, rtp_ports: str | None, echo: bool, no_media: bool,
-                   as_json: bool, **network: Any) -> None:
+                   as_json: bool, auth: tuple[str, ...], auth_algorithms: tuple[str, ...],
+                   trust: tuple[str, ...],
+                   max_request_rate: float, max_calls_per_source: int, follow_maddr: bool,
+                   **network: Any) -> None:
     """Wait for incoming calls.
 
     \b
@@ -71,11 +81,14 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
       softphone answer --reject 486 --max-calls 1 --json
       softphone answer --auto-answer --echo --codec pcmu,pcma
       softphone answer --registrar sip:127.0.0.1 --user bob --password pw --auto-answer
+      softphone answer --listen 0.0.0.0:5060 --auto-answer --auth alice:secret
     """
     profile = cli_context().profile.overridden(
         registrar=registrar, user=user, password=password, listen=listen, transport=transport,
-        **network,
+        **network, auth=list(auth) or None, trust=list(trust) or None,
         device=device)
+    guard = guard_settings(profile, max_request_rate, max_calls_per_source, follow_maddr,
+                           auth_algorithms)
     if sum(x is not None and x is not False for x in (reject_code, redirect)) > 1:
         raise click.UsageError("--reject and --redirect exclude each other")
     registrar_uri = sip_uri(profile.registrar, "--registrar") if profile.registrar else None
@@ -98,8 +111,12 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         audio=audio_config(play, tone, record, echo,
                            null_audio or no_media or reject_code is not None
                            or redirect is not None, profile.device),
-        media=not no_media)
+        media=not no_media,
+        guard=guard)
     answer = auto_answer or answer_after is not None
+    if answer and not config.guard.callers and not is_loopback(host):
+        log.warning("--auto-answer on %s answers anyone who reaches it, and sends them audio "
+                    "wherever their SDP says: add --auth USER:PASSWORD", host)
 
     async def handle(call: Call) -> None:
         if reject_code is not None:

@@ -4,6 +4,7 @@ its exit codes (0 success, 1 failure, 2 usage, 130 interrupted after a clean end
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import click
 from rich.console import Console
 
 from softphone.config import Profile, parse_port_range
+from softphone.core.guard import GuardSettings
 from softphone.loop import run as run_loop
 from softphone.media.codecs import usable_codecs
 from softphone.media.device import list_devices
@@ -413,6 +415,73 @@ def network_settings(profile: Profile) -> dict[str, Any]:
                 stun=profile.stun, keepalive=profile.keepalive,
                 public_host=profile.public_address, srtp=profile.srtp or "off",
                 srtp_insecure=bool(profile.srtp_insecure))
+
+
+GUARD_OPTIONS = [
+    click.option("--auth", multiple=True, metavar="USER:PASSWORD",
+                 help="Callers must prove one of these (digest, 401); repeatable."),
+    click.option("--auth-algorithm", "auth_algorithms", multiple=True,
+                 type=click.Choice(["SHA-256", "MD5"], case_sensitive=False),
+                 help="Digest algorithms to challenge with, preferred first; repeatable "
+                      "[default: SHA-256 then MD5; MD5 alone for clients that give up on "
+                      "SHA-256]."),
+    click.option("--trust", multiple=True, metavar="NETWORK",
+                 help="Addresses the per-source limits spare (a PBX: 192.0.2.10/32); "
+                      "repeatable. Loopback and our registrar always are."),
+    click.option("--max-request-rate", type=click.FloatRange(0), default=50.0,
+                 show_default=True, metavar="N",
+                 help="New requests a second from one address before 503 (0: no limit)."),
+    click.option("--max-calls-per-source", type=click.IntRange(0), default=20,
+                 show_default=True, metavar="N",
+                 help="Calls in progress from one address before 503 (0: no limit)."),
+    click.option("--follow-maddr", is_flag=True,
+                 help="Send responses to a Via's maddr (off: it could aim them at anyone)."),
+]
+
+
+def guard_options(command: Callable[..., None]) -> Callable[..., None]:
+    """How ``answer`` defends itself: caller authentication and per-source limits."""
+    for decorate in reversed(GUARD_OPTIONS):
+        command = decorate(command)
+    return command
+
+
+def guard_settings(profile: Profile, max_request_rate: float, max_calls_per_source: int,
+                   follow_maddr: bool, auth_algorithms: tuple[str, ...] = ()) -> GuardSettings:
+    """The defences of ``answer``: callers from ``--auth`` (or the profile's ``auth``),
+    trusted networks from ``--trust`` (or its ``trust``), and the limits."""
+    callers = dict(entry.split(":", 1) for entry in _checked_auth(profile.auth or []))
+    trusted = tuple(_checked_network(net) for net in profile.trust or [])
+    algorithms = tuple(dict.fromkeys(a.upper() for a in auth_algorithms)) \
+        or GuardSettings.algorithms
+    return GuardSettings(callers=callers or None, trusted=GuardSettings.trusted + trusted,
+                         algorithms=algorithms,
+                         source_rate=max_request_rate, source_burst=2 * max_request_rate,
+                         max_calls_per_source=max_calls_per_source, follow_maddr=follow_maddr)
+
+
+def _checked_auth(entries: list[str]) -> list[str]:
+    for entry in entries:
+        if not entry.partition(":")[0] or ":" not in entry:
+            raise click.BadParameter(f"{entry!r} is not USER:PASSWORD", param_hint="--auth")
+    return entries
+
+
+def _checked_network(text: str) -> str:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an address or network (192.0.2.0/24)",
+                                 param_hint="--trust") from None
+    return text
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is an address only this machine reaches."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 ACCOUNT_OPTIONS = [

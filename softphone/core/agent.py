@@ -129,8 +129,8 @@ class UserAgentCore:
         self.layer = TransactionLayer(settings=self.config.timers,
                                       follow_maddr=settings.follow_maddr)
         self.guard = DigestGuard(settings.callers, settings.realm or self.config.domain
-                                 or "softphone", settings.nonce_lifetime) \
-            if settings.callers else None
+                                 or "softphone", settings.nonce_lifetime,
+                                 algorithms=settings.algorithms) if settings.callers else None
         self.limiter = SourceLimiter(settings.source_rate, settings.source_burst) \
             if settings.source_rate > 0 else None
         self._trusted = [ipaddress.ip_network(net, strict=False) for net in settings.trusted]

@@ -33,8 +33,10 @@ class DigestGuard:
     """Who may call us: ``users`` maps user names to passwords."""
 
     def __init__(self, users: dict[str, str], realm: str, nonce_lifetime: float = 300.0,
-                 secret: bytes | None = None) -> None:
+                 secret: bytes | None = None,
+                 algorithms: tuple[str, ...] = ("SHA-256", "MD5")) -> None:
         self.users = users
+        self.algorithms = algorithms  # one challenge each, in this order of preference
         self.realm = realm
         self.nonce_lifetime = nonce_lifetime
         self._secret = secret or secrets.token_bytes(32)
@@ -58,7 +60,8 @@ class DigestGuard:
         except (AuthError, ParseError):
             return "bad"
         password = self.users.get(credentials.username)
-        if password is None or credentials.realm != self.realm or credentials.qop != "auth":
+        if password is None or credentials.realm != self.realm or credentials.qop != "auth" \
+                or (credentials.algorithm or "MD5").upper() not in self.algorithms:
             return "bad"
         made = self._nonce_time(credentials.nonce, source)
         if made is None:
@@ -98,7 +101,7 @@ class DigestGuard:
         nonce = self._nonce(source, now)
         extra = Headers([("WWW-Authenticate", str(Challenge(self.realm, nonce, algorithm,
                                                              ("auth",), stale=stale)))
-                         for algorithm in ("SHA-256", "MD5")])
+                         for algorithm in self.algorithms])
         return make_response(request, 401, to_tag=new_tag(), extra=extra)
 
 
@@ -110,6 +113,9 @@ class GuardSettings:
     callers: dict[str, str] | None = None  # who may call us, user -> password; None: anyone
     realm: str | None = None               # the realm of our challenges; None: our domain
     nonce_lifetime: float = 300.0          # seconds a nonce of ours is good for
+    # one challenge per algorithm, preferred first (RFC 8760). Some clients give up on a
+    # challenge list holding one they do not know (baresip 1.0's libre): MD5 alone for them
+    algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     source_rate: float = 50.0              # new requests a second from one address; 0: any
     source_burst: float = 100.0            # ... in bursts of up to this many
     max_calls_per_source: int = 20         # calls in progress from one address; 0: any

@@ -8,7 +8,10 @@ import asyncio
 import socket
 import time
 
+import numpy as np
+
 from softphone.media.clock import MediaClock
+from softphone.media.codecs.g711 import pcmu
 from softphone.rtp.packet import RtpPacket, build, ts_add
 from softphone.testing import TestAgent
 from softphone.ua.agent import AgentConfig, AudioConfig, UserAgent
@@ -124,3 +127,35 @@ async def test_junk_on_one_calls_rtp_port_never_silences_another_call() -> None:
         assert MediaClock.shared().failures == 0
         for caller in calls:
             await caller.hangup()
+
+
+async def test_rtp_injected_from_another_address_mid_call_is_neither_heard_nor_latched() -> None:
+    """Symmetric RTP (RFC 4961) latches once, to the peer's first packets: a stranger who
+    sends well-formed audio of the call's own codec, payload type and SSRC, timed just ahead
+    of the peer's, neither replaces the peer's address nor reaches the ear."""
+    async with TestAgent("bob", codecs=("pcmu",)) as bob, \
+            TestAgent("alice", codecs=("pcmu",)) as alice:
+        call = await alice.call(bob.uri)
+        incoming = await bob.next_call()
+        await incoming.answer()
+        await call.answered()
+        call.play_tone(500)
+        incoming.play_tone(700)
+        await incoming.hears_tone(500, seconds=0.5)
+        stream = incoming.call.stream
+        assert stream is not None
+        latched = stream.remote
+        target = ("127.0.0.1", incoming.call.rtp.port)
+        ssrc = call.call.stream.ssrc if call.call.stream is not None else 0
+        t = np.arange(160) / 8000
+        loud = pcmu().encode((np.sin(2 * np.pi * 900 * t) * 20000).astype(np.int16))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+            for _ in range(75):  # 1.5 s of a 900 Hz tone
+                ahead = (stream.jitter._next or 0) + 1
+                stranger.sendto(build(0, ahead & 0xFFFF, (ahead * 160) & 0xFFFFFFFF, ssrc,
+                                      loud), target)
+                await asyncio.sleep(0.02)
+        assert stream.remote == latched and stream.foreign >= 75
+        await incoming.hears_tone(500, seconds=1.0)  # still alice's tone, nothing else
+        await call.hears_tone(700, seconds=0.5)  # and bob's audio still goes to alice
+        await call.hangup()

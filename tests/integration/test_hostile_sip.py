@@ -64,3 +64,44 @@ def test_an_invite_without_contact_gets_400_naming_it(
     process.terminate()
     _, stderr = process.communicate(timeout=15)
     assert "Traceback" not in stderr and "exception" not in stderr.lower()
+
+
+def request_lines(method: str, headers: str, via_extra: str = ";rport") -> str:
+    return (f"{method} sip:bob@127.0.0.1 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{{own}};branch=z9hG4bK{{branch}}{via_extra}\r\n"
+            f"Max-Forwards: 70\r\n{headers}Content-Length: 0\r\n\r\n")
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "INVITE", "BYE"])
+def test_a_request_without_to_gets_400(answering: tuple[int, subprocess.Popen[str]],
+                                       method: str) -> None:
+    port, _ = answering
+    headers = f"From: <sip:eve@127.0.0.1>;tag=e1\r\nCall-ID: {{branch}}\r\nCSeq: 1 {method}\r\n"
+    assert exchange(port, request_lines(method, headers), f"noto{method}") == \
+        "SIP/2.0 400 Missing To header"
+
+
+def test_an_invite_from_a_tel_uri_is_answered(
+        answering: tuple[int, subprocess.Popen[str]]) -> None:
+    port, process = answering
+    headers = ("From: <tel:+15551234567>;tag=t1\r\nTo: <sip:bob@127.0.0.1>\r\n"
+               "Call-ID: {branch}\r\nCSeq: 1 INVITE\r\nContact: <sip:eve@127.0.0.1:{own}>\r\n")
+    assert exchange(port, request_lines("INVITE", headers), "telfrom1") == "SIP/2.0 200 OK"
+    assert process.stdout is not None
+    incoming = next(json.loads(line) for line in process.stdout if '"incoming"' in line)
+    assert incoming["caller"] == "<tel:+15551234567>;tag=t1"
+
+
+def test_a_via_maddr_is_not_followed(answering: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = answering
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as third_party:
+        third_party.bind(("127.0.0.9", 0))
+        third_party.settimeout(1.0)
+        aimed = ";rport;maddr=127.0.0.9"  # Via 127.0.0.9:its port: where maddr would aim
+        headers = ("From: <sip:eve@127.0.0.1>;tag=e1\r\nTo: <sip:bob@127.0.0.1>\r\n"
+                   "Call-ID: {branch}\r\nCSeq: 1 OPTIONS\r\n")
+        message = request_lines("OPTIONS", headers, aimed).replace(
+            "127.0.0.1:{own};", f"127.0.0.9:{third_party.getsockname()[1]};", 1)
+        assert exchange(port, message, "maddr1") == "SIP/2.0 200 OK"  # to where it came from
+        with pytest.raises(TimeoutError):
+            third_party.recv(65536)
