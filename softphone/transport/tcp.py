@@ -81,9 +81,11 @@ class TcpTransport:
     async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     peer: Peer, accepted: bool = False) -> None:
         framer = StreamFramer()
-        waiting = FIRST_MESSAGE_TIMEOUT if accepted else IDLE_TIMEOUT
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (FIRST_MESSAGE_TIMEOUT if accepted else IDLE_TIMEOUT)
+        begun: float | None = None  # when the message now arriving began
         try:
-            while data := await asyncio.wait_for(reader.read(65536), waiting):
+            while data := await asyncio.wait_for(reader.read(65536), deadline - loop.time()):
                 self._sink.trace("received", data, peer)
                 try:
                     messages = framer.feed(data)
@@ -93,7 +95,13 @@ class TcpTransport:
                 self._keepalives(framer, writer, peer)
                 for message in messages:
                     self._sink.message_received(message, peer)
-                waiting = PARTIAL_TIMEOUT if framer.pending else IDLE_TIMEOUT
+                # a message once begun has PARTIAL_TIMEOUT in all, however slowly its
+                # bytes trickle in (slowloris); between messages a connection may idle
+                if messages or not framer.pending:
+                    begun, deadline = None, loop.time() + IDLE_TIMEOUT
+                if framer.pending and begun is None:
+                    begun = loop.time()
+                    deadline = begun + PARTIAL_TIMEOUT
         except (OSError, TimeoutError, ssl.SSLError):
             pass
         finally:
