@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from softphone.testing import TestAgent
 from softphone.transport.tls import TlsSettings
 from softphone.ua.agent import AgentConfig, AudioConfig, Credentials, UserAgent
 from softphone.ua.registration import RegistrationError
@@ -166,3 +167,30 @@ async def test_kamailio_with_a_certificate_we_do_not_trust_is_refused(
         with pytest.raises(RegistrationError) as refused:
             await agent.register(tls_proxy.tls_uri)
     assert refused.value.status == 503 and "TLS handshake" in refused.value.reason
+
+
+@pytest.mark.peers
+async def test_tls_and_srtp_through_kamailio_carry_audio_both_ways(
+        tls_proxy: Kamailio, certificates: Certificates) -> None:
+    """What a provider asks of a softphone: signalling over TLS through its proxy and media
+    in SRTP (mandatory: RTP/SAVP), each side hearing the other's tone."""
+    def account(user: str) -> TestAgent:
+        return TestAgent(user, codecs=("pcmu",), domain="127.0.0.1", transport="tls",
+                         credentials=Credentials(user, Kamailio.USERS[user]),
+                         tls=TlsSettings(ca_file=str(certificates.ca)),
+                         outbound_proxy=tls_proxy.tls_uri, srtp="mandatory")
+
+    async with account("alice") as alice, account("bob") as bob:
+        for agent in (alice, bob):
+            await agent.agent.register(tls_proxy.tls_uri, expires=300)
+        call = await alice.call("sips:bob@127.0.0.1")
+        incoming = await bob.next_call()
+        await incoming.answer()
+        await call.answered()
+        incoming.play_tone(700)
+        call.play_tone(500)
+        await call.hears_tone(700, seconds=0.5)
+        await incoming.hears_tone(500, seconds=0.5)
+        for side in (call, incoming):
+            assert side.call.media is not None and side.call.media.srtp is not None
+        await call.hangup()
