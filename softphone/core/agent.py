@@ -158,7 +158,7 @@ class UserAgentCore:
             Callable[[list[Peer] | None, str], None]]]] = {}
         self._lookup_of: dict[tuple[str, int | None, str | None], int] = {}
         self._ids = 0
-        self._contacts: dict[tuple[str, str], tuple[Address, str]] = {}
+        self._contacts: dict[tuple[str, str, bool], tuple[Address, str]] = {}
         self.instance_id = self.config.instance_id or str(uuid.UUID(int=self.random.getrandbits(
             128), version=4))
         # our address as the world sees it, per transport: from STUN or from a registrar's
@@ -232,15 +232,20 @@ class UserAgentCore:
         host = learned[0] if learned and not self.config.public_host else \
             self.advertised_host(toward)
         port = learned[1] if learned else point.port
-        known = self._contacts.get((point.transport, host))
+        # RFC 5626 4.2.1/4.3: with an outbound registration (reg-id, +sip.instance) the
+        # Contact carries ``ob``: requests in our dialogs come back over the same flow
+        outbound = bool(self.registrations)
+        known = self._contacts.get((point.transport, host, outbound))
         if known is not None:
             return known
         uri = SipUri(host=host, port=port, user=self.config.user,
                      scheme="sips" if point.secure else "sip")
         if point.uri_transport:
             uri = uri.with_param("transport", point.uri_transport)
+        if outbound:
+            uri = uri.with_param("ob", None)
         address = Address(uri=uri)
-        self._contacts[(point.transport, host)] = (address, str(address))
+        self._contacts[(point.transport, host, outbound)] = (address, str(address))
         return address, str(address)
 
     def learn_public(self, transport: str, host: str, port: int) -> bool:

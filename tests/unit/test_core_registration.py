@@ -329,8 +329,9 @@ def test_behind_a_nat_the_contact_becomes_the_public_address_and_keepalives_keep
         alice.core.register("sip:198.51.100.9", net.now, expires=3600)
         net.run(seconds=2)
         contacts = [r.headers.get_all("Contact") for r in seen if r.method == "REGISTER"]
-        assert contacts[-1][0].startswith("<sip:alice@203.0.113.1:40000>")
-        assert contacts[-1][1] == f"<sip:alice@{alice.host}:5060>;expires=0"
+        # (;ob: an outbound registration, RFC 5626 4.2.1)
+        assert contacts[-1][0].startswith("<sip:alice@203.0.113.1:40000;ob>;reg-id=1;")
+        assert contacts[-1][1] == f"<sip:alice@{alice.host}:5060;ob>;expires=0"
         net.run(seconds=60)
         handle = bob.call("sip:alice@203.0.113.1:40000")
         net.run(seconds=40)
