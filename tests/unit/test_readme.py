@@ -35,6 +35,8 @@ def test_readme_command_parses(line: str, tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     for name in ("prompt.wav", "reply.wav"):  # files the examples play
         WavSink(tmp_path / name).close()
+    for name in ("cert.pem", "key.pem", "corp-ca.pem"):  # files the TLS examples read
+        (tmp_path / name).write_text("")
     args: list[str] = []
     for token in shlex.split(line)[1:]:
         args += sorted(str(p) for p in REPO.glob(token)) if "*" in token else [token]
