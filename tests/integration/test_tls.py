@@ -194,3 +194,17 @@ async def test_tls_and_srtp_through_kamailio_carry_audio_both_ways(
         for side in (call, incoming):
             assert side.call.media is not None and side.call.media.srtp is not None
         await call.hangup()
+
+
+@pytest.mark.peers
+async def test_kamailio_with_a_certificate_for_another_name_is_refused(
+        certificates: Certificates) -> None:
+    """RFC 5922: the certificate must name the server we asked for (here 127.0.0.1); one
+    for sip.elsewhere.test, though signed by a CA we trust, is refused."""
+    with kamailio(tls_certificate=certificates.elsewhere) as wrong_name:
+        agent = tls_account(wrong_name, "alice", certificates.ca)
+        async with agent:
+            with pytest.raises(RegistrationError) as refused:
+                await agent.register(wrong_name.tls_uri)
+    assert refused.value.status == 503 and "TLS handshake" in refused.value.reason
+    assert "IP address mismatch" in refused.value.reason
