@@ -321,6 +321,15 @@ class TestAgent:
             raise ExpectationFailed(f"no call arrived within {timeout:g} s") from None
         return TestCall(self, call)
 
+    async def connect(self, callee: TestAgent, uri: str | None = None) -> tuple[TestCall, TestCall]:
+        """Call ``callee`` (at ``uri``, else its own address) and have it answer: both
+        ends, once the call is answered, for tests whose subject is what comes after."""
+        call = await self.call(uri or callee.uri)
+        incoming = await callee.next_call()
+        await incoming.answer()
+        await call.answered()
+        return call, incoming
+
     async def __aenter__(self) -> TestAgent:
         await self.agent.start()
         return self

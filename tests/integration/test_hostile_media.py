@@ -135,10 +135,7 @@ async def test_rtp_injected_from_another_address_mid_call_is_neither_heard_nor_l
     of the peer's, neither replaces the peer's address nor reaches the ear."""
     async with TestAgent("bob", codecs=("pcmu",)) as bob, \
             TestAgent("alice", codecs=("pcmu",)) as alice:
-        call = await alice.call(bob.uri)
-        incoming = await bob.next_call()
-        await incoming.answer()
-        await call.answered()
+        call, incoming = await alice.connect(bob)
         call.play_tone(500)
         incoming.play_tone(700)
         await incoming.hears_tone(500, seconds=0.5)

@@ -19,10 +19,7 @@ __all__ = ["certificates"]
 async def test_mandatory_srtp_carries_audio_when_keys_in_clear_are_allowed() -> None:
     async with TestAgent("alice", srtp="mandatory", srtp_insecure=True) as alice, \
             TestAgent("bob", srtp="mandatory", srtp_insecure=True) as bob:
-        call = await alice.call(bob.uri)
-        incoming = await bob.next_call()
-        await incoming.answer()
-        await call.answered()
+        call, incoming = await alice.connect(bob)
         incoming.play_tone(700)
         await call.hears_tone(700, seconds=0.5)
         call.play_tone(500)
@@ -54,10 +51,7 @@ async def test_over_tls_keys_need_no_permission_and_plain_udp_refuses_them(
 async def test_optional_srtp_meets_a_plain_peer_with_plain_rtp() -> None:
     async with TestAgent("alice", srtp="optional", srtp_insecure=True) as alice, \
             TestAgent("bob") as bob:
-        call = await alice.call(bob.uri)
-        incoming = await bob.next_call()
-        await incoming.answer()
-        await call.answered()
+        call, incoming = await alice.connect(bob)
         incoming.play_tone(700)
         await call.hears_tone(700, seconds=0.5)
         assert call.call.media is not None and call.call.media.srtp is None
@@ -71,10 +65,7 @@ async def test_wireshark_sees_srtp_and_no_plain_payload(
                          srtp_insecure=True) as alice, \
             TestAgent("bob", codecs=("pcmu",), srtp="mandatory", srtp_insecure=True) as bob:
         with tshark_capture([], tmp_path, "udp") as capture:
-            call = await alice.call(bob.uri)
-            incoming = await bob.next_call()
-            await incoming.answer()
-            await call.answered()
+            call, incoming = await alice.connect(bob)
             await asyncio.sleep(1.5)  # silence both ways: plain PCMU would be all 0xFF
             ports = (call.call.rtp.port, incoming.call.rtp.port)
             await call.hangup()
@@ -96,10 +87,7 @@ async def test_a_tampered_packet_from_the_peer_is_dropped_and_counted() -> None:
     async with TestAgent("alice", codecs=("pcmu",), srtp="mandatory",
                          srtp_insecure=True) as alice, \
             TestAgent("bob", codecs=("pcmu",), srtp="mandatory", srtp_insecure=True) as bob:
-        call = await alice.call(bob.uri)
-        incoming = await bob.next_call()
-        await incoming.answer()
-        await call.answered()
+        call, incoming = await alice.connect(bob)
         call.play_tone(500)
         await incoming.hears_tone(500, seconds=0.5)
         sender, receiver = call.call.stream, incoming.call.stream
@@ -181,10 +169,7 @@ async def test_baresip_calls_us_with_srtp_mand_and_we_answer_encrypted(tmp_path:
 async def test_a_reinvite_brings_new_keys_and_the_audio_follows_them() -> None:
     async with TestAgent("alice", srtp="mandatory", srtp_insecure=True) as alice, \
             TestAgent("bob", srtp="mandatory", srtp_insecure=True) as bob:
-        call = await alice.call(bob.uri)
-        incoming = await bob.next_call()
-        await incoming.answer()
-        await call.answered()
+        call, incoming = await alice.connect(bob)
         incoming.play_tone(700)
         await call.hears_tone(700, seconds=0.5)
         before = call.call.media

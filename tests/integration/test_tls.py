@@ -183,10 +183,7 @@ async def test_tls_and_srtp_through_kamailio_carry_audio_both_ways(
     async with account("alice") as alice, account("bob") as bob:
         for agent in (alice, bob):
             await agent.agent.register(tls_proxy.tls_uri, expires=300)
-        call = await alice.call("sips:bob@127.0.0.1")
-        incoming = await bob.next_call()
-        await incoming.answer()
-        await call.answered()
+        call, incoming = await alice.connect(bob, "sips:bob@127.0.0.1")
         incoming.play_tone(700)
         call.play_tone(500)
         await call.hears_tone(700, seconds=0.5)
