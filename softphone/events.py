@@ -86,6 +86,31 @@ class OptionsResult(Event):
 
 
 @dataclass(frozen=True)
+class MessageReceived(Event):
+    """A MESSAGE arrived (RFC 3428, pager mode): ``sender`` is its From address, ``text``
+    its body (UTF-8, undecodable bytes replaced), ``content_type`` the body's type;
+    ``call_id`` names the call it came in, None when it came outside any call."""
+
+    name: ClassVar[str] = "message"
+    sender: str
+    text: str
+    content_type: str
+    call_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageSent(Event):
+    """The answer to a MESSAGE we sent to ``uri``: delivered (2xx) or why not (a timeout is
+    408). ``call_id`` names the call it went in, None outside any call."""
+
+    name: ClassVar[str] = "message_sent"
+    uri: str
+    status: int
+    reason: str
+    call_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Calling(Event):
     name: ClassVar[str] = "calling"
     call_id: str
@@ -191,5 +216,6 @@ class Ended(Event):
 
 
 __all__ = ["Answered", "Calling", "Dtmf", "DtmfSent", "Ended", "Event", "Hold", "Incoming",
-           "Listening", "MediaTimeout", "OptionsResult", "Progress", "Redirected",
+           "Listening", "MediaTimeout", "MessageReceived", "MessageSent", "OptionsResult",
+           "Progress", "Redirected",
            "Registered", "RegistrationFailed", "Ringing", "Unregistered", "utc_timestamp"]

@@ -18,6 +18,7 @@ from typing import Any, TextIO, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from softphone.config import Profile, parse_port_range
 from softphone.core.guard import GuardSettings
@@ -43,6 +44,8 @@ from softphone.ua.events import (
     Incoming,
     Listening,
     MediaTimeout,
+    MessageReceived,
+    MessageSent,
     OptionsResult,
     Progress,
     Redirected,
@@ -145,6 +148,11 @@ def describe(event: Event) -> str:
     if isinstance(event, OptionsResult):
         return (f"{event.status} {event.reason}  allow: {', '.join(event.allow) or '-'}  "
                 f"accept: {', '.join(event.accept) or '-'}  agent: {event.user_agent or '-'}")
+    if isinstance(event, MessageReceived):
+        return f"[bold]message[/bold] from {escape(event.sender)}: {escape(event.text)}"
+    if isinstance(event, MessageSent):
+        colour = "green" if event.status < 300 else "red"
+        return f"[{colour}]message[/{colour}] to {event.uri}: {event.status} {event.reason}"
     if isinstance(event, Calling):
         return f"calling {event.uri}"
     if isinstance(event, Incoming):

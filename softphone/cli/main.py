@@ -17,6 +17,7 @@ from softphone.cli.demo_cmd import demo_command
 from softphone.cli.devices_cmd import devices_command
 from softphone.cli.examples_cmd import examples_command
 from softphone.cli.load_cmd import load_command
+from softphone.cli.message_cmd import message_command
 from softphone.cli.options_cmd import options_command
 from softphone.cli.register_cmd import register_command
 from softphone.cli.test_cmd import test_command
@@ -134,6 +135,7 @@ def _command_index(argv: list[str]) -> int | None:
 
 
 cli.add_command(options_command)
+cli.add_command(message_command)
 cli.add_command(register_command)
 cli.add_command(call_command)
 cli.add_command(answer_command)

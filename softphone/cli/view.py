@@ -17,7 +17,7 @@ from rich.text import Text
 
 from softphone.media.quality import stream_quality
 from softphone.ua.call import Call
-from softphone.ua.events import Answered, Dtmf, DtmfSent, Ended, Event, Hold
+from softphone.ua.events import Answered, Dtmf, DtmfSent, Ended, Event, Hold, MessageReceived
 
 STATE_NAMES = {"incoming": "incoming call", "calling": "calling", "ringing": "ringing",
                "answered": "talking", "ending": "hanging up", "ended": "ended"}
@@ -71,6 +71,8 @@ class CallView:
             self.log.append(f"answered by {event.peer} ({event.codec or 'no media'})")
         elif isinstance(event, Ended):
             self.log.append(f"ended: {event.status} {event.reason} (by {event.by})")
+        elif isinstance(event, MessageReceived):
+            self.log.append(f"message from {event.sender}: {event.text[:200]}")
         if len(self.log) > LOG_LINES:
             del self.log[:-LOG_LINES]
 

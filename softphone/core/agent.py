@@ -38,7 +38,7 @@ from softphone.core.registration import CoreRegistration
 from softphone.core.requests import Exchange, RequestRefused, fails_over, retry_after
 from softphone.core.state import CallState
 from softphone.core.timers import TimerSet
-from softphone.events import Event, OptionsResult
+from softphone.events import Event, MessageReceived, OptionsResult
 from softphone.sdp.negotiation import DEFAULT_CODECS
 from softphone.sip import Headers, ParseError, Request, Response, SipUri, parse_sip_uri
 from softphone.sip.builder import make_response, new_branch, new_call_id, new_tag
@@ -60,10 +60,11 @@ from softphone.sip.transaction import (
     server_key,
 )
 from softphone.sip.uri import format_host
-from softphone.sip.validate import EndpointPolicy, check_request, check_response
+from softphone.sip.validate import TEXT_PLAIN, EndpointPolicy, check_request, check_response
 
 log = logging.getLogger("softphone.core")
 ACCEPT = "application/sdp"
+TEXT_PLAIN_UTF8 = "text/plain;charset=UTF-8"  # what our MESSAGEs carry
 WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
 
@@ -678,6 +679,8 @@ class UserAgentCore:
         elif request.method == "OPTIONS":
             self.respond(key, make_response(request, 200, to_tag=new_tag(),
                                             extra=self.capabilities(toward=event.source.host)))
+        elif request.method == "MESSAGE":
+            self.deliver_message(request, key, None)
         else:
             self.respond(key, make_response(request, 481, to_tag=new_tag()))
 
@@ -836,8 +839,28 @@ class UserAgentCore:
     def info(self, handle: str, now: float, body: bytes, content_type: str) -> int:
         self.now = now
         request = self._next_id()
-        self._call(handle).info(request, body, content_type, now)
+        self._call(handle).send_in_dialog("INFO", request, body, content_type, now)
         return request
+
+    def call_message(self, handle: str, now: float, text: str,
+                     content_type: str = TEXT_PLAIN_UTF8) -> int:
+        """A MESSAGE inside the call ``handle`` (RFC 3428 7); Completed brings the answer."""
+        self.now = now
+        request = self._next_id()
+        self._call(handle).send_in_dialog("MESSAGE", request, text.encode(), content_type,
+                                          now)
+        return request
+
+    def deliver_message(self, request: Request, key: TransactionKey,
+                        call_id: str | None) -> None:
+        """An incoming MESSAGE, in a call (``call_id``) or not: 200, and the text as an event
+        (RFC 3428 7: a UAS that takes the message answers 200; no dialog is made)."""
+        self.respond(key, make_response(request, 200, to_tag=None if call_id else new_tag()))
+        content_type = request.content_type
+        self.emit(MessageReceived(str(request.from_address),
+                                  request.body.decode("utf-8", errors="replace"),
+                                  content_type.mime if content_type else TEXT_PLAIN,
+                                  call_id))
 
     def media_status(self, handle: str, last_packet: float, now: float) -> None:
         self.now = now
@@ -877,6 +900,23 @@ class UserAgentCore:
         target = uri if isinstance(uri, SipUri) else parse_sip_uri(uri)
         request = self.new_request("OPTIONS", target)
         request.headers.add("Accept", ACCEPT)
+        number = self._next_id()
+        sending: list[Exchange] = []
+        sending.append(self.exchange(request, self.route_for(target),
+                                     self._completer(number, sending), None, now))
+        return number
+
+    def message(self, uri: str | SipUri, text: str, now: float,
+                content_type: str = TEXT_PLAIN_UTF8) -> int:
+        """Send ``text`` in a MESSAGE outside any dialog (RFC 3428 pager mode), through the
+        outbound proxy or Service-Route like any request, challenges answered;
+        Completed(request) brings the answer."""
+        self.now = now
+        target = uri if isinstance(uri, SipUri) else parse_sip_uri(uri)
+        request = self.new_request("MESSAGE", target)
+        body = text.encode()
+        request.headers.add("Content-Type", content_type)
+        request = Request(request.method, request.uri, request.headers, body)
         number = self._next_id()
         sending: list[Exchange] = []
         sending.append(self.exchange(request, self.route_for(target),

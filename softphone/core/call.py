@@ -581,10 +581,12 @@ class CoreCall:
         else:
             self._arm("glare", now + 0.1)  # theirs is still under way: look again soon
 
-    def info(self, request_id: int, body: bytes, content_type: str, now: float) -> None:
+    def send_in_dialog(self, method: str, request_id: int, body: bytes, content_type: str,
+                       now: float) -> None:
+        """INFO or MESSAGE in the answered call; Completed(request_id) brings the answer."""
         if self.state is not CallState.ANSWERED or self.dialog is None:
-            raise LocalProtocolError(f"a call that is {self.state.value} cannot send INFO")
-        request = self.dialog.create_request("INFO", body, content_type)
+            raise LocalProtocolError(f"a call that is {self.state.value} cannot send {method}")
+        request = self.dialog.create_request(method, body, content_type)
 
         def done(response: Response) -> None:
             self.core.emit(Completed(request_id, response.status, response.reason, response))
@@ -663,6 +665,8 @@ class CoreCall:
             self._on_their_reinvite(request, key, now)
         elif method in ("INFO", "OPTIONS"):
             self._on_info_or_options(request, key)
+        elif method == "MESSAGE":
+            self.core.deliver_message(request, key, self.call_id)
         else:  # allowed by the agent but meaningless inside a call
             self.core.respond(key, make_response(request, 405, extra=Headers(
                 [("Allow", self.core.policy.allow)])))

@@ -21,6 +21,7 @@ KNOWN_METHODS = frozenset({
 MANDATORY_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
 SINGLE_VALUE_HEADERS = ("From", "To", "Call-ID", "CSeq", "Max-Forwards")
 SDP = "application/sdp"
+TEXT_PLAIN = "text/plain"  # MESSAGE bodies (RFC 3428 requires it understood)
 DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
 
 
@@ -28,10 +29,11 @@ DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
 class EndpointPolicy:
     """What this UA implements; the checks answer everything else."""
 
-    methods: frozenset[str] = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO"})
+    methods: frozenset[str] = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO",
+                                         "MESSAGE"})
     schemes: frozenset[str] = frozenset({"sip", "sips"})
     extensions: frozenset[str] = frozenset()
-    content_types: frozenset[str] = frozenset({SDP, "application/dtmf-relay"})
+    content_types: frozenset[str] = frozenset({SDP, "application/dtmf-relay", TEXT_PLAIN})
 
     @property
     def allow(self) -> str:

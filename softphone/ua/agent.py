@@ -23,6 +23,7 @@ from softphone.core.agent import (
     ListeningPoint,
     UserAgentCore,
     options_result,
+    transport_for,
 )
 from softphone.core.events import (
     CallCreated,
@@ -34,14 +35,21 @@ from softphone.core.events import (
     ResolveNeeded,
 )
 from softphone.core.guard import GuardSettings
-from softphone.events import Answered, Event, Listening, OptionsResult, RegistrationFailed
+from softphone.events import (
+    Answered,
+    Event,
+    Listening,
+    MessageSent,
+    OptionsResult,
+    RegistrationFailed,
+)
 from softphone.media.codecs import usable_codecs
 from softphone.media.device import SoundDevice
 from softphone.media.ports import AudioSink, AudioSource, Discard, Echo, Silence, Tone
 from softphone.media.wav import WavSink, WavSource
 from softphone.sdp.negotiation import CODECS, DEFAULT_CODECS
 from softphone.sip import Headers, ParseError, Request, Response, SipUri, parse_sip_uri
-from softphone.sip.errors import LocalProtocolError
+from softphone.sip.errors import LocalProtocolError, SipError
 from softphone.sip.headers import Address
 from softphone.sip.transaction import Peer, TimerSettings
 from softphone.sip.validate import EndpointPolicy
@@ -539,6 +547,21 @@ class UserAgent:
         self.emit(result)
         return result
 
+    async def message(self, uri: str, text: str, timeout: float | None = None) -> MessageSent:
+        """Send ``text`` to ``uri`` in a MESSAGE (RFC 3428 pager mode, no call); the result
+        says whether it was delivered (2xx) or why not. Over UDP a message above 1300 bytes
+        is refused (RFC 3428 5: no congestion control there): use TCP or TLS for those."""
+        target = parse_sip_uri(uri)
+        if len(text.encode()) > MESSAGE_UDP_LIMIT and \
+                transport_for(target, self.config.transport) == "udp":
+            raise SipError(f"A MESSAGE of {len(text.encode())} bytes needs TCP or TLS: over "
+                           f"UDP RFC 3428 allows {MESSAGE_UDP_LIMIT}")
+        done = await self.within(timeout, self.request(
+            lambda now: self.core.message(target, text, now)))
+        result = MessageSent(uri, done.status, done.reason)
+        self.emit(result)
+        return result
+
     async def call(self, uri: str, duration: float | None = None,
                    ring_timeout: float | None = None, keep_forks: bool = False) -> Call:
         """Place a call; returns at once with a Call whose ``answered``/``ended`` to await.
@@ -580,6 +603,7 @@ class UserAgent:
 
 
 DISCARD_PORT = 9  # the port an SDP names when no RTP flows (RFC 863's discard service)
+MESSAGE_UDP_LIMIT = 1300  # bytes of a MESSAGE body over UDP (RFC 3428 5)
 _warned_codecs: set[str] = set()
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from softphone.core.call import CoreCall
 from softphone.core.events import Completed
-from softphone.events import Dtmf, DtmfSent, Ended
+from softphone.events import Dtmf, DtmfSent, Ended, MessageSent
 from softphone.media.stream import MediaStream
 from softphone.rtp.dtmf import event_code
 from softphone.sdp.negotiation import NegotiatedMedia
@@ -208,6 +208,17 @@ class Call:
             await self._completion(self._info(f"Signal={digit}\r\nDuration=100\r\n".encode()))
             self.agent.emit(DtmfSent(self.call_id, digit.upper(), "info"))
         return "info"
+
+    async def message(self, text: str) -> MessageSent:
+        """Send ``text`` in a MESSAGE inside this (answered) call, as chat beside the
+        audio; the result says whether the peer took it."""
+        if self.state != "answered":
+            raise SipError("A MESSAGE inside a call needs the call answered")
+        done = await self._completion(
+            lambda now: self.agent.core.call_message(self.handle, now, text))
+        result = MessageSent(str(self.remote_uri), done.status, done.reason, self.call_id)
+        self.agent.emit(result)
+        return result
 
     def _info(self, body: bytes) -> Callable[[float], int]:
         return lambda now: self.agent.core.info(self.handle, now, body, DTMF_RELAY)

@@ -198,12 +198,15 @@ def write_tone_wav(path: Path, seconds: float = 3.0, rate: int = 8000, hz: float
 @contextlib.contextmanager
 def baresip(answermode: str = "auto", codecs: str = "PCMU/8000/1",
             dump_audio: bool = False, config: tuple[str, ...] = (),
-            mediaenc: str | None = None, account: str = "") -> Iterator[Baresip]:
+            mediaenc: str | None = None, account: str = "",
+            contacts: tuple[str, ...] = ()) -> Iterator[Baresip]:
     """``dump_audio``: the sndfile module writes dump-*-dec.wav (what baresip received) and
     dump-*-enc.wav (what it sent) into the instance's folder. ``config``: more lines for its
     config file (``opus_bitrate 12000`` ...). ``mediaenc``: its srtp module's media
     encryption for the account (srtp: best effort, srtp-mand: RTP/SAVP). ``account``: more
-    parameters for the account line (``;auth_user=alice;auth_pass=pw``)."""
+    parameters for the account line (``;auth_user=alice;auth_pass=pw``). ``contacts``: lines
+    of its contacts file (``"Alice" <sip:alice@127.0.0.1:5060>``; module_app contact.so
+    loads it, for its contact_next and message commands)."""
     binary = require("baresip")
     port, control_port, rtp_base = free_port(), free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="baresip-") as folder:
@@ -225,7 +228,7 @@ def baresip(answermode: str = "auto", codecs: str = "PCMU/8000/1",
         (directory / "accounts").write_text(
             f"<sip:bob@127.0.0.1:{port}>;regint=0;answermode={answermode};"
             f"audio_codecs={codecs}{encryption}{account}\n")
-        (directory / "contacts").write_text("")
+        (directory / "contacts").write_text("".join(f"{line}\n" for line in contacts))
         with (directory / "baresip.log").open("wb") as output:
             process = subprocess.Popen([binary, "-f", str(directory)], stdin=subprocess.DEVNULL,
                                        stdout=output, stderr=subprocess.STDOUT)

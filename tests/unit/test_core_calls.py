@@ -350,7 +350,7 @@ def test_in_dialog_requests_get_the_rfc_answers(net: VirtualNetwork) -> None:
     alice, bob = net.agent("alice"), net.agent("bob")
     handle, incoming = connect(net, alice, bob)
     call = alice.core.calls[handle]
-    net.inject(in_dialog(call, "MESSAGE"), alice.peer, bob.peer)
+    net.inject(in_dialog(call, "PUBLISH"), alice.peer, bob.peer)
     net.inject(in_dialog(call, "INFO", cseq=7), alice.peer, bob.peer)
     net.run(seconds=1)
     net.inject(in_dialog(call, "INFO", cseq=5), alice.peer, bob.peer)  # below the last
@@ -362,7 +362,7 @@ def test_in_dialog_requests_get_the_rfc_answers(net: VirtualNetwork) -> None:
     assert b"SIP/2.0 500 CSeq out of order" in answers
     assert b"SIP/2.0 481 Call/Transaction Does Not Exist" in answers
     refusal = next(d for d in alice.received if d.startswith(b"SIP/2.0 405"))
-    assert b"Allow: ACK, BYE, CANCEL, INFO, INVITE, OPTIONS" in refusal
+    assert b"Allow: ACK, BYE, CANCEL, INFO, INVITE, MESSAGE, OPTIONS" in refusal
 
 
 def test_a_second_invite_while_the_first_is_unanswered_gets_500_with_retry_after(
