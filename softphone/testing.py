@@ -50,7 +50,7 @@ from softphone.media.wav import WavSink, WavSource, load_wav, resample
 from softphone.sip.uri import format_host
 from softphone.ua.agent import AgentConfig, UserAgent
 from softphone.ua.call import Call
-from softphone.ua.events import Dtmf, Ended, Event, Ringing
+from softphone.ua.events import Dtmf, Ended, Event, MessageReceived, Ringing
 
 Window = npt.NDArray[np.int16]
 POLL = 0.05
@@ -261,6 +261,12 @@ class TestCall:
     async def send_dtmf(self, digits: str) -> None:
         await self.call.send_dtmf(digits)
 
+    async def message(self, text: str) -> None:
+        """Send ``text`` in a MESSAGE inside the call; the peer must take it (2xx)."""
+        result = await self.call.message(text)
+        if not 200 <= result.status < 300:
+            raise ExpectationFailed(f"MESSAGE refused: {result.status} {result.reason}")
+
     async def answer(self) -> None:
         await self.call.answer()
 
@@ -288,6 +294,7 @@ class TestAgent:
                                            port_factory=self._make_ports,
                                            **config))  # type: ignore[arg-type]
         self.log = EventLog(self.agent)
+        self._messages_taken = 0  # received messages that receives_message matched already
 
     @property
     def events(self) -> list[Event]:
@@ -329,6 +336,32 @@ class TestAgent:
         await incoming.answer()
         await call.answered()
         return call, incoming
+
+    async def message(self, uri: str, text: str) -> None:
+        """Send ``text`` to ``uri`` in a MESSAGE outside any call; it must be taken (2xx)."""
+        result = await self.agent.message(uri, text)
+        if not 200 <= result.status < 300:
+            raise ExpectationFailed(f"MESSAGE to {uri} refused: {result.status} "
+                                    f"{result.reason}")
+
+    async def receives_message(self, text: str, timeout: float = 5.0) -> MessageReceived:
+        """The next MESSAGE this agent has not matched yet carries ``text`` (in a call or
+        not); a different one fails at once."""
+        async def wait() -> MessageReceived:
+            while True:
+                arrived = [e for e in self.log.events if isinstance(e, MessageReceived)]
+                if len(arrived) > self._messages_taken:
+                    message = arrived[self._messages_taken]
+                    self._messages_taken += 1
+                    if message.text != text:
+                        raise ExpectationFailed(f"message {text!r} expected, got "
+                                                f"{message.text!r} from {message.sender}")
+                    return message
+                await self.log.next_change()
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise ExpectationFailed(f"no message {text!r} within {timeout:g} s") from None
 
     async def __aenter__(self) -> TestAgent:
         await self.agent.start()

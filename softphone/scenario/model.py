@@ -56,6 +56,7 @@ KINDS: dict[str, dict[str, Any]] = {
     "tone": {"type": "number", "exclusiveMinimum": 0, "description": "Hz"},
     "hz": {"type": "number", "exclusiveMinimum": 0},
     "digits": {"type": "string", "pattern": "^[0-9*#A-Da-d]+$"},
+    "text": {"type": "string", "description": "a message's text"},
     "seconds": {**SECONDS, "description": "how long the audio must hold, or to wait"},
     "level": {"type": "number", "minimum": 0,
               "description": "the tone's floor in dB below full scale (default 40)"},
@@ -101,6 +102,9 @@ ACTIONS: dict[str, Action] = {
                             ("seconds",)),
     "expect_similar": Action("the reference WAV file is heard intact", ("file",),
                              ("threshold",)),
+    "message": Action("send a MESSAGE: to a leg or URI outside any call, else in the call",
+                      ("text",), ("to",)),
+    "expect_message": Action("the next MESSAGE that arrives carries this text", ("text",)),
     "wait": Action("let time pass (needs no leg)", ("seconds",)),
 }
 STEP_KEYS = ("action", "leg", "within")

@@ -161,10 +161,8 @@ def _on_call(act: Callable[[TestCall, Step], Awaitable[object] | None]) -> Handl
 
 
 async def _call(step: Step, legs: dict[str, LegRuntime]) -> None:
-    target = os.path.expandvars(str(step.args["to"]))  # "${PBX_URI}" from the environment
-    uri = legs[target].tester.uri if target in legs else target
     runtime = legs[str(step.leg)]
-    runtime.call = await runtime.tester.call(uri)
+    runtime.call = await runtime.tester.call(_target(step, legs))
     if "expect_status" in step.args:
         await runtime.call.final_status(int(step.args["expect_status"]), step.within)
 
@@ -172,6 +170,24 @@ async def _call(step: Step, legs: dict[str, LegRuntime]) -> None:
 async def _wait_call(step: Step, legs: dict[str, LegRuntime]) -> None:
     runtime = legs[str(step.leg)]
     runtime.call = await runtime.tester.next_call(step.within)
+
+
+def _target(step: Step, legs: dict[str, LegRuntime]) -> str:
+    """A step's ``to``: a leg's address, or a URI (``${VAR}`` from the environment)."""
+    target = os.path.expandvars(str(step.args["to"]))
+    return legs[target].tester.uri if target in legs else target
+
+
+async def _message(step: Step, legs: dict[str, LegRuntime]) -> None:
+    runtime = legs[str(step.leg)]
+    if "to" in step.args:
+        await runtime.tester.message(_target(step, legs), str(step.args["text"]))
+    else:
+        await runtime.current_call().message(str(step.args["text"]))
+
+
+async def _expect_message(step: Step, legs: dict[str, LegRuntime]) -> None:
+    await legs[str(step.leg)].tester.receives_message(str(step.args["text"]), step.within)
 
 
 def _play(call: TestCall, step: Step) -> None:
@@ -215,5 +231,7 @@ HANDLERS: dict[str, Handler] = {
         lambda call, step: call.hears_speech(_seconds(step), step.within)),
     "expect_similar": _on_call(lambda call, step: call.hears_recording(
         step.args["file"], float(step.args.get("threshold", 0.8)), step.within)),
+    "message": _message,
+    "expect_message": _expect_message,
     "wait": lambda step, legs: asyncio.sleep(_seconds(step)),
 }

@@ -21,7 +21,7 @@ from tests.peers import baresip
 SOFTPHONE = [sys.executable, "-m", "softphone"]
 EXAMPLES = EXAMPLES_DIR / "scenarios"
 LOCAL = ["basic_call.toml", "busy.toml", "ivr_digits.toml", "inband_dtmf.toml",
-         "prompt_heard.toml", "second_caller_busy.toml"]
+         "prompt_heard.toml", "second_caller_busy.toml", "messages.toml"]
 
 
 def test_local_examples_pass_with_reports(tmp_path: Path) -> None:
@@ -139,3 +139,15 @@ def test_ctrl_c_still_writes_the_reports(tmp_path: Path) -> None:
     assert outcomes == ["error", "skipped"]
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and (suite.get("errors"), suite.get("skipped")) == ("1", "1")
+
+
+def test_a_message_other_than_the_expected_one_fails_naming_both(tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text((EXAMPLES / "messages.toml").read_text().replace(
+        'action = "expect_message"\ntext = "are you there?"',
+        'action = "expect_message"\ntext = "hello?"'))
+    result = subprocess.run([*SOFTPHONE, "test", str(wrong)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    said = " ".join(result.stdout.split())
+    assert "message 'hello?' expected, got 'are you there?'" in said
