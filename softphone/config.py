@@ -55,6 +55,7 @@ class Profile:
     public_address: str | None = None  # the address to advertise (a NAT's public one)
     auth: list[str] | None = None  # answer: USER:PASSWORD entries callers must prove
     trust: list[str] | None = None  # answer: networks the per-source limits spare
+    session_expires: int | None = None  # RFC 4028 interval we propose (0: none of ours)
 
     def overridden(self, **options: Any) -> Profile:
         """This profile under the command line's options (None: not given on the line)."""
@@ -73,7 +74,7 @@ _TOP_LEVEL = ("default_profile", "profiles")
 _KINDS = {"codecs": "a list of strings", "auth": "a list of strings",
           "trust": "a list of strings",
           "tls_insecure": "true or false", "srtp_insecure": "true or false",
-          "keepalive": "a number of seconds"}
+          "keepalive": "a number of seconds", "session_expires": "a whole number of seconds"}
 _CHECKS: dict[str, Any] = {
     "transport": lambda v: v in ("udp", "tcp", "tls") or "udp, tcp or tls",
     "srtp": lambda v: v in ("off", "optional", "mandatory") or "off, optional or mandatory",
@@ -82,6 +83,7 @@ _CHECKS: dict[str, Any] = {
     "tls_key": lambda v: Path(v).is_file() or "a file that exists",
     "stun": lambda v: _is_host_port(v) or "HOST[:PORT]",
     "keepalive": lambda v: v >= 0 or "a number of seconds, 0 or more",
+    "session_expires": lambda v: v >= 0 or "a whole number of seconds, 0 or more",
     "public_address": lambda v: _is_host(v) or "a host name or address, without port",
     "auth": lambda v: all(":" in entry and entry.split(":")[0] for entry in v)
     or "USER:PASSWORD entries",
@@ -204,6 +206,8 @@ def _is_kind(value: object, expected: str) -> bool:
         return isinstance(value, bool)
     if expected == "a number of seconds":
         return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected == "a whole number of seconds":
+        return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, str)
 
 

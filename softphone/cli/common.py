@@ -22,6 +22,7 @@ from rich.markup import escape
 
 from softphone.config import Profile, parse_port_range
 from softphone.core.guard import GuardSettings
+from softphone.core.session_timer import DEFAULT_INTERVAL, MIN_SE, SessionTimerSettings
 from softphone.loop import run as run_loop
 from softphone.media.codecs import usable_codecs
 from softphone.media.device import list_devices
@@ -398,11 +399,14 @@ SRTP_OPTIONS = [
     click.option("--srtp-insecure", is_flag=True, default=None,
                  help="Allow SRTP keys over UDP/TCP signalling, where anyone on the path "
                       "reads them."),
+    click.option("--session-expires", type=click.IntRange(0), metavar="SECONDS",
+                 help="Session timer (RFC 4028) we propose: refreshed at half, the call "
+                      "ended without a refresh [default: 1800; 0: none of ours]."),
 ]
 
 
 def srtp_options(command: Callable[..., None]) -> Callable[..., None]:
-    """SRTP options, for the commands that carry media."""
+    """SRTP and session-timer options, for the commands that carry calls."""
     for decorate in reversed(SRTP_OPTIONS):
         command = decorate(command)
     return command
@@ -422,7 +426,11 @@ def network_settings(profile: Profile) -> dict[str, Any]:
                                 key_file=profile.tls_key, insecure=bool(profile.tls_insecure)),
                 stun=profile.stun, keepalive=profile.keepalive,
                 public_host=profile.public_address, srtp=profile.srtp or "off",
-                srtp_insecure=bool(profile.srtp_insecure))
+                srtp_insecure=bool(profile.srtp_insecure),
+                session_timer=SessionTimerSettings(
+                    DEFAULT_INTERVAL if profile.session_expires is None
+                    else profile.session_expires,
+                    min(MIN_SE, profile.session_expires or MIN_SE)))
 
 
 GUARD_OPTIONS = [

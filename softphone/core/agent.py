@@ -36,6 +36,7 @@ from softphone.core.events import CallCreated, Completed, CoreEvent, ResolveNeed
 from softphone.core.guard import DigestGuard, GuardSettings, SourceLimiter, busy
 from softphone.core.registration import CoreRegistration
 from softphone.core.requests import Exchange, RequestRefused, fails_over, retry_after
+from softphone.core.session_timer import SessionTimerSettings, too_brief
 from softphone.core.state import CallState
 from softphone.core.timers import TimerSet
 from softphone.events import Event, MessageReceived, OptionsResult
@@ -104,6 +105,7 @@ class CoreConfig:
     srtp: str = "off"  # off, optional, mandatory: SRTP with SDES keys (RFC 4568)
     srtp_insecure: bool = False  # send SRTP keys over signalling that is not TLS anyway
     guard: GuardSettings = field(default_factory=GuardSettings)  # the UAS's defences
+    session_timer: SessionTimerSettings = field(default_factory=SessionTimerSettings)
 
 
 @dataclass(frozen=True)
@@ -687,6 +689,11 @@ class UserAgentCore:
     def _on_invite(self, request: Request, key: TransactionKey, source: Peer) -> None:
         if self._unanswered >= self.config.max_unanswered_calls:
             self.respond(key, make_response(request, 486, to_tag=new_tag()))
+            return
+        brief = too_brief(request, self.config.session_timer)
+        if brief is not None:  # RFC 4028 9: an interval below our Min-SE
+            self.respond(key, make_response(request, 422, to_tag=new_tag(),
+                                            extra=Headers([("Min-SE", str(brief))])))
             return
         limit = self.config.guard.max_calls_per_source
         if limit and self._calls_from[source.host] >= limit and not self.spared(source.host):

@@ -16,6 +16,15 @@ from typing import TYPE_CHECKING
 from softphone.core.events import CallGone, Completed, MediaCheck, MediaReady
 from softphone.core.requests import Exchange, RequestRefused, redirect_target
 from softphone.core.session import MediaSession
+from softphone.core.session_timer import (
+    SessionTimer,
+    allows_update,
+    as_uac,
+    as_uas,
+    min_se,
+    offer_headers,
+    supports_timer,
+)
 from softphone.core.state import CallInput, CallState, OfferState, next_call_state
 from softphone.events import (
     Answered,
@@ -48,7 +57,9 @@ SDP = "application/sdp"
 DTMF_RELAY = "application/dtmf-relay"
 # RFC 3261 14.1: after a 491, the owner of the Call-ID waits 2.1-4 s, the other side 0-2 s.
 GLARE_OWNER, GLARE_OTHER = (2.1, 4.0), (0.0, 2.0)
-CALL_TIMERS = ("ring_timeout", "answer_after", "duration", "unanswered", "glare", "media")
+CALL_TIMERS = ("ring_timeout", "answer_after", "duration", "unanswered", "glare", "media",
+               "session_refresh", "session_expired")
+MAX_422_RETRIES = 2  # a peer that keeps raising its Min-SE is not followed for ever
 
 
 class CoreCall:
@@ -88,6 +99,12 @@ class CoreCall:
         self._awaiting_ack_answer = False       # our 2xx offered: their ACK must answer
         # inside the dialog
         self._modify: _Modify | None = None     # our re-INVITE, or one waiting out glare
+        # session timer (RFC 4028): the interval asked of us (a 422's Min-SE), what the
+        # answer set, and whether the peer takes UPDATE for refreshes
+        self._interval: int | None = None
+        self._retries_422 = 0
+        self.session_timer: SessionTimer | None = None
+        self._peer_updates = False
 
     # --- shared ------------------------------------------------------------------------------
 
@@ -164,6 +181,11 @@ class CoreCall:
                                    call_id=self.call_id, from_tag=self.local_tag, cseq=cseq)
         request.headers.add("Contact", core.contact_text())
         request.headers.add("Allow", core.policy.allow)
+        request.headers.add("Supported", "timer")
+        settings = core.config.session_timer
+        if settings.interval or self._interval:
+            for name, value in offer_headers(settings, self._interval):
+                request.headers.add(name, value)
         self._cancel_sent = False
         self.invite = core.exchange(request, core.route_for(target), self._on_invite_final,
                                     self._on_provisional, now, prepare_body=self._invite_body)
@@ -216,6 +238,8 @@ class CoreCall:
             return
         if self.is_over:
             return
+        if status == 422 and self._retry_with_min_se(response, now):
+            return
         target = None if self._cancel_requested else redirect_target(response, self._visited)
         if target is not None and self._redirects < MAX_REDIRECTS:
             self._redirects += 1
@@ -233,6 +257,21 @@ class CoreCall:
         else:
             by = "local" if self._cancel_requested and status == 487 else "remote"
         self.end(status, response.reason, by, now)
+
+    def _retry_with_min_se(self, response: Response, now: float) -> bool:
+        """422 Session Interval Too Small (RFC 4028 7.4): the INVITE again with the
+        interval the peer's Min-SE asks for; False when there is nothing to retry with."""
+        wanted = min_se(response)
+        if wanted is None or self._retries_422 >= MAX_422_RETRIES or self._cancel_requested:
+            return False
+        self._retries_422 += 1
+        self._interval = max(wanted, self._interval or 0)
+        assert self.invite is not None
+        target = self.invite.request.uri
+        assert isinstance(target, SipUri)  # our INVITEs go to SIP URIs only
+        log.info("call %s: the peer wants sessions of at least %d s", self.call_id, wanted)
+        self._send_invite(target, now, self.invite.request.cseq.number + 1)
+        return True
 
     def _on_invite_2xx(self, response: Response, now: float) -> None:
         """The first 2xx wins: ACK it and confirm its dialog. A 2xx from another fork
@@ -268,7 +307,9 @@ class CoreCall:
         if self.session is None or self.session.media is None:
             self._bye(488, self._sdp_problem or "No usable SDP in the answer", "error", now)
             return
+        self._peer_updates = allows_update(response)
         self._answered(str(response.to_address.uri), now)
+        self._run_session_timer(as_uac(response), now)
 
     _sdp_problem: str | None = None
 
@@ -416,8 +457,11 @@ class CoreCall:
         self._move(CallInput.ACCEPT)
         extra = self.core.capabilities(toward=self.peer_host)
         extra.add("Content-Type", SDP)
+        timer = self._timer_headers(self.request, extra)
         self._respond(200, body=body, extra=extra)
+        self._peer_updates = allows_update(self.request)
         self._answered(str(self.request.from_address.uri), now)
+        self._run_session_timer(timer, now)
 
     def reject(self, status: int, reason: str | None, now: float) -> None:
         if self.state not in (CallState.INCOMING, CallState.RINGING):
@@ -503,6 +547,7 @@ class CoreCall:
         self._wish_before = self.session.wish
         body = self.session.offer(modify.direction, modify.codecs)
         reinvite = self.dialog.create_request("INVITE", body, SDP)
+        self._add_refresh_headers(reinvite)
         modify.exchange = self.core.exchange(reinvite, self.dialog.next_hop,
                                              self._on_reinvite_final, None, now)
 
@@ -543,6 +588,7 @@ class CoreCall:
         self._emit_media()
         if self.session.held != self._held_before:
             self.core.emit(Hold(self.call_id, self.session.held, "local"))
+        self._run_session_timer(self._after_refresh(response), now)
         self.core.emit(Completed(modify.request, status, response.reason, response))
 
     def _on_their_reinvite(self, request: Request, key: TransactionKey, now: float) -> None:
@@ -566,7 +612,9 @@ class CoreCall:
         except SdpError as error:
             self.core.respond(key, make_response(request, error.status, error.reason))
             return
+        timer = self._timer_headers(request, extra)
         self.core.respond(key, make_response(request, 200, extra=extra, body=body))
+        self._run_session_timer(timer, now)  # a re-INVITE refreshes the session too
         if self._awaiting_ack_answer:
             return
         self._emit_media()
@@ -592,6 +640,108 @@ class CoreCall:
             self.core.emit(Completed(request_id, response.status, response.reason, response))
 
         self.core.exchange(request, self.dialog.next_hop, done, None, now)
+
+    # --- session timers (RFC 4028) and UPDATE (RFC 3311) ---------------------------------------
+
+    def _timer_headers(self, request: Request, extra: Headers) -> SessionTimer | None:
+        """Session-Expires (and Require: timer when the peer supports it) for our 2xx to
+        ``request``; the timer that 2xx sets."""
+        negotiated = as_uas(request, self.core.config.session_timer)
+        if negotiated is None:
+            return None
+        timer, value = negotiated
+        extra.add("Session-Expires", value)
+        if supports_timer(request):
+            extra.add("Require", "timer")
+        return timer
+
+    def _add_refresh_headers(self, request: Request) -> None:
+        """A request of ours in the dialog keeps the session timer going (RFC 4028 7.4):
+        the same interval, refreshed by us as this request's UAC."""
+        if self.session_timer is not None:
+            for name, value in offer_headers(self.core.config.session_timer,
+                                             self.session_timer.interval, "uac"):
+                request.headers.add(name, value)
+            request.headers.add("Supported", "timer")
+
+    def _run_session_timer(self, timer: SessionTimer | None, now: float) -> None:
+        """Arm the refresh (ours) or the expiry (theirs) of a timer a 2xx just set; no
+        timer: none runs (RFC 4028 7.2)."""
+        self._disarm("session_refresh", "session_expired")
+        self.session_timer = timer
+        if timer is None or self.is_over:
+            return
+        if timer.we_refresh:
+            self._arm("session_refresh", timer.refresh_at(now))
+        else:
+            self._arm("session_expired", timer.expires_at(now))
+
+    def _after_refresh(self, response: Response) -> SessionTimer | None:
+        """The timer after the 2xx to a request of ours in the dialog: what it says; or,
+        when we refresh a peer that knows no session timers (no Session-Expires, no
+        Supported: timer in its 2xx, as baresip), the same timer, still ours to refresh:
+        the peer cannot turn off what it does not know (pjsip does the same)."""
+        granted = as_uac(response)
+        current = self.session_timer
+        if granted is None and current is not None and current.we_refresh \
+                and not supports_timer(response):
+            return current
+        return granted
+
+    def _refresh_session(self, now: float) -> None:
+        """Half the interval passed: UPDATE when the peer takes it (no SDP to redo), else
+        re-INVITE. A re-INVITE already under way is a refresh of its own."""
+        if self.state is not CallState.ANSWERED or self.dialog is None or self.is_over:
+            return
+        if self._modify is not None or self.session is None:
+            self._arm("session_refresh", now + 1.0)
+            return
+        if not self._peer_updates:
+            self.reinvite(0, now)  # (request 0: nobody waits on it)
+            return
+        update = self.dialog.create_request("UPDATE")
+        self._add_refresh_headers(update)
+        self.core.exchange(update, self.dialog.next_hop, self._on_refresh_final, None, now)
+
+    def _on_refresh_final(self, response: Response) -> None:
+        now = self.core.now
+        if self.is_over:
+            return
+        if 200 <= response.status < 300:
+            self._run_session_timer(self._after_refresh(response), now)
+        elif response.status in (408, 481):
+            self._bye(response.status, f"Session refresh failed: {response.status} "
+                      f"{response.reason}", "error", now)
+        elif response.status in (405, 501):
+            self._peer_updates = False  # it does not take UPDATE after all: re-INVITE
+            self._refresh_session(now)
+        elif self.session_timer is not None:  # try again while the session lasts
+            self._arm("session_refresh", now + min(32.0, self.session_timer.interval / 4))
+
+    def _on_update(self, request: Request, key: TransactionKey, now: float) -> None:
+        """UPDATE (RFC 3311): a session refresh, or a new offer answered in its 200 at once
+        (491 while an offer of ours is out)."""
+        extra = Headers([("Contact", self.core.contact_text(toward=self.peer_host))])
+        body = b""
+        if request.body:
+            if self.session is None or self.session.state is not OfferState.DONE \
+                    or self._awaiting_ack_answer:
+                self.core.respond(key, make_response(request, 491))
+                return
+            held_before = self.session.held
+            try:
+                self.session.take_offer(request.body)
+                body = self.session.answer()
+            except SdpError as error:
+                self.core.respond(key, make_response(request, error.status, error.reason))
+                return
+            extra.add("Content-Type", SDP)
+            self._emit_media()
+            if self.session.held != held_before:
+                self.core.emit(Hold(self.call_id, self.session.held, "remote"))
+        timer = self._timer_headers(request, extra)
+        self.core.respond(key, make_response(request, 200, extra=extra, body=body))
+        self._run_session_timer(timer, now)
 
     # --- ending the call (close) --------------------------------------------------------------
 
@@ -667,6 +817,8 @@ class CoreCall:
             self._on_info_or_options(request, key)
         elif method == "MESSAGE":
             self.core.deliver_message(request, key, self.call_id)
+        elif method == "UPDATE":
+            self._on_update(request, key, now)
         else:  # allowed by the agent but meaningless inside a call
             self.core.respond(key, make_response(request, 405, extra=Headers(
                 [("Allow", self.core.policy.allow)])))
@@ -699,6 +851,13 @@ class CoreCall:
             self._retry_reinvite(now)
         elif name == "media":
             self.core.emit(MediaCheck(self.handle))
+        elif name == "session_refresh":
+            self._refresh_session(now)
+        elif name == "session_expired":
+            timer = self.session_timer
+            seconds = timer.interval if timer else 0
+            self._bye(408, f"Session expired: no refresh within {seconds} s (RFC 4028)",
+                      "error", now)
 
     def media_status(self, last_packet: float, now: float) -> None:
         """The shell's answer to MediaCheck: when RTP last arrived (by the core's clock)."""

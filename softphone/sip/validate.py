@@ -30,9 +30,9 @@ class EndpointPolicy:
     """What this UA implements; the checks answer everything else."""
 
     methods: frozenset[str] = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO",
-                                         "MESSAGE"})
+                                         "MESSAGE", "UPDATE"})
     schemes: frozenset[str] = frozenset({"sip", "sips"})
-    extensions: frozenset[str] = frozenset()
+    extensions: frozenset[str] = frozenset({"timer"})  # RFC 4028 session timers
     content_types: frozenset[str] = frozenset({SDP, "application/dtmf-relay", TEXT_PLAIN})
 
     @property

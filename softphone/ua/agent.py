@@ -35,6 +35,7 @@ from softphone.core.events import (
     ResolveNeeded,
 )
 from softphone.core.guard import GuardSettings
+from softphone.core.session_timer import SessionTimerSettings
 from softphone.events import (
     Answered,
     Event,
@@ -150,6 +151,8 @@ class AgentConfig:
     # public address, say); None: the bound address, or on 0.0.0.0 the route's source.
     public_host: str | None = None
     guard: GuardSettings = field(default_factory=GuardSettings)  # --auth, per-source limits
+    # RFC 4028: the session interval we propose (0: none of ours) and the least we accept
+    session_timer: SessionTimerSettings = field(default_factory=SessionTimerSettings)
 
     def core_config(self, codecs: tuple[str, ...]) -> CoreConfig:
         """What of this configuration the sans-IO core needs (``codecs``: those that load)."""
@@ -161,7 +164,7 @@ class AgentConfig:
             unanswered_timeout=self.unanswered_timeout, rtp_timeout=self.rtp_timeout,
             hangup_on_rtp_timeout=self.hangup_on_rtp_timeout, public_host=self.public_host,
             keepalive=self.keepalive, srtp=self.srtp, srtp_insecure=self.srtp_insecure,
-            guard=self.guard)
+            guard=self.guard, session_timer=self.session_timer)
 
 
 class UserAgent:

@@ -199,19 +199,20 @@ def write_tone_wav(path: Path, seconds: float = 3.0, rate: int = 8000, hz: float
 def baresip(answermode: str = "auto", codecs: str = "PCMU/8000/1",
             dump_audio: bool = False, config: tuple[str, ...] = (),
             mediaenc: str | None = None, account: str = "",
-            contacts: tuple[str, ...] = ()) -> Iterator[Baresip]:
+            contacts: tuple[str, ...] = (), source_seconds: float = 3.0) -> Iterator[Baresip]:
     """``dump_audio``: the sndfile module writes dump-*-dec.wav (what baresip received) and
     dump-*-enc.wav (what it sent) into the instance's folder. ``config``: more lines for its
     config file (``opus_bitrate 12000`` ...). ``mediaenc``: its srtp module's media
     encryption for the account (srtp: best effort, srtp-mand: RTP/SAVP). ``account``: more
     parameters for the account line (``;auth_user=alice;auth_pass=pw``). ``contacts``: lines
     of its contacts file (``"Alice" <sip:alice@127.0.0.1:5060>``; module_app contact.so
-    loads it, for its contact_next and message commands)."""
+    loads it, for its contact_next and message commands). ``source_seconds``: the length of
+    the tone it plays (it hangs up when the file ends)."""
     binary = require("baresip")
     port, control_port, rtp_base = free_port(), free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="baresip-") as folder:
         directory = Path(folder)
-        write_tone_wav(directory / "source.wav")
+        write_tone_wav(directory / "source.wav", seconds=source_seconds)
         (directory / "config").write_text("\n".join([
             "poll_method epoll", f"sip_listen 127.0.0.1:{port}", "net_interface 127.0.0.1",
             f"rtp_ports {rtp_base}-{rtp_base + 20}", "audio_player aubridge,nil",
