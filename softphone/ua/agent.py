@@ -46,7 +46,15 @@ from softphone.events import (
 )
 from softphone.media.codecs import usable_codecs
 from softphone.media.device import SoundDevice
-from softphone.media.ports import AudioSink, AudioSource, Discard, Echo, Silence, Tone
+from softphone.media.ports import (
+    AudioSink,
+    AudioSource,
+    BothWays,
+    Discard,
+    Echo,
+    Silence,
+    Tone,
+)
 from softphone.media.wav import WavSink, WavSource
 from softphone.sdp.negotiation import CODECS, DEFAULT_CODECS
 from softphone.sip import Headers, ParseError, Request, Response, SipUri, parse_sip_uri
@@ -77,6 +85,7 @@ class AudioConfig:
     play: str | None = None      # a WAV file sent to the peer
     tone: float | None = None    # a sine of this many Hz sent to the peer
     record: str | None = None    # a WAV file of what the peer sends
+    record_both: bool = False    # ... stereo instead: left what we send, right what we hear
     echo: bool = False           # send back what arrives
     device: str | int | None = None  # sound device name or index (None: the default one)
     device_in: bool = False      # the microphone feeds the call where no file or tone does
@@ -103,6 +112,9 @@ class AudioConfig:
         elif self.device_in and card is not None:
             source = card
         sink: AudioSink = Discard()
+        if self.record is not None and self.record_both:
+            both = BothWays(WavSink(self.record, channels=2))
+            return both.tap(source), both
         if self.record is not None:
             sink = WavSink(self.record)
         elif self.device_out and card is not None:
@@ -212,20 +224,31 @@ class UserAgent:
 
     # --- life cycle --------------------------------------------------------------------------
 
+    async def _bind_transports(self) -> None:
+        """Bind every transport on one port. With an ephemeral port the first transport's
+        choice may already be taken for another (a TCP connection's local port, say), so a
+        few fresh choices are tried before giving up; a port the user named is tried once."""
+        host, wanted = self.config.listen_host, self.config.listen_port
+        attempts = 1 if wanted else 8
+        for attempt in range(attempts):
+            port = wanted
+            try:
+                for transport in self.transports.values():
+                    await transport.start(host, port)
+                    port = port or transport.port  # the others on the first one's port
+                return
+            except OSError as error:
+                for transport in self.transports.values():
+                    transport.close()
+                if attempt == attempts - 1:
+                    raise ListenError.of(host, port or wanted, error) from None
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         if self.config.media:
             self.config.audio.prepare({CODECS[key].audio_rate for key in self.codecs
                                        if key in CODECS})
-        host, port = self.config.listen_host, self.config.listen_port
-        try:
-            for transport in self.transports.values():
-                await transport.start(host, port)
-                port = port or transport.port  # the others on the first one's port
-        except OSError as error:
-            for transport in self.transports.values():
-                transport.close()
-            raise ListenError.of(host, port or self.config.listen_port, error) from None
+        await self._bind_transports()
         for transport in self.transports.values():
             self.core.listen(ListeningPoint(transport.name, transport.host, transport.port,
                                             transport.via, transport.uri_transport,

@@ -207,7 +207,7 @@ async def test_unsupported_and_unknown_methods_and_strays(
         pair: tuple[UserAgent, UserAgent]) -> None:
     alice, bob = pair
     target = f"sip:bob@127.0.0.1:{bob.port}"
-    assert await request_status(alice, "MESSAGE", target) == 405
+    assert await request_status(alice, "PUBLISH", target) == 405
     assert await request_status(alice, "FROBNICATE", target) == 501
     assert await request_status(alice, "BYE", target, to_tag="nosuchdialog") == 481
     assert await request_status(alice, "INFO", target) == 481  # INFO outside any dialog
