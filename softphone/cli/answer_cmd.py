@@ -67,7 +67,8 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    answer_after: float | None, reject_code: int | None, redirect: str | None,
                    duration: float | None, registrar: str | None, user: str | None,
                    password: str | None, max_calls: int | None, play: str | None,
-                   tone: float | None, record: str | None, codecs: str, null_audio: bool,
+                   tone: float | None, record: str | None, record_both: bool, codecs: str,
+                   null_audio: bool,
                    device: str | None, rtp_ports: str | None, echo: bool, no_media: bool,
                    as_json: bool, auth: tuple[str, ...], auth_algorithms: tuple[str, ...],
                    trust: tuple[str, ...],
@@ -110,7 +111,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         # A line that rejects or redirects every call carries no audio: no device needed.
         audio=audio_config(play, tone, record, echo,
                            null_audio or no_media or reject_code is not None
-                           or redirect is not None, profile.device),
+                           or redirect is not None, profile.device, record_both),
         media=not no_media,
         guard=guard)
     answer = auto_answer or answer_after is not None

@@ -49,7 +49,8 @@ DTMF_SETTLE = 0.3  # seconds after the answer before the first digit
 def call_command(uri: str, listen: str | None, transport: str, user: str | None,
                  password: str | None, proxy: str | None, duration: float | None,
                  timeout: float | None, play: str | None, tone: float | None,
-                 record: str | None, codecs: str, null_audio: bool, device: str | None,
+                 record: str | None, record_both: bool, codecs: str, null_audio: bool,
+                 device: str | None,
                  rtp_ports: str | None, dtmf: str | None, as_json: bool,
                  **network: Any) -> None:
     """Call URI; exits 0 if it was answered, 1 if it failed (the status is printed).
@@ -74,7 +75,8 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
     config = caller_config(
         profile, target, codecs=codec_list(codecs, profile),
         rtp_ports=rtp_port_range(rtp_ports, profile),
-        audio=audio_config(play, tone, record, null_audio=null_audio, device=profile.device))
+        audio=audio_config(play, tone, record, null_audio=null_audio, device=profile.device,
+                           record_both=record_both))
 
     async def main(stop: asyncio.Event) -> int:
         interactive = is_interactive(as_json)

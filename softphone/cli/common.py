@@ -231,6 +231,9 @@ def audio_options(command: Callable[..., None]) -> Callable[..., None]:
         click.option("--tone", type=click.FloatRange(20, 20000), metavar="HZ",
                      help="Send a sine tone of HZ."),
         click.option("--record", metavar="FILE.wav", help="Record what the peer sends."),
+        click.option("--record-both", is_flag=True,
+                     help="With --record: a stereo file, left what we send, right what we "
+                          "hear."),
         click.option("--codec", "codecs", metavar="LIST",
                      help="Codecs in order of preference [default: opus,g722,pcmu,pcma]."),
         click.option("--null-audio", is_flag=True,
@@ -265,7 +268,7 @@ def codec_list(text: str | None, profile: Profile | None = None) -> tuple[str, .
 
 def audio_config(play: str | None, tone: float | None, record: str | None,
                  echo: bool = False, null_audio: bool = False,
-                 device: str | None = None) -> AudioConfig:
+                 device: str | None = None, record_both: bool = False) -> AudioConfig:
     """Ports for a call: files and tones where given, the sound device for the directions they
     leave uncovered, or silence/discard there with --null-audio."""
     if play is not None and tone is not None:
@@ -278,6 +281,8 @@ def audio_config(play: str | None, tone: float | None, record: str | None,
         except WavError as error:
             raise click.BadParameter(str(error), param_hint="--play") from None
         import scipy.signal  # noqa: F401  (resampling at call start must not wait for this)
+    if record_both and record is None:
+        raise click.UsageError("--record-both needs --record FILE.wav")
     if record is not None:
         problem = unwritable(record)
         if problem is not None:
@@ -289,7 +294,7 @@ def audio_config(play: str | None, tone: float | None, record: str | None,
     if device_in or device_out:
         _check_device(chosen, device_in, device_out)
     return AudioConfig(play=play, tone=tone, record=record, echo=echo, device=chosen,
-                       device_in=device_in, device_out=device_out)
+                       device_in=device_in, device_out=device_out, record_both=record_both)
 
 
 def unwritable(path: str) -> str | None:

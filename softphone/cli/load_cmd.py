@@ -150,6 +150,8 @@ def _summary_table(summary: LoadSummary) -> Table:
     if summary.media:
         table.add_row("RTP loss", f"{summary.loss_fraction:.2%}")
         table.add_row("jitter (mean)", f"{summary.jitter_ms_mean:.1f} ms")
+        if summary.mos_mean is not None:
+            table.add_row("MOS (mean, E-model)", f"{summary.mos_mean:.2f}")
     else:
         table.add_row("RTP", "no media (--no-media: signalling only)")
     table.add_row("rate", f"{summary.start_rate:.1f} calls/s placed, "

@@ -232,3 +232,77 @@ class DtmfTones:
 
     def close(self) -> None:
         pass
+
+
+class BothWays:
+    """A call recorded both ways into one stereo sink, as call recorders and pjsua's
+    conference recorder do: left what we send, right what we hear. ``tap(source)`` wraps the
+    call's source so that every frame sent is recorded; the BothWays is itself the call's
+    sink. The two sides are written as far as both have come; when one stops (on hold, the
+    jitter buffer filling) and the other runs ahead by more than ``MAX_LEAD`` seconds, the
+    silent side is written as silence, so the two stay in step."""
+
+    MAX_LEAD = 0.2
+
+    def __init__(self, sink: AudioSink) -> None:
+        self.sink = sink  # a stereo sink: (samples, 2) frames
+        self._sides: tuple[list[Samples], list[Samples]] = ([], [])
+        self._lengths = [0, 0]
+
+    def tap(self, source: AudioSource) -> AudioSource:
+        return _Tapped(source, self)
+
+    def sent(self, frame: Samples, rate: int) -> None:
+        self._add(0, frame, rate)
+
+    def write(self, frame: Samples, rate: int) -> None:
+        self._add(1, frame, rate)
+
+    def _add(self, side: int, frame: Samples, rate: int) -> None:
+        self._sides[side].append(frame)
+        self._lengths[side] += len(frame)
+        lead = abs(self._lengths[0] - self._lengths[1])
+        if lead > self.MAX_LEAD * rate:  # the other side is silent: write it as silence
+            other = 1 - side
+            self._sides[other].append(np.zeros(lead, dtype=np.int16))
+            self._lengths[other] += lead
+        self._flush(rate)
+
+    def _flush(self, rate: int) -> None:
+        ready = min(self._lengths)
+        if not ready:
+            return
+        columns = [self._take(side, ready) for side in (0, 1)]
+        self.sink.write(np.column_stack(columns), rate)
+
+    def _take(self, side: int, count: int) -> Samples:
+        joined = np.concatenate(self._sides[side]) if len(self._sides[side]) > 1 \
+            else self._sides[side][0]
+        taken, rest = joined[:count], joined[count:]
+        self._sides[side].clear()
+        if len(rest):
+            self._sides[side].append(rest)
+        self._lengths[side] -= count
+        return taken
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+class _Tapped:
+    """A source whose frames are also handed to a BothWays recorder."""
+
+    def __init__(self, source: AudioSource, recorder: BothWays) -> None:
+        self.source = source
+        self.recorder = recorder
+
+    def prepare(self, rate: int) -> None:
+        self.source.prepare(rate)
+
+    def read(self, samples: int, rate: int) -> Samples:
+        frame = self.source.read(samples, rate)
+        self.recorder.sent(frame, rate)
+        return frame
+
+    def close(self) -> None:
+        self.source.close()

@@ -21,6 +21,7 @@ import numpy as np
 
 from softphone.media.clock import MediaClock
 from softphone.media.codecs import make_codec
+from softphone.media.mos import estimate_mos
 from softphone.media.ports import AudioSink, AudioSource, Discard, Samples
 from softphone.media.quality import level_dbfs
 from softphone.media.srtp import SrtpContext
@@ -61,6 +62,7 @@ class StreamStats:
     rtcp_received: int = 0
     rtt_ms: float | None = None  # from the peer's report blocks (LSR/DLSR)
     remote_loss: float | None = None  # the loss fraction the peer reports for our stream
+    mos: float | None = None  # E-model estimate of what we heard (media/mos.py); None: nothing
 
     def to_json(self) -> dict[str, float | int | None]:
         return {"packets_sent": self.packets_sent, "packets_received": self.packets_received,
@@ -68,7 +70,7 @@ class StreamStats:
                 "late": self.late, "rtcp_sent": self.rtcp_sent,
                 "rtcp_received": self.rtcp_received,
                 "rtt_ms": round(self.rtt_ms, 2) if self.rtt_ms is not None else None,
-                "remote_loss": self.remote_loss}
+                "remote_loss": self.remote_loss, "mos": self.mos}
 
 
 class MediaStream:
@@ -412,9 +414,11 @@ class MediaStream:
         self.rtcp.absorb(packets, self.ssrc, time.monotonic())
 
     def snapshot(self) -> StreamStats:
+        mos = estimate_mos(self.media.codec.key, self.stats.received, self.stats.lost,
+                           self.stats.jitter_ms, self.rtcp.rtt_ms, self.media.ptime)
         return StreamStats(self.packets_sent, self.stats.received, self.stats.lost,
                            self.stats.jitter_ms, self.jitter.late, self.rtcp.sent,
-                           self.rtcp.received, self.rtcp.rtt_ms, self.rtcp.remote_loss)
+                           self.rtcp.received, self.rtcp.rtt_ms, self.rtcp.remote_loss, mos)
 
 
 @dataclass

@@ -151,13 +151,15 @@ class WavSource:
 
 
 class WavSink:
-    """Records 16-bit mono PCM WAV; the header is kept true after every write (libsndfile's
-    automatic header update), so the file is valid whenever the process stops. The file is
+    """Records 16-bit PCM WAV (mono, or stereo with ``channels=2``); the header is kept
+    true after every write (libsndfile's automatic header update), so the file is valid
+    whenever the process stops. The file is
     opened at the first frame, whose rate it takes; later frames at another rate are
     resampled to it. Write failures raise OSError naming the file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, channels: int = 1) -> None:
         self.path = Path(path)
+        self.channels = channels  # 2: frames are (samples, 2) arrays, left then right
         self._file: Any = None
         self.rate: int | None = None
         self._closed = False
@@ -177,8 +179,8 @@ class WavSink:
 
     def _open(self, rate: int) -> None:
         try:
-            self._file = soundfile.SoundFile(str(self.path), "w", rate, 1, "PCM_16",
-                                             format="WAV")
+            self._file = soundfile.SoundFile(str(self.path), "w", rate, self.channels,
+                                             "PCM_16", format="WAV")
         except (soundfile.SoundFileError, OSError) as error:
             raise self._error(error) from None
         self.rate = rate

@@ -55,6 +55,7 @@ class CallRow:
     packets_received: int
     packets_lost: int
     jitter_ms: float
+    mos: float | None = None  # E-model estimate of what the call heard (None: nothing)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -80,6 +81,7 @@ class LoadSummary:
     loss_fraction: float
     jitter_ms_mean: float
     seconds: float
+    mos_mean: float | None = None  # over the answered calls that heard audio
     starting_seconds: float = 0.0  # from the first call placed to the last
     # "503 no free RTP/RTCP port pair": the commonest failures, most frequent first
     failure_reasons: dict[str, int] = field(default_factory=dict)
@@ -171,7 +173,11 @@ async def _place(agent: UserAgent, plan: LoadPlan, index: int, progress: LoadPro
     return CallRow(index, call.call_id, 200 if answered else ended.status, ended.reason, setup,
                    ended.duration, int(rtp.get("packets_sent") or 0),
                    int(rtp.get("packets_received") or 0), int(rtp.get("packets_lost") or 0),
-                   float(rtp.get("jitter_ms") or 0.0))
+                   float(rtp.get("jitter_ms") or 0.0), _mos(rtp.get("mos")))
+
+
+def _mos(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 def summarise(rows: list[CallRow], seconds: float, starting_seconds: float = 0.0,
@@ -182,6 +188,7 @@ def summarise(rows: list[CallRow], seconds: float, starting_seconds: float = 0.0
     reasons = Counter(f"{r.status} {r.reason}" for r in rows if r.setup_ms is None)
     received = sum(r.packets_received for r in answered)
     lost = sum(r.packets_lost for r in answered)
+    scores = [r.mos for r in answered if r.mos is not None]
 
     def percentile(q: float) -> float | None:
         return round(float(np.percentile(setups, q)), 2) if len(setups) else None
@@ -193,4 +200,5 @@ def summarise(rows: list[CallRow], seconds: float, starting_seconds: float = 0.0
         jitter_ms_mean=round(float(np.mean([r.jitter_ms for r in answered])), 2)
         if answered else 0.0,
         seconds=round(seconds, 2), starting_seconds=round(starting_seconds, 3),
+        mos_mean=round(float(np.mean(scores)), 2) if scores else None,
         failure_reasons=dict(reasons.most_common(FAILURE_REASONS_KEPT)), media=media)

@@ -165,3 +165,39 @@ async def test_level_meters_show_the_tone_sent_and_heard_by_a_discarding_far_end
         assert abs(incoming.stream.level_out - sine_rms) < 1.5
         assert incoming.stream.level_in == -96.0  # it sends silence
         await call.hangup()
+
+
+def test_record_both_writes_our_side_left_and_theirs_right(tmp_path: Path) -> None:
+    """`--record-both`, as call recorders do: a stereo file, left our 500 Hz, right the
+    answerer's 700 Hz, the two in step for the whole call."""
+    both = tmp_path / "both.wav"
+    callee = subprocess.Popen(
+        [sys.executable, "-m", "softphone", "answer", "--null-audio", "--listen", "127.0.0.1:0",
+         "--auto-answer", "--tone", "700", "--max-calls", "1", "--json"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert callee.stdout is not None
+        port = json.loads(callee.stdout.readline())["port"]
+        caller = subprocess.run(
+            [sys.executable, "-m", "softphone", "call", "--null-audio", "--tone", "500",
+             f"sip:bob@127.0.0.1:{port}", "--record", str(both), "--record-both",
+             "--codec", "pcmu", "--duration", "2.5", "--json"],
+            capture_output=True, text=True, timeout=30)
+        assert caller.returncode == 0, caller.stderr
+        assert callee.wait(15) == 0
+        ended = json.loads(caller.stdout.strip().splitlines()[-1])
+        assert ended["rtp"]["mos"] >= 4.3  # loopback: G.711 at its best (E-model)
+    finally:
+        if callee.poll() is None:
+            callee.kill()
+        callee.wait()
+        if callee.stdout is not None:
+            callee.stdout.close()
+    with wave.open(str(both)) as recording:
+        assert (recording.getnchannels(), recording.getframerate()) == (2, 8000)
+        frames = np.frombuffer(recording.readframes(recording.getnframes()), dtype="<i2")
+    left, right = frames[0::2], frames[1::2]
+    assert 2.0 * 8000 <= len(left) <= 2.7 * 8000
+    middle = slice(len(left) // 4, 3 * len(left) // 4)
+    assert tone_level(left[middle], 8000, 500) > 0.9
+    assert tone_level(right[middle], 8000, 700) > 0.9

@@ -42,9 +42,11 @@ def test_every_call_answered_with_rows_and_summary(target: str, tmp_path: Path) 
     assert summary["attempted"] == summary["answered"] == 30
     assert summary["setup_ms_p50"] is not None and summary["loss_fraction"] == 0.0
     assert all(c["packets_received"] > 10 for c in calls)  # media flowed on every call
+    assert all(c["mos"] >= 4.0 for c in calls) and summary["mos_mean"] >= 4.0
     with rows_csv.open() as handle:
-        assert len(list(csv.DictReader(handle))) == 30
-    assert "load result" in result.stdout
+        rows = list(csv.DictReader(handle))
+        assert len(rows) == 30 and all(float(row["mos"]) >= 4.0 for row in rows)
+    assert "load result" in result.stdout and "MOS (mean, E-model)" in result.stdout
 
 
 @pytest.mark.parametrize("target", [["--reject", "486"]], indirect=True)

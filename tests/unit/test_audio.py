@@ -6,11 +6,12 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from softphone.media.codecs import make_codec
 from softphone.media.codecs.g711 import ALAW_DECODE, ALAW_ENCODE, ULAW_DECODE, ULAW_ENCODE
-from softphone.media.ports import Echo, Tone
+from softphone.media.ports import BothWays, Echo, Recorder, Tone
 from softphone.media.quality import dominant_frequency, similarity, tone_level
 from softphone.media.wav import WavError, WavSink, WavSource, load_wav
 from tests.conftest import TESTDATA
@@ -283,3 +284,39 @@ def test_a_truncated_wav_says_how_much_is_missing(tmp_path: Path) -> None:
     with pytest.raises(WavError, match=r"cut.wav: truncated: its header promises 16000 bytes "
                                        r"of audio, the file holds 1000"):
         load_wav(cut)
+
+
+# --- both ways in one stereo file ----------------------------------------------------------
+
+def _frame(value: int, samples: int = 160) -> npt.NDArray[np.int16]:
+    return np.full(samples, value, dtype=np.int16)
+
+
+def test_both_ways_puts_what_we_send_left_and_what_we_hear_right() -> None:
+    stereo = Recorder()
+    both = BothWays(stereo)
+    source = both.tap(Tone(500))
+    source.prepare(8000)
+    for _ in range(50):
+        sent = source.read(160, 8000)
+        both.write(_frame(1000), 8000)
+        assert len(sent) == 160
+    recorded = np.concatenate(stereo.frames)
+    assert recorded.shape == (8000, 2)
+    assert tone_level(recorded[:, 0], 8000, 500) > 0.9
+    assert set(recorded[:, 1].tolist()) == {1000}
+
+
+def test_both_ways_keeps_step_when_one_side_goes_silent() -> None:
+    stereo = Recorder()
+    both = BothWays(stereo)
+    for _ in range(10):  # both sides
+        both.sent(_frame(1), 8000)
+        both.write(_frame(2), 8000)
+    for _ in range(50):  # the peer holds us: nothing heard for a second
+        both.sent(_frame(1), 8000)
+    recorded = np.concatenate(stereo.frames)
+    assert len(recorded) >= 60 * 160 - int(BothWays.MAX_LEAD * 8000) - 160
+    assert (recorded[:, 0] == 1).all()
+    heard = recorded[:, 1]
+    assert (heard[:1600] == 2).all() and (heard[1600:] == 0).all()  # silence, in step
