@@ -147,6 +147,19 @@ class Ringing(Event):
 
 
 @dataclass(frozen=True)
+class EarlyMedia(Event):
+    """Media before the answer (RFC 3960): a 183 (or 180) whose SDP starts a session,
+    received (the network's ringback tone or an announcement plays from now on) or sent
+    (``answer --early-media``). ``status`` is the provisional's; ``codec`` the agreed one
+    (None while our offer in a reliable 183 awaits the PRACK's answer)."""
+
+    name: ClassVar[str] = "early_media"
+    call_id: str
+    status: int
+    codec: str | None
+
+
+@dataclass(frozen=True)
 class Redirected(Event):
     name: ClassVar[str] = "redirected"
     call_id: str

@@ -35,6 +35,7 @@ from softphone.core.call import CoreCall
 from softphone.core.events import CallCreated, Completed, CoreEvent, ResolveNeeded
 from softphone.core.guard import DigestGuard, GuardSettings, SourceLimiter, busy
 from softphone.core.registration import CoreRegistration
+from softphone.core.reliable import REL100, supports_100rel
 from softphone.core.requests import Exchange, RequestRefused, fails_over, retry_after
 from softphone.core.session_timer import SessionTimerSettings, too_brief
 from softphone.core.state import CallState
@@ -106,6 +107,7 @@ class CoreConfig:
     srtp_insecure: bool = False  # send SRTP keys over signalling that is not TLS anyway
     guard: GuardSettings = field(default_factory=GuardSettings)  # the UAS's defences
     session_timer: SessionTimerSettings = field(default_factory=SessionTimerSettings)
+    rel100: str = "supported"  # off, supported, required: reliable 1xx (RFC 3262)
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,8 @@ class UserAgentCore:
                  rng: random.Random | None = None) -> None:
         self.config = config or CoreConfig()
         self.codecs = self.config.codecs
-        self.policy = EndpointPolicy()
+        self.policy = EndpointPolicy() if self.config.rel100 != "off" else EndpointPolicy(
+            extensions=EndpointPolicy.extensions - {"100rel"})
         settings = self.config.guard
         self.layer = TransactionLayer(settings=self.config.timers,
                                       follow_maddr=settings.follow_maddr)
@@ -426,7 +429,8 @@ class UserAgentCore:
             self.layer.expect_final_within(invite_key, now, self.config.timers.b)
 
     def respond(self, key: TransactionKey, response: Response) -> None:
-        if "User-Agent" not in response.headers and response.status != 100:
+        if "User-Agent" not in response.headers and "Server" not in response.headers \
+                and response.status != 100:
             response.headers.add("Server", self.config.user_agent)
         transaction = self.layer.server.get(key)
         if transaction is not None:
@@ -695,6 +699,10 @@ class UserAgentCore:
             self.respond(key, make_response(request, 422, to_tag=new_tag(),
                                             extra=Headers([("Min-SE", str(brief))])))
             return
+        if self.config.rel100 == "required" and not supports_100rel(request):
+            self.respond(key, make_response(request, 421, to_tag=new_tag(),
+                                            extra=Headers([("Require", REL100)])))
+            return
         limit = self.config.guard.max_calls_per_source
         if limit and self._calls_from[source.host] >= limit and not self.spared(source.host):
             self.respond(key, busy(request, reason="Too many calls from your address"))
@@ -796,6 +804,14 @@ class UserAgentCore:
         call = self._call(handle)
         call.media_address = media_address
         call.answer(now, rtp_port, after)
+
+    def early_media(self, handle: str, now: float, rtp_port: int,
+                    media_address: tuple[str, int] | None = None) -> None:
+        """183 Session Progress with our SDP: media before the answer (RFC 3960)."""
+        self.now = now
+        call = self._call(handle)
+        call.media_address = media_address
+        call.early_media(now, rtp_port)
 
     def reject(self, handle: str, now: float, status: int = 486,
                reason: str | None = None) -> None:

@@ -14,6 +14,15 @@ import secrets
 from typing import TYPE_CHECKING
 
 from softphone.core.events import CallGone, Completed, MediaCheck, MediaReady
+from softphone.core.reliable import (
+    MAX_RSEQ_START,
+    REL100,
+    PrackTracker,
+    RAck,
+    ReliableSender,
+    reliable_for,
+    rseq_of,
+)
 from softphone.core.requests import Exchange, RequestRefused, redirect_target
 from softphone.core.session import MediaSession
 from softphone.core.session_timer import (
@@ -30,6 +39,7 @@ from softphone.events import (
     Answered,
     Calling,
     Dtmf,
+    EarlyMedia,
     Ended,
     Hold,
     Incoming,
@@ -58,7 +68,7 @@ DTMF_RELAY = "application/dtmf-relay"
 # RFC 3261 14.1: after a 491, the owner of the Call-ID waits 2.1-4 s, the other side 0-2 s.
 GLARE_OWNER, GLARE_OTHER = (2.1, 4.0), (0.0, 2.0)
 CALL_TIMERS = ("ring_timeout", "answer_after", "duration", "unanswered", "glare", "media",
-               "session_refresh", "session_expired")
+               "session_refresh", "session_expired", "reliable_1xx")
 MAX_422_RETRIES = 2  # a peer that keeps raising its Min-SE is not followed for ever
 
 
@@ -105,6 +115,15 @@ class CoreCall:
         self._retries_422 = 0
         self.session_timer: SessionTimer | None = None
         self._peer_updates = False
+        # reliable provisionals (RFC 3262) and early media (RFC 3960): the RSeqs we PRACKed
+        # (UAC), our reliable 1xx awaiting PRACK (UAS), and the 1xx SDP that started media
+        # before the answer (its early dialog's To tag when outgoing)
+        self._pracked = PrackTracker()
+        self._reliable: ReliableSender | None = None
+        self._early_sdp: bytes | None = None
+        self._early_tag: str | None = None
+        self._early_reliable = False
+        self._accept_after_prack = False
 
     # --- shared ------------------------------------------------------------------------------
 
@@ -181,7 +200,10 @@ class CoreCall:
                                    call_id=self.call_id, from_tag=self.local_tag, cseq=cseq)
         request.headers.add("Contact", core.contact_text())
         request.headers.add("Allow", core.policy.allow)
-        request.headers.add("Supported", "timer")
+        mode = core.config.rel100
+        request.headers.add("Supported", "timer" if mode == "off" else f"{REL100}, timer")
+        if mode == "required":
+            request.headers.add("Require", REL100)
         settings = core.config.session_timer
         if settings.interval or self._interval:
             for name, value in offer_headers(settings, self._interval):
@@ -215,20 +237,79 @@ class CoreCall:
         if self.is_over:
             self._send_cancel(now)
             return
-        tag = response.to_address.tag
+        tag = response.to_address.tag or ""
         if tag and tag not in self.early and self.invite is not None and self.invite.sent:
             try:
                 self.early[tag] = Dialog.from_uac(self.invite.sent, response)
             except ParseError:
                 pass  # a 1xx without Contact: no early dialog, the call goes on
+        rseq = rseq_of(response) if self.core.config.rel100 != "off" else None
+        if rseq is not None and tag in self.early and not self._pracked.accept(tag, rseq):
+            return  # a retransmission of a reliable 1xx (PRACKed already), or out of order
         if response.status in (180, 183):
             if self.state is CallState.CALLING:
                 self._move(CallInput.PROVISIONAL)
             self.core.emit(Ringing(self.call_id, response.status))
         else:
             self.core.emit(Progress(self.call_id, response.status, response.reason))
+        reliable = rseq is not None and tag in self.early
+        prack_body = self._early_session(response, tag, reliable) \
+            if response.body and 180 <= response.status < 190 else b""
+        if reliable and rseq is not None:
+            self._send_prack(tag, rseq, prack_body, now)
         if self._cancel_requested:
             self._send_cancel(now)
+
+    def _early_session(self, response: Response, tag: str, reliable: bool) -> bytes:
+        """The SDP of a 18x: the answer to our INVITE's offer (early media: the network's
+        ringback or an announcement), or, in a reliable 1xx to an INVITE without SDP, an
+        offer our PRACK answers (returned). The first fork's early media plays; a later
+        different answer of that fork replaces it."""
+        session = self.session
+        if self._early_tag not in (None, tag):
+            return b""
+        answer = b""
+        try:
+            if session is not None and session.state is OfferState.LOCAL_OFFER:
+                session.take_answer(response.body)
+            elif session is not None and session.state is OfferState.DONE:
+                if not self._with_offer or response.body == self._early_sdp:
+                    return b""
+                session.replace_answer(response.body)
+            elif reliable and not self._with_offer:
+                session = self._session(self._answer_port or 9)
+                session.take_offer(response.body)
+                answer = session.answer()
+            else:
+                return b""  # an offer in an unreliable 1xx is no offer (RFC 3261 13.2.1)
+        except SdpError as error:
+            log.info("call %s: unusable SDP in %d: %s", self.call_id, response.status,
+                     error.reason)
+            return b""
+        self._early_tag, self._early_sdp = tag, response.body
+        self._early_reliable = reliable
+        self._announce_early_media(response.status)
+        return answer
+
+    def _announce_early_media(self, status: int) -> None:
+        media = self.session.media if self.session is not None else None
+        self.core.emit(EarlyMedia(self.call_id, status,
+                                  media.description if media is not None else None))
+        self._emit_media()
+
+    def _send_prack(self, tag: str, rseq: int, body: bytes, now: float) -> None:
+        """PRACK a reliable 1xx in its early dialog, with our answer when it offered."""
+        assert self.invite is not None
+        dialog = self.early[tag]
+        prack = dialog.create_request("PRACK", body, SDP if body else None)
+        prack.headers.add("RAck", str(RAck(rseq, self.invite.request.cseq.number, "INVITE")))
+
+        def done(response: Response) -> None:
+            if not 200 <= response.status < 300:
+                log.info("call %s: PRACK got %d %s", self.call_id, response.status,
+                         response.reason)
+
+        self.core.exchange(prack, dialog.next_hop, done, None, now)
 
     def _on_invite_final(self, response: Response) -> None:
         now = self.core.now
@@ -296,7 +377,9 @@ class CoreCall:
             self.end(502, "2xx without a usable To tag or Contact", "error", now)
             return
         self.dialog = dialog
-        self.early.pop(tag, None)
+        early = self.early.pop(tag, None)
+        if early is not None:  # its PRACKs and UPDATEs used CSeq numbers: go on from there
+            dialog.local_seq = max(dialog.local_seq, early.local_seq)
         self.core.bind_dialog(self, dialog.key)
         answer_body = self._read_2xx_sdp(response)
         self._send_ack(answer_body, now)
@@ -321,6 +404,12 @@ class CoreCall:
         try:
             if session is not None and session.state is OfferState.LOCAL_OFFER:
                 session.take_answer(response.body)
+                return b""
+            if session is not None and self._early_sdp is not None:
+                # early media agreed the session already: the same answer again (RFC 3261
+                # 13.2.1), or another phone's when a forking proxy let another answer
+                if self._with_offer and response.body and response.body != self._early_sdp:
+                    session.replace_answer(response.body)
                 return b""
             if response.body:
                 session = self._session(self._answer_port or 9)
@@ -393,6 +482,9 @@ class CoreCall:
                    request.from_address.uri)  # tel: or any other: only shown
         call.request, call.server_key, call.source = request, key, source
         call.peer_host = source.host
+        if reliable_for(request, core.config.rel100):
+            call._reliable = ReliableSender(core.random.randint(1, MAX_RSEQ_START // 2),
+                                            core.config.timers.t1)
         return call
 
     def announce(self, now: float) -> None:
@@ -422,9 +514,117 @@ class CoreCall:
             return  # rung already
         self._move(CallInput.RING)
         self._uas_dialog()
-        self._respond(180, extra=Headers([("Contact", self.core.contact_text(
-            toward=self.peer_host))]))
+        self._send_provisional(180, b"", now)
         self.core.emit(Ringing(self.call_id, 180))
+
+    def _send_provisional(self, status: int, body: bytes, now: float) -> None:
+        """A 1xx of ours, reliable when the caller takes them (RFC 3262): stamped with
+        RSeq, resent until its PRACK; while one awaits its PRACK, the next waits its turn."""
+        assert self.request is not None and self.server_key is not None
+        reliable = self._reliable
+        if reliable is not None and reliable.pending is not None:
+            reliable.queued.append((status, body))
+            return
+        extra = Headers([("Contact", self.core.contact_text(toward=self.peer_host))])
+        if body:
+            extra.add("Content-Type", SDP)
+        response = make_response(self.request, status, to_tag=self.local_tag, extra=extra,
+                                 body=body)
+        if reliable is not None:
+            reliable.send(response, now)
+            self._arm("reliable_1xx", reliable.next_due(now))
+        self.core.respond(self.server_key, response)
+
+    def early_media(self, now: float, rtp_port: int) -> None:
+        """183 Session Progress with our SDP (RFC 3960): the answer to the INVITE's offer,
+        or, to an INVITE without SDP, an offer (only in a reliable 183: the PRACK answers).
+        The session it agrees is the call's; the 2xx repeats an unreliable 183's answer."""
+        if self.state not in (CallState.INCOMING, CallState.RINGING):
+            raise LocalProtocolError(f"a call that is {self.state.value} cannot start early "
+                                     "media")
+        if self._early_sdp is not None:
+            return
+        assert self.request is not None
+        if not self.request.body and self._reliable is None:
+            raise LocalProtocolError("early media to an INVITE without SDP needs reliable "
+                                     "provisional responses (the caller did not offer 100rel)")
+        self._answer_port = rtp_port
+        session = self._session(rtp_port, self.source.transport if self.source else "udp")
+        try:
+            if self.request.body:
+                session.take_offer(self.request.body)
+                body = session.answer()
+            else:
+                body = session.offer()
+        except SdpError as error:
+            self._respond(error.status, error.reason)
+            self.end(error.status, error.reason, "local", now)
+            return
+        self._uas_dialog()
+        if self.state is CallState.INCOMING:
+            self._move(CallInput.RING)
+        self._early_sdp, self._early_reliable = body, self._reliable is not None
+        self._send_provisional(183, body, now)
+        self._announce_early_media(183)
+
+    def _resend_reliable(self, now: float) -> None:
+        """T1, doubling, until the PRACK; 64*T1 without one fails the INVITE with 504."""
+        reliable = self._reliable
+        if reliable is None or reliable.pending is None or self.server_key is None \
+                or self.state not in (CallState.INCOMING, CallState.RINGING):
+            return
+        if reliable.given_up(now):
+            self._respond(504, "No PRACK for our reliable provisional response")
+            self.end(504, "No PRACK for our reliable provisional response (RFC 3262)",
+                     "error", now)
+            return
+        reliable.pending.interval *= 2
+        self.core.respond(self.server_key, reliable.pending.response)
+        self._arm("reliable_1xx", reliable.next_due(now))
+
+    def _on_prack(self, request: Request, key: TransactionKey, now: float) -> None:
+        """PRACK of our reliable 1xx (200), carrying the answer when that 1xx offered; any
+        other is 481 (RFC 3262 3). Then the next queued 1xx, or the 2xx that waited."""
+        reliable = self._reliable
+        try:
+            rack = RAck.parse(request)
+        except ParseError as error:
+            self.core.respond(key, make_response(request, 400, error.reason))
+            return
+        assert self.request is not None
+        acknowledged = reliable.acknowledge(rack, self.request.cseq.number) \
+            if reliable is not None else None
+        if acknowledged is None:
+            self.core.respond(key, make_response(
+                request, 481, "No reliable provisional response with that RAck"))
+            return
+        self._disarm("reliable_1xx")
+        problem = self._take_prack_answer(request)
+        self.core.respond(key, make_response(request, 200))
+        if problem is not None:
+            self.fail(problem, 488, now)
+            return
+        assert reliable is not None
+        if self._accept_after_prack:
+            self._accept_after_prack = False
+            self._accept(now)
+        elif reliable.queued and self.state is CallState.RINGING:
+            status, body = reliable.queued.pop(0)
+            self._send_provisional(status, body, now)
+
+    def _take_prack_answer(self, request: Request) -> str | None:
+        """The answer in a PRACK to the offer of our reliable 183: media starts. The
+        problem, when it is unusable."""
+        if self.session is None or self.session.state is not OfferState.LOCAL_OFFER:
+            return None
+        try:
+            if not request.body:
+                raise SdpError("The PRACK carried no answer to the offer in our 183")
+            self.session.take_answer(request.body)
+        except SdpError as error:
+            return error.reason
+        self._announce_early_media(183)
+        return None
 
     def answer(self, now: float, rtp_port: int, after: float | None = None) -> None:
         """Answer now, or ring and answer ``after`` seconds (the UA's answer-after timer)."""
@@ -440,10 +640,21 @@ class CoreCall:
 
     def _accept(self, now: float) -> None:
         assert self.request is not None and self._answer_port is not None
+        reliable = self._reliable
+        if reliable is not None and reliable.pending is not None:
+            if reliable.pending.carries_sdp:  # RFC 3262 3: no 2xx before that PRACK
+                self._accept_after_prack = True
+                return
+            self._disarm("reliable_1xx")  # a final response ends the retransmissions
+            reliable.queued.clear()
         session = self._session(self._answer_port,
                                 self.source.transport if self.source else "udp")
         try:
-            if self.request.body:
+            if self._early_sdp is not None:
+                # the 183 agreed the session: a reliable one needs no repeat, an unreliable
+                # one's answer is repeated in the 2xx (RFC 3261 13.2.1)
+                body = b"" if self._early_reliable else self._early_sdp
+            elif self.request.body:
                 session.take_offer(self.request.body)
                 body = session.answer()
             else:  # an INVITE without SDP: we offer in the 2xx, they answer in the ACK
@@ -456,7 +667,8 @@ class CoreCall:
         self._uas_dialog()
         self._move(CallInput.ACCEPT)
         extra = self.core.capabilities(toward=self.peer_host)
-        extra.add("Content-Type", SDP)
+        if body:
+            extra.add("Content-Type", SDP)
         timer = self._timer_headers(self.request, extra)
         self._respond(200, body=body, extra=extra)
         self._peer_updates = allows_update(self.request)
@@ -819,6 +1031,8 @@ class CoreCall:
             self.core.deliver_message(request, key, self.call_id)
         elif method == "UPDATE":
             self._on_update(request, key, now)
+        elif method == "PRACK":
+            self._on_prack(request, key, now)
         else:  # allowed by the agent but meaningless inside a call
             self.core.respond(key, make_response(request, 405, extra=Headers(
                 [("Allow", self.core.policy.allow)])))
@@ -853,6 +1067,8 @@ class CoreCall:
             self.core.emit(MediaCheck(self.handle))
         elif name == "session_refresh":
             self._refresh_session(now)
+        elif name == "reliable_1xx":
+            self._resend_reliable(now)
         elif name == "session_expired":
             timer = self.session_timer
             seconds = timer.interval if timer else 0

@@ -37,6 +37,8 @@ class MediaSession:
     _offered_codecs: tuple[str, ...] = ()
     _their_offer: SessionDescription | None = None   # their offer awaiting our answer
     _before: NegotiatedMedia | None = field(default=None, repr=False)
+    _answered: tuple[SessionDescription, tuple[str, ...]] | None = field(default=None,
+                                                                          repr=False)
 
     def _move(self, event: OfferInput) -> None:
         self.state = next_offer_state(self.state, event)
@@ -92,10 +94,23 @@ class MediaSession:
             self.rejected()
             raise
         self._move(OfferInput.RECEIVE_ANSWER)
+        self._answered = (self._offered, self._offered_codecs) if self._offered else None
         self._offered = None
         self.media = agreed
         self.peer_codecs = tuple(known_codecs(description)) or self.peer_codecs
         return agreed
+
+    def replace_answer(self, body: bytes) -> NegotiatedMedia:
+        """Another answer to the offer already answered: the 2xx after a 183 whose SDP
+        started early media (RFC 3261 13.2.1 wants them equal; a forking proxy can bring
+        another phone's). SdpError when it is unusable; the session is then unchanged."""
+        if self._answered is None:
+            raise SdpError("No offer of ours to take a second answer to")
+        offered, codecs = self._answered
+        description = SessionDescription.parse(body)
+        self.media = read_answer(description, codecs, offered)
+        self.peer_codecs = tuple(known_codecs(description)) or self.peer_codecs
+        return self.media
 
     def rejected(self) -> None:
         """The exchange failed (a 488 to our re-INVITE, an answer we cannot use): the

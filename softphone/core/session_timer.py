@@ -70,14 +70,16 @@ def min_se(message: Request | Response) -> int | None:
 
 
 def supports_timer(message: Request | Response) -> bool:
-    return "timer" in _tokens(message, "Supported") or "timer" in _tokens(message, "Require")
+    return "timer" in header_tokens(message, "Supported") \
+        or "timer" in header_tokens(message, "Require")
 
 
 def allows_update(message: Request | Response) -> bool:
-    return "update" in _tokens(message, "Allow")
+    return "update" in header_tokens(message, "Allow")
 
 
-def _tokens(message: Request | Response, name: str) -> set[str]:
+def header_tokens(message: Request | Response, name: str) -> set[str]:
+    """The lower-cased tokens of a comma-separated header (Supported, Require, Allow)."""
     return {token.strip().lower() for value in message.headers.get_all(name)
             for token in value.split(",") if token.strip()}
 

@@ -30,9 +30,10 @@ class EndpointPolicy:
     """What this UA implements; the checks answer everything else."""
 
     methods: frozenset[str] = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO",
-                                         "MESSAGE", "UPDATE"})
+                                         "MESSAGE", "UPDATE", "PRACK"})
     schemes: frozenset[str] = frozenset({"sip", "sips"})
-    extensions: frozenset[str] = frozenset({"timer"})  # RFC 4028 session timers
+    # RFC 4028 session timers, RFC 3262 reliable provisional responses
+    extensions: frozenset[str] = frozenset({"timer", "100rel"})
     content_types: frozenset[str] = frozenset({SDP, "application/dtmf-relay", TEXT_PLAIN})
 
     @property
