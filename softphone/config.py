@@ -56,6 +56,7 @@ class Profile:
     auth: list[str] | None = None  # answer: USER:PASSWORD entries callers must prove
     trust: list[str] | None = None  # answer: networks the per-source limits spare
     session_expires: int | None = None  # RFC 4028 interval we propose (0: none of ours)
+    rel100: str | None = None  # reliable provisionals (RFC 3262): off, supported, required
 
     def overridden(self, **options: Any) -> Profile:
         """This profile under the command line's options (None: not given on the line)."""
@@ -78,6 +79,7 @@ _KINDS = {"codecs": "a list of strings", "auth": "a list of strings",
 _CHECKS: dict[str, Any] = {
     "transport": lambda v: v in ("udp", "tcp", "tls") or "udp, tcp or tls",
     "srtp": lambda v: v in ("off", "optional", "mandatory") or "off, optional or mandatory",
+    "rel100": lambda v: v in ("off", "supported", "required") or "off, supported or required",
     "ca_file": lambda v: Path(v).is_file() or "a file that exists",
     "tls_cert": lambda v: Path(v).is_file() or "a file that exists",
     "tls_key": lambda v: Path(v).is_file() or "a file that exists",

@@ -228,7 +228,7 @@ class Ended(Event):
     rtp: dict[str, float | int | None] | None = None  # RTP and RTCP figures of the stream
 
 
-__all__ = ["Answered", "Calling", "Dtmf", "DtmfSent", "Ended", "Event", "Hold", "Incoming",
-           "Listening", "MediaTimeout", "MessageReceived", "MessageSent", "OptionsResult",
-           "Progress", "Redirected",
+__all__ = ["Answered", "Calling", "Dtmf", "DtmfSent", "EarlyMedia", "Ended", "Event", "Hold",
+           "Incoming", "Listening", "MediaTimeout", "MessageReceived", "MessageSent",
+           "OptionsResult", "Progress", "Redirected",
            "Registered", "RegistrationFailed", "Ringing", "Unregistered", "utc_timestamp"]

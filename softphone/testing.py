@@ -50,7 +50,15 @@ from softphone.media.wav import WavSink, WavSource, load_wav, resample
 from softphone.sip.uri import format_host
 from softphone.ua.agent import AgentConfig, UserAgent
 from softphone.ua.call import Call
-from softphone.ua.events import Dtmf, Ended, Event, MessageReceived, Ringing
+from softphone.ua.events import (
+    Answered,
+    Dtmf,
+    EarlyMedia,
+    Ended,
+    Event,
+    MessageReceived,
+    Ringing,
+)
 
 Window = npt.NDArray[np.int16]
 POLL = 0.05
@@ -151,6 +159,17 @@ class TestCall:
         call_id = self.call.call_id
         await self._within(timeout, "ringing", self.agent.wait_event(
             lambda e: isinstance(e, Ringing) and e.call_id == call_id))
+
+    async def early_media(self, timeout: float = 5.0) -> EarlyMedia:
+        """Media before the answer started on this call (a 183 with SDP, sent or received):
+        what this call's monitor hears from now on is the network's ringback or
+        announcement. Fails when the call is answered or ends first."""
+        call_id = self.call.call_id
+        found = await self._within(timeout, "early media", self.agent.wait_event(
+            lambda e: (isinstance(e, EarlyMedia | Answered | Ended)) and e.call_id == call_id))
+        if not isinstance(found, EarlyMedia):
+            raise ExpectationFailed(f"no early media: the call was {self.call.state} first")
+        return found
 
     async def answered(self, timeout: float = 5.0) -> None:
         if not await self._within(timeout, "answer", asyncio.shield(self.call.answered)):
@@ -269,6 +288,10 @@ class TestCall:
 
     async def answer(self) -> None:
         await self.call.answer()
+
+    async def progress_with_media(self) -> None:
+        """Send 183 with our SDP and play this call's audio before answering (early media)."""
+        await self.call.early_media(self.source)
 
     async def ring(self) -> None:
         await self.call.ring()

@@ -31,8 +31,10 @@ from softphone.cli.common import (
     sip_uri,
     srtp_options,
     until_stopped,
+    wav_seconds,
 )
 from softphone.cli.live import LiveSession
+from softphone.media.wav import WavSource
 from softphone.ua.agent import AgentConfig, UserAgent
 from softphone.ua.call import Call
 from softphone.ua.registration import RegistrationError
@@ -46,6 +48,9 @@ log = logging.getLogger("softphone.cli")
 @click.option("--auto-answer", is_flag=True, help="Answer every call (after ringing).")
 @click.option("--answer-after", type=click.FloatRange(0), metavar="SECONDS",
               help="Ring this long, then answer (implies --auto-answer).")
+@click.option("--early-media", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
+              help="Play this WAV in a 183 before answering (an announcement, a ringback); "
+                   "with --auto-answer the call is answered when it ends.")
 @click.option("--reject", "reject_code", type=click.IntRange(300, 699), metavar="CODE",
               help="Reject every call with this status (e.g. 486, 603).")
 @click.option("--redirect", metavar="URI", help="Answer every call with 302 to URI.")
@@ -64,7 +69,8 @@ log = logging.getLogger("softphone.cli")
 @guard_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def answer_command(listen: str | None, transport: str, auto_answer: bool,
-                   answer_after: float | None, reject_code: int | None, redirect: str | None,
+                   answer_after: float | None, early_media: str | None,
+                   reject_code: int | None, redirect: str | None,
                    duration: float | None, registrar: str | None, user: str | None,
                    password: str | None, max_calls: int | None, play: str | None,
                    tone: float | None, record: str | None, record_both: bool, codecs: str,
@@ -83,6 +89,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
       softphone answer --auto-answer --echo --codec pcmu,pcma
       softphone answer --registrar sip:127.0.0.1 --user bob --password pw --auto-answer
       softphone answer --listen 0.0.0.0:5060 --auto-answer --auth alice:secret
+      softphone answer --early-media announcement.wav --auto-answer --tone 440
     """
     profile = cli_context().profile.overridden(
         registrar=registrar, user=user, password=password, listen=listen, transport=transport,
@@ -115,6 +122,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         media=not no_media,
         guard=guard)
     answer = auto_answer or answer_after is not None
+    announcement_seconds = wav_seconds(early_media, "--early-media") if early_media else 0.0
     if answer and not config.guard.callers and not is_loopback(host):
         log.warning("--auto-answer on %s answers anyone who reaches it, and sends them audio "
                     "wherever their SDP says: add --auth USER:PASSWORD", host)
@@ -125,9 +133,13 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         elif redirect_uri is not None:
             await call.redirect(redirect_uri)
         else:
-            await call.ring()
+            if early_media is not None:
+                await call.early_media(WavSource(early_media))
+            else:
+                await call.ring()
             if answer:
-                await asyncio.sleep(answer_after or 0)
+                await asyncio.sleep(answer_after if answer_after is not None
+                                    else announcement_seconds)
                 await call.answer()
                 if duration is not None and call.state == "answered":
                     await asyncio.wait([call.ended], timeout=duration)

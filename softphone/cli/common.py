@@ -39,6 +39,7 @@ from softphone.ua.events import (
     Calling,
     Dtmf,
     DtmfSent,
+    EarlyMedia,
     Ended,
     Event,
     Hold,
@@ -162,6 +163,8 @@ def describe(event: Event) -> str:
         return f"ringing ({event.status})"
     if isinstance(event, Progress):
         return f"progress: {event.status} {event.reason}"
+    if isinstance(event, EarlyMedia):
+        return f"early media ({event.status}, {event.codec or 'awaiting the answer'})"
     if isinstance(event, Redirected):
         return f"redirected ({event.status}) to {event.target}"
     if isinstance(event, Answered):
@@ -276,11 +279,7 @@ def audio_config(play: str | None, tone: float | None, record: str | None,
     if echo and (play is not None or tone is not None or record is not None):
         raise click.UsageError("--echo excludes --play, --tone and --record")
     if play is not None:
-        try:
-            load_wav(play)
-        except WavError as error:
-            raise click.BadParameter(str(error), param_hint="--play") from None
-        import scipy.signal  # noqa: F401  (resampling at call start must not wait for this)
+        wav_seconds(play, "--play")
     if record_both and record is None:
         raise click.UsageError("--record-both needs --record FILE.wav")
     if record is not None:
@@ -295,6 +294,17 @@ def audio_config(play: str | None, tone: float | None, record: str | None,
         _check_device(chosen, device_in, device_out)
     return AudioConfig(play=play, tone=tone, record=record, echo=echo, device=chosen,
                        device_in=device_in, device_out=device_out, record_both=record_both)
+
+
+def wav_seconds(path: str, option: str) -> float:
+    """How long the WAV file an option names plays; a file that will not play is the
+    option's error (exit 2) now, not a call's failure later."""
+    try:
+        samples, rate = load_wav(path)
+    except WavError as error:
+        raise click.BadParameter(str(error), param_hint=option) from None
+    import scipy.signal  # noqa: F401  (resampling at call start must not wait for this)
+    return len(samples) / rate
 
 
 def unwritable(path: str) -> str | None:
@@ -407,11 +417,14 @@ SRTP_OPTIONS = [
     click.option("--session-expires", type=click.IntRange(0), metavar="SECONDS",
                  help="Session timer (RFC 4028) we propose: refreshed at half, the call "
                       "ended without a refresh [default: 1800; 0: none of ours]."),
+    click.option("--100rel", "rel100", type=click.Choice(["off", "supported", "required"]),
+                 help="Reliable provisional responses (RFC 3262, PRACK): supported "
+                      "(default: used when the peer takes them), required, or off."),
 ]
 
 
 def srtp_options(command: Callable[..., None]) -> Callable[..., None]:
-    """SRTP and session-timer options, for the commands that carry calls."""
+    """SRTP, session-timer and 100rel options, for the commands that carry calls."""
     for decorate in reversed(SRTP_OPTIONS):
         command = decorate(command)
     return command
@@ -431,7 +444,7 @@ def network_settings(profile: Profile) -> dict[str, Any]:
                                 key_file=profile.tls_key, insecure=bool(profile.tls_insecure)),
                 stun=profile.stun, keepalive=profile.keepalive,
                 public_host=profile.public_address, srtp=profile.srtp or "off",
-                srtp_insecure=bool(profile.srtp_insecure),
+                srtp_insecure=bool(profile.srtp_insecure), rel100=profile.rel100 or "supported",
                 session_timer=SessionTimerSettings(
                     DEFAULT_INTERVAL if profile.session_expires is None
                     else profile.session_expires,

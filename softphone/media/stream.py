@@ -92,6 +92,7 @@ class MediaStream:
         self._first = True
         self.packets_sent = 0
         self.muted = False
+        self.listen_only = False  # early media heard before the answer: nothing sent yet
         self._ticks = 0
         self._running = False
         # telephone-event durations run on its own 8 kHz clock, whatever the voice codec
@@ -146,7 +147,7 @@ class MediaStream:
             self.rtp.handler = self._on_packet
             self.rtp.rtcp_handler = self._on_rtcp
             self.rtcp.schedule(time.monotonic())
-            if self.sending:  # at once: they open a NAT's mappings before the peer sends
+            if self.sending and not self.listen_only:  # at once: they open a NAT's mappings
                 self._send_frame()
                 self._send_rtcp()
             self.clock.add(self, self.media.ptime / 1000)
@@ -206,7 +207,7 @@ class MediaStream:
 
     def tick(self, now: float) -> None:
         self._ticks += 1
-        if self.sending:
+        if self.sending and not self.listen_only:
             self._send_frame()
         if self.receiving:
             self._play_frame()

@@ -79,10 +79,13 @@ ACTIONS: dict[str, Action] = {
     "wait_call": Action("wait for a call to arrive"),
     "ring": Action("send 180 Ringing for the incoming call"),
     "answer": Action("answer the incoming call"),
+    "early_media": Action("send 183 with SDP and play the leg's audio before answering"),
     "reject": Action("reject the incoming call (default 486)", (), ("status",)),
     "hangup": Action("end the call (BYE, or CANCEL before an answer)"),
     "expect_ringing": Action("the far end rings (a 18x arrives)"),
     "expect_answered": Action("the call is answered"),
+    "expect_early_media": Action("media starts before the answer (a 183 with SDP): the "
+                                 "steps after it hear the ringback or announcement"),
     "expect_status": Action("the call ends with this final status (200: answered)",
                             ("status",)),
     "expect_hangup": Action("the far end ends the call"),

@@ -206,10 +206,12 @@ HANDLERS: dict[str, Handler] = {
     "wait_call": _wait_call,
     "ring": _on_call(lambda call, step: call.ring()),
     "answer": _on_call(lambda call, step: call.answer()),
+    "early_media": _on_call(lambda call, step: call.progress_with_media()),
     "reject": _on_call(lambda call, step: call.reject(int(step.args.get("status", 486)))),
     "hangup": _on_call(lambda call, step: call.hangup()),
     "expect_ringing": _on_call(lambda call, step: call.ringing(step.within)),
     "expect_answered": _on_call(lambda call, step: call.answered(step.within)),
+    "expect_early_media": _on_call(lambda call, step: call.early_media(step.within)),
     "expect_status": _on_call(
         lambda call, step: call.final_status(int(step.args["status"]), step.within)),
     "expect_hangup": _on_call(lambda call, step: call.ended(step.within, by="remote")),

@@ -165,6 +165,7 @@ class AgentConfig:
     guard: GuardSettings = field(default_factory=GuardSettings)  # --auth, per-source limits
     # RFC 4028: the session interval we propose (0: none of ours) and the least we accept
     session_timer: SessionTimerSettings = field(default_factory=SessionTimerSettings)
+    rel100: str = "supported"  # reliable provisional responses (RFC 3262): off, required
 
     def core_config(self, codecs: tuple[str, ...]) -> CoreConfig:
         """What of this configuration the sans-IO core needs (``codecs``: those that load)."""
@@ -176,7 +177,7 @@ class AgentConfig:
             unanswered_timeout=self.unanswered_timeout, rtp_timeout=self.rtp_timeout,
             hangup_on_rtp_timeout=self.hangup_on_rtp_timeout, public_host=self.public_host,
             keepalive=self.keepalive, srtp=self.srtp, srtp_insecure=self.srtp_insecure,
-            guard=self.guard, session_timer=self.session_timer)
+            guard=self.guard, session_timer=self.session_timer, rel100=self.rel100)
 
 
 class UserAgent:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from softphone.core.call import CoreCall
 from softphone.core.events import Completed
 from softphone.events import Dtmf, DtmfSent, Ended, MessageSent
+from softphone.media.ports import AudioSource, Silence, Switch
 from softphone.media.stream import MediaStream
 from softphone.rtp.dtmf import event_code
 from softphone.sdp.negotiation import NegotiatedMedia
@@ -49,6 +50,9 @@ class Call:
         self.answered_at: float | None = None  # time.monotonic(), for views and summaries
         self.ended_at: float | None = None
         self._answering = False
+        self._early_source: AudioSource | None = None  # what our 183 plays (early media)
+        self._switch: Switch | None = None  # the stream's source until the answer
+        self._main_source: AudioSource | None = None  # the call's own, after the answer
         self.forks: list[Call] = []  # other phones' answers, kept (agent.call(keep_forks))
 
     # --- what the core knows -----------------------------------------------------------------
@@ -135,6 +139,19 @@ class Call:
         public = await self.agent.media_address(self.rtp) if self.agent.config.media else None
         if not self.is_over:
             self._act("answer", port, None, public)
+
+    async def early_media(self, source: AudioSource | None = None) -> None:
+        """Send 183 Session Progress with our SDP and start media before answering (RFC
+        3960): ``source`` plays (an announcement, a ringback of our own), else the call's
+        own audio; ``answer()`` later switches to the call's own. Reliable (PRACKed) when
+        the caller supports 100rel."""
+        if self.is_over or self.state == "answered" or self._early_source is not None:
+            return
+        self._early_source = source or Silence()
+        port = await self._open_rtp()
+        public = await self.agent.media_address(self.rtp) if self.agent.config.media else None
+        if not self.is_over:
+            self._act("early_media", port, public)
 
     async def reject(self, status: int = 486, reason: str | None = None) -> None:
         if not self.is_over:
@@ -237,6 +254,11 @@ class Call:
     def note_answered(self) -> None:
         if self.core_call.answered_at is not None and self.answered_at is None:
             self.answered_at = time.monotonic()
+            if self.stream is not None:  # early media gives way to the call's own audio
+                self.stream.listen_only = False
+                if self._switch is not None and self._main_source is not None:
+                    self._switch.set(self._main_source)
+                    self._main_source = None
             if not self.answered.done():
                 self.answered.set_result(True)
 
@@ -250,8 +272,15 @@ class Call:
         factory = self.agent.config.port_factory
         try:
             source, sink = factory(self) if factory else self.agent.config.audio.ports()
+            early = self.core_call.answered_at is None
+            if early and self._early_source not in (None, source):  # our 183's, till answer
+                assert self._early_source is not None
+                self._main_source, self._switch = source, Switch(self._early_source)
+                source = self._switch
             self.stream = MediaStream(self.rtp, media, source, sink,
                                       rtcp_interval=self.agent.config.rtcp_interval)
+            # the network's ringback or announcement is heard; we send from the answer on
+            self.stream.listen_only = early and self.direction == "outgoing"
             self.stream.on_dtmf = lambda digit: self.agent.emit(
                 Dtmf(self.call_id, digit, "rfc4733"))
             self.stream.on_failure = self._media_failed
@@ -272,6 +301,8 @@ class Call:
     def gone(self, ended: Ended) -> None:
         """The core ended the call: stop the media, publish the end with its RTP figures."""
         self.ended_at = time.monotonic()
+        if self._main_source is not None:  # ended during early media: never switched to
+            self._main_source.close()
         if self.stream is not None:
             self.stream.stop()
             ended = replace(ended, rtp=self.stream.snapshot().to_json())
