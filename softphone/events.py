@@ -160,6 +160,33 @@ class EarlyMedia(Event):
 
 
 @dataclass(frozen=True)
+class TransferRequested(Event):
+    """The peer of ``call_id`` asks us to call ``target`` (a REFER, RFC 3515): accepted
+    (202), the new call follows with its own events, and the old call ends once the new
+    one is answered. ``referred_by`` is the Referred-By the REFER carried; ``attended``
+    whether the new call replaces one the target has with the transferor (RFC 3891)."""
+
+    name: ClassVar[str] = "transfer_requested"
+    call_id: str
+    target: str
+    referred_by: str | None
+    attended: bool
+
+
+@dataclass(frozen=True)
+class TransferProgress(Event):
+    """How the transfer of ``call_id`` goes (we are the transferor): the status of the
+    transferee's call to the target, as its NOTIFY said (100 Trying, 180, 200 OK, 486 ...),
+    or the REFER's own failure; ``final`` on the last word."""
+
+    name: ClassVar[str] = "transfer_progress"
+    call_id: str
+    status: int
+    reason: str
+    final: bool
+
+
+@dataclass(frozen=True)
 class Redirected(Event):
     name: ClassVar[str] = "redirected"
     call_id: str
@@ -230,5 +257,5 @@ class Ended(Event):
 
 __all__ = ["Answered", "Calling", "Dtmf", "DtmfSent", "EarlyMedia", "Ended", "Event", "Hold",
            "Incoming", "Listening", "MediaTimeout", "MessageReceived", "MessageSent",
-           "OptionsResult", "Progress", "Redirected",
+           "OptionsResult", "Progress", "Redirected", "TransferProgress", "TransferRequested",
            "Registered", "RegistrationFailed", "Ringing", "Unregistered", "utc_timestamp"]

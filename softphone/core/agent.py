@@ -40,6 +40,7 @@ from softphone.core.requests import Exchange, RequestRefused, fails_over, retry_
 from softphone.core.session_timer import SessionTimerSettings, too_brief
 from softphone.core.state import CallState
 from softphone.core.timers import TimerSet
+from softphone.core.transfer import Replaces
 from softphone.events import Event, MessageReceived, OptionsResult
 from softphone.sdp.negotiation import DEFAULT_CODECS
 from softphone.sip import Headers, ParseError, Request, Response, SipUri, parse_sip_uri
@@ -108,6 +109,7 @@ class CoreConfig:
     guard: GuardSettings = field(default_factory=GuardSettings)  # the UAS's defences
     session_timer: SessionTimerSettings = field(default_factory=SessionTimerSettings)
     rel100: str = "supported"  # off, supported, required: reliable 1xx (RFC 3262)
+    accept_transfers: bool = True  # a REFER is followed (202); False: declined (603)
 
 
 @dataclass(frozen=True)
@@ -707,7 +709,11 @@ class UserAgentCore:
         if limit and self._calls_from[source.host] >= limit and not self.spared(source.host):
             self.respond(key, busy(request, reason="Too many calls from your address"))
             return
+        refused, replaced = self._replaced_by(request, key)
+        if refused:
+            return
         call = CoreCall.incoming(self, request, key, source, new_tag())
+        call.replacing = replaced
         if call.handle in self.calls:  # our own call to ourselves shares its Call-ID
             call.handle = f"{call.handle}#{call.local_tag}"
         self.calls[call.handle] = call
@@ -716,6 +722,27 @@ class UserAgentCore:
         self._calls_from[source.host] += 1
         self.emit(CallCreated(call.handle, "incoming"))
         call.announce(self.now)
+
+    def _replaced_by(self, request: Request,
+                     key: TransactionKey) -> tuple[bool, CoreCall | None]:
+        """(refused, call): the answered call an INVITE's Replaces names (RFC 3891), None
+        without Replaces; refused when it names none we have (481 sent) or cannot be read
+        (400 sent)."""
+        value = request.headers.get("Replaces")
+        if value is None:
+            return False, None
+        try:
+            replaces = Replaces.parse(value)
+        except ParseError as error:
+            self.respond(key, make_response(request, 400, error.reason, to_tag=new_tag()))
+            return True, None
+        call = self._calls_by_dialog.get((replaces.call_id, replaces.to_tag,
+                                          replaces.from_tag))
+        if call is None or call.state is not CallState.ANSWERED or replaces.early_only:
+            self.respond(key, make_response(request, 481, "No call to replace",
+                                            to_tag=new_tag()))
+            return True, None
+        return False, call
 
     # --- bookkeeping for calls and registrations --------------------------------------------
 
@@ -777,22 +804,59 @@ class UserAgentCore:
                ring_timeout: float | None = None, duration: float | None = None,
                with_offer: bool = True, keep_forks: bool = False,
                call_id: str | None = None,
-               media_address: tuple[str, int] | None = None) -> CoreCall:
+               media_address: tuple[str, int] | None = None,
+               transfer_of: str | None = None) -> CoreCall:
         """Place a call; returns it (its ``handle``, the Call-ID, names it in events; it may
         be over already, when the request could not even leave). ``rtp_port`` is the port
         the shell bound for its media; ``with_offer=False`` sends the INVITE without SDP
         (the offer then comes in the 2xx, our answer in the ACK). ``media_address``: where
-        our RTP is reached from outside (a STUN answer), for the SDP."""
+        our RTP is reached from outside (a STUN answer), for the SDP. ``transfer_of``: the
+        call whose REFER this call follows (TransferNeeded): it carries Referred-By and
+        Replaces, and its progress is NOTIFYed to the transferor."""
         self.now = now
         target = uri if isinstance(uri, SipUri) else parse_sip_uri(uri)
         call_id = call_id or new_call_id(self.advertised_host())
         call = CoreCall(self, call_id, "outgoing", call_id, new_tag(), target)
         call.keep_forks = keep_forks
         call.media_address = media_address
+        self._follow_refer(call, transfer_of)
         self.calls[call.handle] = call
         self._calls_by_local[(call_id, call.local_tag)] = call
         call.start(now, rtp_port, ring_timeout, duration, with_offer)
         return call
+
+    def _follow_refer(self, call: CoreCall, transfer_of: str | None) -> None:
+        old = self.calls.get(transfer_of) if transfer_of is not None else None
+        refer = old.take_refer() if old is not None else None
+        if old is None or refer is None:
+            return
+        call.transfer_for, old.transfer_call = old, call
+        if refer.referred_by:
+            call.invite_headers.append(("Referred-By", refer.referred_by))
+        if refer.replaces is not None:
+            call.invite_headers.append(("Replaces", str(refer.replaces)))
+
+    def transfer(self, handle: str, now: float, target: str | SipUri | None = None,
+                 replacing: str | None = None) -> int:
+        """REFER the peer of ``handle`` to ``target`` (blind), or to the peer of our call
+        ``replacing`` with Replaces (attended: that call is taken over by the transferee's).
+        Completed(request) brings the transfer's final status."""
+        self.now = now
+        call = self._call(handle)
+        replaces = None
+        if replacing is not None:
+            other = self._call(replacing)
+            if other.dialog is None or other.state is not CallState.ANSWERED:
+                raise LocalProtocolError("an attended transfer needs the other call answered")
+            uri: SipUri = other.dialog.remote_target
+            replaces = Replaces.of(other.dialog)
+        elif target is not None:
+            uri = target if isinstance(target, SipUri) else parse_sip_uri(target)
+        else:
+            raise LocalProtocolError("a transfer needs a target or a call to replace")
+        request = self._next_id()
+        call.refer(request, now, uri, replaces)
+        return request
 
     def ring(self, handle: str, now: float) -> None:
         self.now = now

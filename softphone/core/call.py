@@ -13,7 +13,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING
 
-from softphone.core.events import CallGone, Completed, MediaCheck, MediaReady
+from softphone.core.events import CallGone, Completed, MediaCheck, MediaReady, TransferNeeded
 from softphone.core.reliable import (
     MAX_RSEQ_START,
     REL100,
@@ -35,6 +35,18 @@ from softphone.core.session_timer import (
     supports_timer,
 )
 from softphone.core.state import CallInput, CallState, OfferState, next_call_state
+from softphone.core.transfer import (
+    REFER_EVENT,
+    SIPFRAG,
+    SUBSCRIPTION_SECONDS,
+    ReferRequest,
+    Replaces,
+    is_terminated,
+    read_sipfrag,
+    refer_to,
+    referred_by,
+    sipfrag,
+)
 from softphone.events import (
     Answered,
     Calling,
@@ -47,6 +59,8 @@ from softphone.events import (
     Progress,
     Redirected,
     Ringing,
+    TransferProgress,
+    TransferRequested,
 )
 from softphone.rtp.dtmf import DIGITS
 from softphone.sdp.model import SdpError
@@ -68,7 +82,10 @@ DTMF_RELAY = "application/dtmf-relay"
 # RFC 3261 14.1: after a 491, the owner of the Call-ID waits 2.1-4 s, the other side 0-2 s.
 GLARE_OWNER, GLARE_OTHER = (2.1, 4.0), (0.0, 2.0)
 CALL_TIMERS = ("ring_timeout", "answer_after", "duration", "unanswered", "glare", "media",
-               "session_refresh", "session_expired", "reliable_1xx")
+               "session_refresh", "session_expired", "reliable_1xx", "transfer_bye",
+               "transfer_wait")
+TRANSFER_BYE_AFTER = 2.0  # a transferee that does not end our call after success: we do
+TRANSFER_WAIT = 64.0      # the transfer's last NOTIFY not come by then: given up (408)
 MAX_422_RETRIES = 2  # a peer that keeps raising its Min-SE is not followed for ever
 
 
@@ -124,6 +141,16 @@ class CoreCall:
         self._early_tag: str | None = None
         self._early_reliable = False
         self._accept_after_prack = False
+        # transfer (RFC 3515/3891): our REFER's API request (transferor); the call placed
+        # for a REFER we took and whether its NOTIFYs are wanted (transferee, on the old
+        # call); the call whose REFER we are (transferee, on the new call); the headers
+        # our INVITE adds (Referred-By, Replaces); the call an INVITE with Replaces takes over
+        self._refer_request: int | None = None
+        self.transfer_call: CoreCall | None = None
+        self._notify_transfer = True
+        self.transfer_for: CoreCall | None = None
+        self.invite_headers: list[tuple[str, str]] = []
+        self.replacing: CoreCall | None = None
 
     # --- shared ------------------------------------------------------------------------------
 
@@ -174,6 +201,13 @@ class CoreCall:
         if self._modify is not None:
             self.core.emit(Completed(self._modify.request, 481, "The call ended"))
         self._modify = None
+        if self._refer_request is not None:  # the transferee hung up before its last word
+            reason = "The call ended before the transfer's last NOTIFY"
+            self.core.emit(TransferProgress(self.call_id, 481, reason, True))
+            self.core.emit(Completed(self._refer_request, 481, reason))
+            self._refer_request = None
+        if self.answered_at is None:
+            self._report_transfer(status, reason, True, now)
         self.core.emit(CallGone(self.handle, Ended(self.call_id, status, reason, by,
                                                    round(talked, 3))))
         self.core.forget(self)
@@ -200,6 +234,8 @@ class CoreCall:
                                    call_id=self.call_id, from_tag=self.local_tag, cseq=cseq)
         request.headers.add("Contact", core.contact_text())
         request.headers.add("Allow", core.policy.allow)
+        for name, value in self.invite_headers:
+            request.headers.add(name, value)
         mode = core.config.rel100
         request.headers.add("Supported", "timer" if mode == "off" else f"{REL100}, timer")
         if mode == "required":
@@ -252,6 +288,7 @@ class CoreCall:
             self.core.emit(Ringing(self.call_id, response.status))
         else:
             self.core.emit(Progress(self.call_id, response.status, response.reason))
+        self._report_transfer(response.status, response.reason, False, now)
         reliable = rseq is not None and tag in self.early
         prack_body = self._early_session(response, tag, reliable) \
             if response.body and 180 <= response.status < 190 else b""
@@ -704,6 +741,10 @@ class CoreCall:
         log.info("call %s answered by %s, codec %s", self.call_id, peer, codec)
         self.core.emit(Answered(self.call_id, peer, codec))
         self._emit_media()
+        self._report_transfer(200, "OK", True, now)
+        if self.replacing is not None:  # RFC 3891: the call ours replaces ends now
+            replaced, self.replacing = self.replacing, None
+            replaced.replaced(now)
         if self._duration is not None:
             self._arm("duration", now + self._duration)
         if self.core.config.rtp_timeout is not None and self.session is not None:
@@ -955,6 +996,136 @@ class CoreCall:
         self.core.respond(key, make_response(request, 200, extra=extra, body=body))
         self._run_session_timer(timer, now)
 
+    # --- transfer (RFC 3515 REFER, RFC 3891 Replaces, RFC 4488 norefersub) ---------------------
+
+    def refer(self, request_id: int, now: float, target: SipUri,
+              replaces: Replaces | None = None) -> None:
+        """Ask the peer to call ``target`` (blind), or to take over our call with the target
+        that ``replaces`` names (attended). Completed(request_id) brings the outcome: the
+        status of the transferee's call to the target, or the REFER's own failure."""
+        if self.state is not CallState.ANSWERED or self.dialog is None:
+            raise LocalProtocolError(f"a call that is {self.state.value} cannot be transferred")
+        if self._refer_request is not None:
+            raise LocalProtocolError("a transfer of this call is under way")
+        refer = self.dialog.create_request("REFER")
+        refer.headers.add("Refer-To", refer_to(target, replaces))
+        refer.headers.add("Referred-By", referred_by(self.dialog.local_address))
+        self._refer_request = request_id
+        self.core.exchange(refer, self.dialog.next_hop, self._on_refer_final, None, now)
+
+    def _on_refer_final(self, response: Response) -> None:
+        now = self.core.now
+        if self._refer_request is None:
+            return
+        if not 200 <= response.status < 300:
+            self._transfer_outcome(response.status, response.reason, now)
+            return
+        self.core.emit(TransferProgress(self.call_id, response.status, response.reason,
+                                        False))
+        if (response.headers.get("Refer-Sub") or "").strip().lower() == "false":
+            self._transfer_outcome(response.status, response.reason, now)  # no NOTIFYs
+            return
+        self._arm("transfer_wait", now + TRANSFER_WAIT)
+
+    def _transfer_outcome(self, status: int, reason: str, now: float) -> None:
+        """Our transfer's last word: the API hears it; a success ends our call soon, when
+        the transferee has not ended it itself."""
+        request, self._refer_request = self._refer_request, None
+        self._disarm("transfer_wait")
+        if request is None:
+            return
+        self.core.emit(TransferProgress(self.call_id, status, reason, True))
+        self.core.emit(Completed(request, status, reason))
+        if 200 <= status < 300 and self.state is CallState.ANSWERED:
+            self._arm("transfer_bye", now + TRANSFER_BYE_AFTER)
+
+    def _on_notify(self, request: Request, key: TransactionKey, now: float) -> None:
+        """A NOTIFY of the refer subscription our REFER made: its sipfrag is the progress
+        of the transferee's call. Other event packages are not ours here (489)."""
+        event = (request.headers.get("Event") or "").split(";")[0].strip().lower()
+        if event != REFER_EVENT:
+            self.core.respond(key, make_response(request, 489, "Bad Event"))
+            return
+        if self._refer_request is None:
+            self.core.respond(key, make_response(request, 481, "No transfer under way"))
+            return
+        self.core.respond(key, make_response(request, 200))
+        status_line = read_sipfrag(request.body)
+        status, reason = status_line or (0, "")
+        if is_terminated(request) or status >= 200:
+            if status_line is None:
+                status, reason = 500, "The transfer ended without a status"
+            self._transfer_outcome(status, reason, now)
+        elif status_line is not None:
+            self.core.emit(TransferProgress(self.call_id, status, reason, False))
+
+    def _on_refer(self, request: Request, key: TransactionKey, now: float) -> None:
+        """We are asked to call someone (the transferee): 202, NOTIFY 100, and the shell
+        places the call; declined (603) when the user said so."""
+        if not self.core.config.accept_transfers:
+            self.core.respond(key, make_response(request, 603, "Transfers declined"))
+            return
+        try:
+            refer = ReferRequest.parse(request)
+        except ParseError as error:
+            self.core.respond(key, make_response(request, 400, error.reason))
+            return
+        if self.state is not CallState.ANSWERED or self.transfer_call is not None:
+            self.core.respond(key, make_response(request, 491, "A transfer is under way"))
+            return
+        extra = Headers([("Contact", self.core.contact_text(toward=self.peer_host))])
+        self._notify_transfer = refer.wants_notify
+        if not refer.wants_notify:
+            extra.add("Refer-Sub", "false")
+        self.core.respond(key, make_response(request, 202, extra=extra))
+        self.core.emit(TransferRequested(self.call_id, str(refer.target), refer.referred_by,
+                                         refer.replaces is not None))
+        self._pending_refer = refer
+        self.notify_transfer(100, "Trying", False, now)
+        self.core.emit(TransferNeeded(self.handle, refer.target))
+
+    _pending_refer: ReferRequest | None = None
+
+    def take_refer(self) -> ReferRequest | None:
+        """The REFER the call for ``TransferNeeded`` follows (the core's invite asks)."""
+        refer, self._pending_refer = self._pending_refer, None
+        return refer
+
+    def _report_transfer(self, status: int, reason: str, final: bool, now: float) -> None:
+        """Our call placed for a REFER: tell the transferor how it goes."""
+        if self.transfer_for is not None and status > 100:
+            transferor = self.transfer_for
+            if final:
+                self.transfer_for = None
+            transferor.notify_transfer(status, reason, final, now)
+
+    def notify_transfer(self, status: int, reason: str, final: bool, now: float) -> None:
+        """NOTIFY the transferor (RFC 3515 2.4.5); after the final 2xx's NOTIFY is answered
+        our call with it ends (the transfer is done)."""
+        if final:
+            self.transfer_call = None
+        if self.is_over or self.dialog is None or self.state is not CallState.ANSWERED:
+            return
+        succeeded = final and 200 <= status < 300
+        if not self._notify_transfer:
+            if succeeded:
+                self._bye(200, "Transferred", "local", now)
+            return
+        notify = self.dialog.create_request("NOTIFY", sipfrag(status, reason), SIPFRAG)
+        notify.headers.add("Event", REFER_EVENT)
+        notify.headers.add("Subscription-State", "terminated;reason=noresource" if final
+                           else f"active;expires={SUBSCRIPTION_SECONDS}")
+
+        def done(response: Response) -> None:
+            if succeeded and self.state is CallState.ANSWERED:
+                self._bye(200, "Transferred", "local", self.core.now)
+
+        self.core.exchange(notify, self.dialog.next_hop, done, None, now)
+
+    def replaced(self, now: float) -> None:
+        """An INVITE with Replaces naming this call was answered: this call ends."""
+        self._bye(200, "Replaced by a transferred call (RFC 3891)", "remote", now)
+
     # --- ending the call (close) --------------------------------------------------------------
 
     def hangup(self, now: float) -> None:
@@ -1033,6 +1204,10 @@ class CoreCall:
             self._on_update(request, key, now)
         elif method == "PRACK":
             self._on_prack(request, key, now)
+        elif method == "REFER":
+            self._on_refer(request, key, now)
+        elif method == "NOTIFY":
+            self._on_notify(request, key, now)
         else:  # allowed by the agent but meaningless inside a call
             self.core.respond(key, make_response(request, 405, extra=Headers(
                 [("Allow", self.core.policy.allow)])))
@@ -1069,6 +1244,11 @@ class CoreCall:
             self._refresh_session(now)
         elif name == "reliable_1xx":
             self._resend_reliable(now)
+        elif name == "transfer_bye":
+            if self.state is CallState.ANSWERED:
+                self._bye(200, "Transferred", "local", now)
+        elif name == "transfer_wait":
+            self._transfer_outcome(408, "No final NOTIFY for the transfer", now)
         elif name == "session_expired":
             timer = self.session_timer
             seconds = timer.interval if timer else 0

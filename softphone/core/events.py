@@ -83,3 +83,13 @@ class Completed(CoreEvent):
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class TransferNeeded(CoreEvent):
+    """A REFER we accepted (we are the transferee): place the call to ``target`` (with
+    ``core.invite(..., transfer_of=handle)``, which adds Referred-By and Replaces and
+    reports the new call's progress to the transferor)."""
+
+    handle: str
+    target: SipUri

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 
 from softphone.core.agent import CoreConfig, ListeningPoint, UserAgentCore
 from softphone.core.call import CoreCall
-from softphone.core.events import CallCreated, CallGone, CoreEvent, MediaCheck, ResolveNeeded
+from softphone.core.events import (
+    CallCreated,
+    CallGone,
+    CoreEvent,
+    MediaCheck,
+    ResolveNeeded,
+    TransferNeeded,
+)
 from softphone.events import Ended, Event
 from softphone.sip import ParseError, Request, Response, parse
 from softphone.sip.transaction import Peer
@@ -106,6 +113,12 @@ class VirtualAgent:
                                             now)
         elif isinstance(event, MediaCheck):
             self.core.media_status(event.handle, self.last_packet.get(event.handle, now), now)
+        elif isinstance(event, TransferNeeded):  # a REFER we took: call its target
+            self.core.invite(event.target, now, self.rtp_port(), transfer_of=event.handle)
+        elif isinstance(event, CallCreated) and event.direction == "incoming":
+            call = self.core.calls.get(event.handle)
+            if call is not None and call.replacing is not None:  # RFC 3891: taken at once
+                self.answer(event.handle)
 
 
 class _Nat:

@@ -30,11 +30,13 @@ class EndpointPolicy:
     """What this UA implements; the checks answer everything else."""
 
     methods: frozenset[str] = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO",
-                                         "MESSAGE", "UPDATE", "PRACK"})
+                                         "MESSAGE", "UPDATE", "PRACK", "REFER", "NOTIFY"})
     schemes: frozenset[str] = frozenset({"sip", "sips"})
-    # RFC 4028 session timers, RFC 3262 reliable provisional responses
-    extensions: frozenset[str] = frozenset({"timer", "100rel"})
-    content_types: frozenset[str] = frozenset({SDP, "application/dtmf-relay", TEXT_PLAIN})
+    # RFC 4028 session timers, RFC 3262 reliable provisional responses, RFC 3891 Replaces,
+    # RFC 4488 REFER without its subscription
+    extensions: frozenset[str] = frozenset({"timer", "100rel", "replaces", "norefersub"})
+    content_types: frozenset[str] = frozenset({SDP, "application/dtmf-relay", TEXT_PLAIN,
+                                               "message/sipfrag"})  # REFER progress
 
     @property
     def allow(self) -> str:

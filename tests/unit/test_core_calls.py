@@ -364,7 +364,8 @@ def test_in_dialog_requests_get_the_rfc_answers(net: VirtualNetwork) -> None:
     assert b"SIP/2.0 500 CSeq out of order" in answers
     assert b"SIP/2.0 481 Call/Transaction Does Not Exist" in answers
     refusal = next(d for d in alice.received if d.startswith(b"SIP/2.0 405"))
-    assert b"Allow: ACK, BYE, CANCEL, INFO, INVITE, MESSAGE, OPTIONS" in refusal
+    assert (b"Allow: ACK, BYE, CANCEL, INFO, INVITE, MESSAGE, NOTIFY, OPTIONS, PRACK, REFER, "
+            b"UPDATE") in refusal
 
 
 def test_a_second_invite_while_the_first_is_unanswered_gets_500_with_retry_after(
