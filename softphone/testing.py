@@ -58,6 +58,7 @@ from softphone.ua.events import (
     Event,
     MessageReceived,
     Ringing,
+    TransferProgress,
 )
 
 Window = npt.NDArray[np.int16]
@@ -288,6 +289,17 @@ class TestCall:
 
     async def answer(self) -> None:
         await self.call.answer()
+
+    async def transfer(self, target: str | TestCall) -> TransferProgress:
+        """Transfer our peer, blind to a URI or attended to the peer of another TestCall
+        (see Call.transfer); returns the transfer's last word."""
+        return await self.call.transfer(target.call if isinstance(target, TestCall) else target)
+
+    async def transferred(self, timeout: float = 5.0) -> TestCall:
+        """The call our peer's REFER made us place (we are the transferee)."""
+        new = await self._within(timeout, "a transfer", asyncio.shield(self.call.transferred))
+        assert isinstance(new, Call)
+        return TestCall(self.agent, new)
 
     async def progress_with_media(self) -> None:
         """Send 183 with our SDP and play this call's audio before answering (early media)."""

@@ -858,6 +858,14 @@ class UserAgentCore:
         call.refer(request, now, uri, replaces)
         return request
 
+    def transfer_failed(self, handle: str, now: float, reason: str) -> None:
+        """The shell could not place the call a REFER asked for: the transferor hears so."""
+        self.now = now
+        call = self.calls.get(handle)
+        if call is not None:
+            call.take_refer()
+            call.notify_transfer(500, reason, True, now)
+
     def ring(self, handle: str, now: float) -> None:
         self.now = now
         self._call(handle).ring(now)

@@ -33,6 +33,7 @@ from softphone.core.events import (
     MediaCheck,
     MediaReady,
     ResolveNeeded,
+    TransferNeeded,
 )
 from softphone.core.guard import GuardSettings
 from softphone.core.session_timer import SessionTimerSettings
@@ -166,6 +167,7 @@ class AgentConfig:
     # RFC 4028: the session interval we propose (0: none of ours) and the least we accept
     session_timer: SessionTimerSettings = field(default_factory=SessionTimerSettings)
     rel100: str = "supported"  # reliable provisional responses (RFC 3262): off, required
+    accept_transfers: bool = True  # follow a peer's REFER (False: decline it with 603)
 
     def core_config(self, codecs: tuple[str, ...]) -> CoreConfig:
         """What of this configuration the sans-IO core needs (``codecs``: those that load)."""
@@ -177,7 +179,8 @@ class AgentConfig:
             unanswered_timeout=self.unanswered_timeout, rtp_timeout=self.rtp_timeout,
             hangup_on_rtp_timeout=self.hangup_on_rtp_timeout, public_host=self.public_host,
             keepalive=self.keepalive, srtp=self.srtp, srtp_insecure=self.srtp_insecure,
-            guard=self.guard, session_timer=self.session_timer, rel100=self.rel100)
+            guard=self.guard, session_timer=self.session_timer, rel100=self.rel100,
+            accept_transfers=self.accept_transfers)
 
 
 class UserAgent:
@@ -474,6 +477,8 @@ class UserAgent:
                 self.emit(event.ended)
         elif isinstance(event, ResolveNeeded):
             self.spawn(self._resolve_for_core(event))
+        elif isinstance(event, TransferNeeded):
+            self.spawn(self._follow_transfer(event))
         elif isinstance(event, Completed):
             waiting = self._waiting.pop(event.request, None)
             if waiting is not None and not waiting.done():
@@ -489,12 +494,28 @@ class UserAgent:
         self._by_handle[event.handle] = call
         self.calls.add(call)
         if event.direction == "incoming":
+            if core_call.replacing is not None:  # RFC 3891: it takes over a call we have
+                call.replaces = self._by_handle.get(core_call.replacing.handle)
+                self.spawn(call.answer())
             self.incoming.put_nowait(call)
             return
         first = self._by_handle.get(event.handle.split("#")[0])  # a fork the API keeps
         if first is not None:
             first.forks.append(call)
             call.note_answered()
+
+    async def _follow_transfer(self, event: TransferNeeded) -> None:
+        """A REFER we accepted: call its target; the old call's ``transferred`` gives the
+        new one. A call that cannot even be placed is the transfer's failure."""
+        old = self._by_handle.get(event.handle)
+        try:
+            new = await self.call(str(event.target), transfer_of=event.handle)
+        except (OSError, SipError) as error:
+            self.core.transfer_failed(event.handle, self.now(), str(error))
+            self.transmit()
+            return
+        if old is not None and not old.transferred.done():
+            old.transferred.set_result(new)
 
     async def _resolve_for_core(self, event: ResolveNeeded) -> None:
         try:
@@ -590,18 +611,21 @@ class UserAgent:
         return result
 
     async def call(self, uri: str, duration: float | None = None,
-                   ring_timeout: float | None = None, keep_forks: bool = False) -> Call:
+                   ring_timeout: float | None = None, keep_forks: bool = False,
+                   transfer_of: str | None = None) -> Call:
         """Place a call; returns at once with a Call whose ``answered``/``ended`` to await.
         When a forking proxy has several phones answer, the first answer wins and the
         others get ACK and BYE; with ``keep_forks`` they become calls of their own instead
-        (``call.forks``: signalling only, the media follows the first answer)."""
+        (``call.forks``: signalling only, the media follows the first answer).
+        ``transfer_of``: the handle of the call whose REFER this call follows (the agent
+        places such calls itself; see ``Call.transferred``)."""
         target = parse_sip_uri(uri)
         rtp = RtpEndpoint(self.config.impairment)
         port = await rtp.open(self.host, self.rtp_ports) if self.config.media else DISCARD_PORT
         public = await self.media_address(rtp) if self.config.media else None
         placed = self.core.invite(target, self.now(), port, ring_timeout=ring_timeout,
                                   duration=duration, keep_forks=keep_forks,
-                                  media_address=public)
+                                  media_address=public, transfer_of=transfer_of)
         call = Call(self, placed, rtp)
         self._by_handle[placed.handle] = call
         self.calls.add(call)

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 from softphone.core.call import CoreCall
 from softphone.core.events import Completed
-from softphone.events import Dtmf, DtmfSent, Ended, MessageSent
+from softphone.events import Dtmf, DtmfSent, Ended, MessageSent, TransferProgress
 from softphone.media.ports import AudioSource, Silence, Switch
 from softphone.media.stream import MediaStream
 from softphone.rtp.dtmf import event_code
 from softphone.sdp.negotiation import NegotiatedMedia
-from softphone.sip import Request
+from softphone.sip import Request, parse_sip_uri
 from softphone.sip.dialog import Dialog
 from softphone.sip.errors import SipError
 from softphone.sip.uri import URI
@@ -53,7 +53,11 @@ class Call:
         self._early_source: AudioSource | None = None  # what our 183 plays (early media)
         self._switch: Switch | None = None  # the stream's source until the answer
         self._main_source: AudioSource | None = None  # the call's own, after the answer
-        self.forks: list[Call] = []  # other phones' answers, kept (agent.call(keep_forks))
+        self.forks: list[Call] = []
+        # transfer: the call we placed because our peer REFERred us (transferee), and the
+        # call of ours an incoming INVITE with Replaces took over (RFC 3891)
+        self.transferred: asyncio.Future[Call] = loop.create_future()
+        self.replaces: Call | None = None  # other phones' answers, kept (agent.call(keep_forks))
 
     # --- what the core knows -----------------------------------------------------------------
 
@@ -126,7 +130,7 @@ class Call:
         self.agent.transmit()
 
     async def ring(self) -> None:
-        if self.is_over:
+        if self.is_over or self.state not in ("incoming", "ringing"):
             return
         self._act("ring")
 
@@ -236,6 +240,23 @@ class Call:
         result = MessageSent(str(self.remote_uri), done.status, done.reason, self.call_id)
         self.agent.emit(result)
         return result
+
+    async def transfer(self, target: str | Call) -> TransferProgress:
+        """Transfer our peer (RFC 3515 REFER): blind to the URI ``target``, or attended to
+        the peer of another answered call of ours, which the transferee's call then
+        replaces (RFC 3891). Returns the last word: status 200 when the transferee reached
+        the target (our call then ends), the target's failure, or the REFER's refusal."""
+        if self.state != "answered":
+            raise SipError("A transfer needs an answered call")
+        if isinstance(target, Call):
+            other = target.handle
+            done = await self._completion(lambda now: self.agent.core.transfer(
+                self.handle, now, replacing=other))
+        else:
+            uri = parse_sip_uri(target)
+            done = await self._completion(lambda now: self.agent.core.transfer(
+                self.handle, now, uri))
+        return TransferProgress(self.call_id, done.status, done.reason, True)
 
     def _info(self, body: bytes) -> Callable[[float], int]:
         return lambda now: self.agent.core.info(self.handle, now, body, DTMF_RELAY)
