@@ -33,7 +33,7 @@ from softphone.cli.common import (
     until_stopped,
     wav_seconds,
 )
-from softphone.cli.live import LiveSession
+from softphone.cli.live import LiveSession, through_transfers
 from softphone.media.wav import WavSource
 from softphone.ua.agent import AgentConfig, UserAgent
 from softphone.ua.call import Call
@@ -144,7 +144,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                 if duration is not None and call.state == "answered":
                     await asyncio.wait([call.ended], timeout=duration)
                     await call.hangup()
-        await asyncio.shield(call.ended)  # (cancelling this handler must not cancel that)
+        await through_transfers(call, None)  # (cancelling this must not cancel the call)
 
     async def serve(agent: UserAgent) -> bool:
         """Handle calls concurrently until ``max_calls`` of them have ended. Each call's

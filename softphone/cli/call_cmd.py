@@ -27,7 +27,7 @@ from softphone.cli.common import (
     srtp_options,
     until_stopped,
 )
-from softphone.cli.live import LiveSession
+from softphone.cli.live import LiveSession, through_transfers
 from softphone.rtp.dtmf import event_code
 from softphone.ua.call import Call
 
@@ -88,9 +88,9 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
                 agent.spawn(_send_digits_when_answered(call, dtmf))
             if session is not None:
                 session.view.watch(call)
-                ended = await session.run(asyncio.shield(call.ended), stop)
+                ended = await session.run(through_transfers(call, session), stop)
             else:
-                ended = await until_stopped(asyncio.shield(call.ended), stop)
+                ended = await until_stopped(through_transfers(call, None), stop)
             if ended is None:
                 await call.hangup()
                 return EXIT_INTERRUPTED

@@ -54,6 +54,8 @@ from softphone.ua.events import (
     Registered,
     RegistrationFailed,
     Ringing,
+    TransferProgress,
+    TransferRequested,
     Unregistered,
 )
 
@@ -163,6 +165,10 @@ def describe(event: Event) -> str:
         return f"ringing ({event.status})"
     if isinstance(event, Progress):
         return f"progress: {event.status} {event.reason}"
+    if isinstance(event, TransferRequested):
+        return f"transferred by the peer to {event.target}"
+    if isinstance(event, TransferProgress):
+        return f"transfer: {event.status} {event.reason}" + (" (final)" if event.final else "")
     if isinstance(event, EarlyMedia):
         return f"early media ({event.status}, {event.codec or 'awaiting the answer'})"
     if isinstance(event, Redirected):

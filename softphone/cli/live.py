@@ -1,7 +1,8 @@
 """Running a command interactively: the live view on screen, keys acting on the current call.
 
-Keys: h hang up, 0-9 * # send DTMF, m mute, p hold/resume, q quit (hanging up first); for a
-ringing incoming call: a answer, r reject (486), d decline (603). On q or Ctrl-C the calls
+Keys: h hang up, 0-9 * # send DTMF, m mute, p hold/resume, t transfer (asks for the target:
+Enter sends, Escape gives up), q quit (hanging up first); for a ringing incoming call: a
+answer, r reject (486), d decline (603). On q or Ctrl-C the calls
 are hung up while the view still shows them, so its last frame says how they ended."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from softphone.rtp.dtmf import DIGITS
 from softphone.sip.errors import SipError
 from softphone.ua.agent import UserAgent
 from softphone.ua.call import Call
-from softphone.ua.events import Event
+from softphone.ua.events import Ended, Event
 
 T = TypeVar("T")
 REFRESH = 0.125
@@ -32,6 +33,7 @@ class LiveSession:
         self.console = console or Console()
         self.view = CallView(title)
         self.quit = asyncio.Event()
+        self.transfer_target: str | None = None  # being typed after t; None: not asked
         agent.add_listener(self._on_event)
 
     def _on_event(self, event: Event) -> None:
@@ -46,6 +48,9 @@ class LiveSession:
         return live[-1] if live else None
 
     def key(self, char: str) -> None:
+        if self.transfer_target is not None:
+            self._type_target(char)
+            return
         if char == "q":
             self.quit.set()  # run() hangs up, keeping the view on screen meanwhile
             return
@@ -69,11 +74,36 @@ class LiveSession:
         elif char == "p" and call.state == "answered":
             held = call.media is not None and call.media.direction != "sendrecv"
             self.agent.spawn(self._guarded(call.resume() if held else call.hold()))
+        elif char == "t" and call.state == "answered":
+            self.transfer_target = self.view.prompt = ""
+
+    def _type_target(self, char: str) -> None:
+        """The transfer's target, typed a key at a time: Enter sends the REFER, Escape
+        gives up, Backspace takes back; ``user@host`` is taken as a sip: URI."""
+        typed = self.transfer_target or ""
+        call = self.current()
+        if char in ("\r", "\n"):
+            self.transfer_target = self.view.prompt = None
+            target = typed.strip()
+            if target and call is not None and call.state == "answered":
+                uri = target if ":" in target.split("@")[0] else f"sip:{target}"
+                self.view.log.append(f"transferring to {uri} ...")
+                self.agent.spawn(self._guarded(self._transfer(call, uri)))
+        elif char == "\x1b":
+            self.transfer_target = self.view.prompt = None
+        elif char in ("\x7f", "\b"):
+            self.transfer_target = self.view.prompt = typed[:-1]
+        elif char.isprintable():
+            self.transfer_target = self.view.prompt = typed + char
+
+    async def _transfer(self, call: Call, target: str) -> None:
+        result = await call.transfer(target)
+        self.view.log.append(f"transfer: {result.status} {result.reason}")
 
     async def _guarded(self, action: Awaitable[object]) -> None:
         try:
             await action
-        except SipError as error:
+        except (SipError, ValueError) as error:
             self.view.log.append(f"{error}")
 
     async def run(self, work: Awaitable[T], stop: asyncio.Event) -> T | None:
@@ -107,3 +137,15 @@ class LiveSession:
             await asyncio.wait(hangups, timeout=self.agent.config.close_timeout)
         for call in self.view.calls:
             call.abandon("No answer to our hang-up")
+
+
+async def through_transfers(call: Call, session: LiveSession | None) -> Ended:
+    """The end of the call, or, when its peer transferred us (REFER), of the call that
+    followed: the command lives as long as the conversation does."""
+    ended = await asyncio.shield(call.ended)
+    while call.transferred.done():
+        call = call.transferred.result()
+        if session is not None:
+            session.view.watch(call)
+        ended = await asyncio.shield(call.ended)
+    return ended

@@ -17,11 +17,22 @@ from rich.text import Text
 
 from softphone.media.quality import stream_quality
 from softphone.ua.call import Call
-from softphone.ua.events import Answered, Dtmf, DtmfSent, Ended, Event, Hold, MessageReceived
+from softphone.ua.events import (
+    Answered,
+    Dtmf,
+    DtmfSent,
+    EarlyMedia,
+    Ended,
+    Event,
+    Hold,
+    MessageReceived,
+    TransferProgress,
+    TransferRequested,
+)
 
 STATE_NAMES = {"incoming": "incoming call", "calling": "calling", "ringing": "ringing",
                "answered": "talking", "ending": "hanging up", "ended": "ended"}
-KEYS_TALKING = "h hang up  0-9*# DTMF  m mute  p hold/resume  q quit"
+KEYS_TALKING = "h hang up  0-9*# DTMF  m mute  p hold/resume  t transfer  q quit"
 KEYS_INCOMING = "a answer  r reject (486)  d decline (603)  q quit"
 KEYS_ENDED = "q quit"
 LOG_LINES = 50
@@ -53,6 +64,7 @@ class CallView:
         self.held: dict[str, bool] = {}
         self.log: list[str] = []
         self.muted = False
+        self.prompt: str | None = None  # the transfer target being typed (live view's t)
 
     def watch(self, call: Call) -> None:
         if call not in self.calls:
@@ -73,6 +85,12 @@ class CallView:
             self.log.append(f"ended: {event.status} {event.reason} (by {event.by})")
         elif isinstance(event, MessageReceived):
             self.log.append(f"message from {event.sender}: {event.text[:200]}")
+        elif isinstance(event, EarlyMedia):
+            self.log.append(f"early media ({event.codec or 'awaiting the answer'})")
+        elif isinstance(event, TransferRequested):
+            self.log.append(f"transferred by the peer to {event.target}")
+        elif isinstance(event, TransferProgress) and not event.final:
+            self.log.append(f"transfer: {event.status} {event.reason}")
         if len(self.log) > LOG_LINES:
             del self.log[:-LOG_LINES]
 
@@ -82,6 +100,9 @@ class CallView:
             panels.append(Panel("waiting for calls ...", title=self.title))
         if self.log:
             panels.append(Text("\n".join(self.log[-3:]), style="dim"))
+        if self.prompt is not None:
+            panels.append(Text(f"transfer to (Enter sends, Esc cancels): {self.prompt}_",
+                               style="bold"))
         return Group(*panels)
 
     def _state(self, call: Call) -> str:

@@ -108,6 +108,12 @@ ACTIONS: dict[str, Action] = {
     "message": Action("send a MESSAGE: to a leg or URI outside any call, else in the call",
                       ("text",), ("to",)),
     "expect_message": Action("the next MESSAGE that arrives carries this text", ("text",)),
+    "transfer": Action("ask the call's peer to call a leg or URI (REFER: blind transfer); "
+                       "expect_transfer waits for how it went", ("to",)),
+    "expect_transfer": Action("the transfer ends with this status (default 200: the target "
+                              "answered)", (), ("status",)),
+    "expect_transferred": Action("the peer transferred this leg (REFER): the call it placed "
+                                 "becomes the leg's call"),
     "wait": Action("let time pass (needs no leg)", ("seconds",)),
 }
 STEP_KEYS = ("action", "leg", "within")

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from softphone.events import TransferProgress
 from softphone.scenario.model import Leg, Scenario, Step
 from softphone.sip.errors import SipError
 from softphone.sip.transaction import Peer
@@ -85,6 +86,7 @@ class LegRuntime:
                                 listen_port=int(port), dtmf_method=leg.dtmf_method)
         self.tester.agent.add_tracer(trace)
         self.call: TestCall | None = None
+        self.transfer: asyncio.Future[TransferProgress] | None = None  # a transfer step's
 
     def current_call(self) -> TestCall:
         if self.call is None:
@@ -190,6 +192,32 @@ async def _expect_message(step: Step, legs: dict[str, LegRuntime]) -> None:
     await legs[str(step.leg)].tester.receives_message(str(step.args["text"]), step.within)
 
 
+async def _transfer(step: Step, legs: dict[str, LegRuntime]) -> None:
+    """Blind transfer of the leg's peer to a leg or URI: the REFER goes out and the
+    scenario goes on (the target's leg may have to answer); expect_transfer waits."""
+    runtime = legs[str(step.leg)]
+    runtime.transfer = asyncio.ensure_future(
+        runtime.current_call().transfer(_target(step, legs)))
+
+
+async def _expect_transfer(step: Step, legs: dict[str, LegRuntime]) -> None:
+    runtime = legs[str(step.leg)]
+    if runtime.transfer is None:
+        raise StepFailed("no transfer was started (a transfer step comes first)")
+    try:
+        result = await asyncio.wait_for(asyncio.shield(runtime.transfer), step.within)
+    except TimeoutError:
+        raise StepFailed(f"the transfer did not end within {step.within:g} s") from None
+    wanted = int(step.args.get("status", 200))
+    if result.status != wanted:
+        raise StepFailed(f"transfer ended with {result.status} {result.reason}, not {wanted}")
+
+
+async def _expect_transferred(step: Step, legs: dict[str, LegRuntime]) -> None:
+    runtime = legs[str(step.leg)]
+    runtime.call = await runtime.current_call().transferred(step.within)
+
+
 def _play(call: TestCall, step: Step) -> None:
     if "file" in step.args:
         call.play(step.args["file"])
@@ -234,6 +262,9 @@ HANDLERS: dict[str, Handler] = {
     "expect_similar": _on_call(lambda call, step: call.hears_recording(
         step.args["file"], float(step.args.get("threshold", 0.8)), step.within)),
     "message": _message,
+    "transfer": _transfer,
+    "expect_transfer": _expect_transfer,
+    "expect_transferred": _expect_transferred,
     "expect_message": _expect_message,
     "wait": lambda step, legs: asyncio.sleep(_seconds(step)),
 }

@@ -21,7 +21,8 @@ from tests.peers import baresip
 SOFTPHONE = [sys.executable, "-m", "softphone"]
 EXAMPLES = EXAMPLES_DIR / "scenarios"
 LOCAL = ["basic_call.toml", "busy.toml", "ivr_digits.toml", "inband_dtmf.toml",
-         "prompt_heard.toml", "second_caller_busy.toml", "messages.toml"]
+         "prompt_heard.toml", "second_caller_busy.toml", "messages.toml", "transfer.toml",
+         "early_media.toml"]
 
 
 def test_local_examples_pass_with_reports(tmp_path: Path) -> None:

@@ -180,3 +180,38 @@ def test_demo_shows_the_same_view_then_its_summary(tmp_path: Path) -> None:
         summary = screen.wait_for("summary:")
         assert "softphone demo: ended" in summary and "DTMF out  123" in summary
         assert exit_code(tmp_path) == 0
+
+
+def test_t_transfers_the_caller_to_the_target_typed(terminal: tuple[Terminal, int]) -> None:
+    screen, port = terminal
+    screen.wait_for("waiting for calls")
+    with answering("--auto-answer", "--duration", "1", "--max-calls", "1") as carol:
+        caller = subprocess.Popen(
+            [sys.executable, "-m", "softphone", "call", f"sip:bob@127.0.0.1:{port}",
+             "--tone", "440", "--null-audio", "--json"], stdout=subprocess.PIPE, text=True)
+        try:
+            screen.wait_for("a answer")
+            screen.press("a")
+            assert "t transfer" in screen.wait_for("talking")
+            screen.press("t")
+            screen.wait_for("transfer to (Enter sends")
+            for char in f"carol@127.0.0.1:{carol}":
+                screen.press(char)
+            screen.press("Enter")
+            done = screen.wait_for("transfer: 200 OK")
+            assert "ended: 200 Remote hangup" in done or "Remote hangup" in screen.wait_for(
+                "ended: 200")
+            assert caller.wait(15) == 0
+            assert caller.stdout is not None
+            events = [json.loads(line) for line in caller.stdout]
+        finally:
+            if caller.poll() is None:
+                caller.kill()
+            caller.wait()
+            if caller.stdout is not None:
+                caller.stdout.close()
+    names = [e["event"] for e in events]
+    requested = next(e for e in events if e["event"] == "transfer_requested")
+    assert requested["target"] == f"sip:carol@127.0.0.1:{carol}"
+    assert names.count("answered") == 2 and names.count("ended") == 2
+    assert events[-1]["event"] == "ended" and events[-1]["by"] == "remote"  # carol hung up
