@@ -83,3 +83,26 @@ async def test_baresip_as_transferee_calls_our_target_and_we_hear_it() -> None:
             await from_baresip.hears_tone(440, seconds=0.5, timeout=10)
             await to_baresip.ended(timeout=10)
             await from_baresip.hangup()
+
+
+@pytest.mark.peers
+async def test_baresip_as_transferor_sends_us_to_our_target() -> None:
+    with baresip(answermode="auto", source_seconds=15) as peer:
+        async with TestAgent("alice", codecs=("pcmu",)) as alice, \
+                TestAgent("carol", codecs=("pcmu",)) as carol:
+            assert peer.command("dial", alice.uri).get("ok") is True
+            from_baresip = await alice.next_call(timeout=10)
+            await from_baresip.answer()
+            await from_baresip.hears_tone(440, seconds=0.3)
+            assert peer.command("transfer", carol.uri).get("ok") is True  # its REFER
+            to_carol = await from_baresip.transferred(timeout=10)
+            from_alice = await carol.next_call(timeout=10)
+            await from_alice.answer()
+            await to_carol.answered()
+            ended = await from_baresip.ended(timeout=10)  # baresip ends it on our NOTIFY 200
+            assert ended.status == 200 and ended.reason in ("Transferred", "Remote hangup")
+            to_carol.play_tone(500)
+            from_alice.play_tone(700)
+            await from_alice.hears_tone(500, seconds=0.5)
+            await to_carol.hears_tone(700, seconds=0.5)
+            await to_carol.hangup()
