@@ -29,9 +29,43 @@ async def test_a_call_dissects_cleanly_as_sip_and_sdp(tmp_path: Path) -> None:
             await alice.options(f"sip:127.0.0.1:{bob.port}")
             await call.hangup()
     seen = [row[0] or row[1] for row in capture.fields("sip", "sip.Method", "sip.Status-Code")]
-    assert seen == ["INVITE", "100", "180", "200", "ACK", "OPTIONS", "200", "BYE", "200"]
+    # the 180 is reliable (both sides support 100rel): its PRACK and that PRACK's 200 follow
+    assert seen == ["INVITE", "100", "180", "PRACK", "200", "200", "ACK", "OPTIONS", "200",
+                    "BYE", "200"]
+    rseq, rack = capture.fields("sip", "sip.RSeq", "sip.RAck")[2:4]
+    assert rack[1].split()[0] == rseq[0]
     media = capture.fields("sdp", "sdp.media")
     assert [row[0].split()[0] for row in media] == ["audio", "audio"]
+    assert capture.count(PROBLEMS) == 0
+
+
+async def test_early_media_and_a_transfer_dissect_cleanly(tmp_path: Path) -> None:
+    """183 with SDP, REFER with Referred-By, NOTIFY with message/sipfrag bodies, and the
+    INVITE to the target: all as Wireshark reads them, none malformed."""
+    from softphone.testing import TestAgent
+
+    ports = [free_port(), free_port(), free_port()]
+    with tshark_capture(ports, tmp_path) as capture:
+        async with TestAgent("alice", listen_port=ports[0]) as alice, \
+                TestAgent("bob", listen_port=ports[1]) as bob, \
+                TestAgent("carol", listen_port=ports[2]) as carol:
+            call = await alice.call(bob.uri)
+            incoming = await bob.next_call()
+            await incoming.progress_with_media()
+            await call.early_media()
+            await incoming.answer()
+            await call.answered()
+            transfer = asyncio.ensure_future(call.transfer(carol.uri))
+            target = await carol.next_call()
+            await target.answer()
+            assert (await asyncio.wait_for(transfer, 10)).status == 200
+            await target.hangup()
+    methods = [row[0] for row in capture.fields("sip", "sip.Method") if row[0]]
+    assert {"PRACK", "REFER", "NOTIFY"} <= set(methods)
+    assert capture.count("sip.Status-Code == 183 and sdp") >= 1
+    assert capture.count("sip.Method == \"REFER\" and sip.Refer-To") == 1
+    frags = capture.fields("sipfrag", "sipfrag.line")
+    assert any("200 OK" in row[0] for row in frags), frags
     assert capture.count(PROBLEMS) == 0
 
 
