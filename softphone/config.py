@@ -57,6 +57,7 @@ class Profile:
     trust: list[str] | None = None  # answer: networks the per-source limits spare
     session_expires: int | None = None  # RFC 4028 interval we propose (0: none of ours)
     rel100: str | None = None  # reliable provisionals (RFC 3262): off, supported, required
+    mwi: bool | None = None  # subscribe to voicemail waiting indication once registered
 
     def overridden(self, **options: Any) -> Profile:
         """This profile under the command line's options (None: not given on the line)."""
@@ -75,6 +76,7 @@ _TOP_LEVEL = ("default_profile", "profiles")
 _KINDS = {"codecs": "a list of strings", "auth": "a list of strings",
           "trust": "a list of strings",
           "tls_insecure": "true or false", "srtp_insecure": "true or false",
+          "mwi": "true or false",
           "keepalive": "a number of seconds", "session_expires": "a whole number of seconds"}
 _CHECKS: dict[str, Any] = {
     "transport": lambda v: v in ("udp", "tcp", "tls") or "udp, tcp or tls",

@@ -111,6 +111,21 @@ class MessageSent(Event):
 
 
 @dataclass(frozen=True)
+class Mwi(Event):
+    """Message waiting indication (RFC 3842): what the voicemail's NOTIFY says. ``waiting``
+    whether new messages wait; ``new``/``old`` the voice messages (``urgent_new`` and
+    ``urgent_old`` among them); ``account`` the mailbox, when the server names it."""
+
+    name: ClassVar[str] = "mwi"
+    waiting: bool
+    new: int
+    old: int
+    urgent_new: int = 0
+    urgent_old: int = 0
+    account: str | None = None
+
+
+@dataclass(frozen=True)
 class Calling(Event):
     name: ClassVar[str] = "calling"
     call_id: str
@@ -256,6 +271,6 @@ class Ended(Event):
 
 
 __all__ = ["Answered", "Calling", "Dtmf", "DtmfSent", "EarlyMedia", "Ended", "Event", "Hold",
-           "Incoming", "Listening", "MediaTimeout", "MessageReceived", "MessageSent",
+           "Incoming", "Listening", "MediaTimeout", "Mwi", "MessageReceived", "MessageSent",
            "OptionsResult", "Progress", "Redirected", "TransferProgress", "TransferRequested",
            "Registered", "RegistrationFailed", "Ringing", "Unregistered", "utc_timestamp"]

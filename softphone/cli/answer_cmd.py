@@ -30,6 +30,7 @@ from softphone.cli.common import (
     run,
     sip_uri,
     srtp_options,
+    subscribe_mwi,
     until_stopped,
     wav_seconds,
 )
@@ -59,6 +60,8 @@ log = logging.getLogger("softphone.cli")
 @click.option("--registrar", metavar="URI", help="Register here first, to be reachable.")
 @click.option("--user", help="Our user name (and the digest user with --password).")
 @click.option("--password", help="Digest password for --registrar.")
+@click.option("--mwi", is_flag=True, default=None,
+              help="With --registrar: subscribe to voicemail waiting indication (RFC 3842).")
 @click.option("--max-calls", type=click.IntRange(1), metavar="N",
               help="Exit after N calls have ended.")
 @audio_options
@@ -72,7 +75,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    answer_after: float | None, early_media: str | None,
                    reject_code: int | None, redirect: str | None,
                    duration: float | None, registrar: str | None, user: str | None,
-                   password: str | None, max_calls: int | None, play: str | None,
+                   password: str | None, mwi: bool | None, max_calls: int | None, play: str | None,
                    tone: float | None, record: str | None, record_both: bool, codecs: str,
                    null_audio: bool,
                    device: str | None, rtp_ports: str | None, echo: bool, no_media: bool,
@@ -93,6 +96,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
     """
     profile = cli_context().profile.overridden(
         registrar=registrar, user=user, password=password, listen=listen, transport=transport,
+        mwi=mwi,
         **network, auth=list(auth) or None, trust=list(trust) or None,
         device=device)
     guard = guard_settings(profile, max_request_rate, max_calls_per_source, follow_maddr,
@@ -184,6 +188,8 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                     await agent.register(str(registrar_uri))
                 except RegistrationError:
                     return EXIT_FAILED
+                if profile.mwi:
+                    await subscribe_mwi(agent, registrar_uri, profile.domain)
             if interactive:
                 served = await LiveSession(agent).run(serve(agent), stop)
             else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 import os
 import re
 import signal
@@ -48,6 +49,7 @@ from softphone.ua.events import (
     MediaTimeout,
     MessageReceived,
     MessageSent,
+    Mwi,
     OptionsResult,
     Progress,
     Redirected,
@@ -58,7 +60,9 @@ from softphone.ua.events import (
     TransferRequested,
     Unregistered,
 )
+from softphone.ua.registration import RegistrationError
 
+log = logging.getLogger("softphone.cli")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 T = TypeVar("T")
 
@@ -165,6 +169,9 @@ def describe(event: Event) -> str:
         return f"ringing ({event.status})"
     if isinstance(event, Progress):
         return f"progress: {event.status} {event.reason}"
+    if isinstance(event, Mwi):
+        state = "[bold]messages waiting[/bold]" if event.waiting else "no new messages"
+        return f"voicemail: {state} ({event.new} new, {event.old} old)"
     if isinstance(event, TransferRequested):
         return f"transferred by the peer to {event.target}"
     if isinstance(event, TransferProgress):
@@ -300,6 +307,19 @@ def audio_config(play: str | None, tone: float | None, record: str | None,
         _check_device(chosen, device_in, device_out)
     return AudioConfig(play=play, tone=tone, record=record, echo=echo, device=chosen,
                        device_in=device_in, device_out=device_out, record_both=record_both)
+
+
+async def subscribe_mwi(agent: UserAgent, registrar: SipUri, domain: str | None,
+                        timeout: float | None = None) -> None:
+    """--mwi: subscribe to the account's voicemail summary at its address of record,
+    which the registrar serves when the account names no domain of its own; a server that
+    will not serve it is one warning, the registration goes on."""
+    target = None if domain else str(SipUri(host=registrar.host, port=registrar.port,
+                                            user=agent.config.user))
+    try:
+        await agent.subscribe_mwi(target, timeout=timeout)
+    except RegistrationError as error:
+        log.warning("voicemail indication (--mwi) refused: %s", error)
 
 
 def wav_seconds(path: str, option: str) -> float:

@@ -20,6 +20,7 @@ from softphone.cli.common import (
     network_settings,
     run,
     sip_uri,
+    subscribe_mwi,
     until_stopped,
 )
 from softphone.ua.agent import AgentConfig
@@ -33,6 +34,8 @@ from softphone.ua.registration import RegistrationError
 @click.option("--domain", help="Domain of the address of record (default: registrar host).")
 @click.option("--expires", type=click.IntRange(0, 2**32 - 1), default=3600, show_default=True)
 @click.option("--once", is_flag=True, help="Register, report, unregister and exit.")
+@click.option("--mwi", is_flag=True, default=None,
+              help="Also subscribe to voicemail waiting indication (RFC 3842): mwi events.")
 @click.option("--listen", metavar="HOST:PORT", help="Local address (port 0: any free port).")
 @TRANSPORT_OPTION
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
@@ -40,7 +43,8 @@ from softphone.ua.registration import RegistrationError
 @network_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def register_command(registrar: str | None, user: str | None, password: str | None,
-                     domain: str | None, expires: int, once: bool, listen: str | None,
+                     domain: str | None, expires: int, once: bool, mwi: bool | None,
+                     listen: str | None,
                      transport: str | None, timeout: float | None, as_json: bool,
                      **network: Any) -> None:
     """Register USER with a registrar and stay registered (refreshing) until Ctrl-C.
@@ -49,10 +53,11 @@ def register_command(registrar: str | None, user: str | None, password: str | No
     Examples:
       softphone register --registrar sip:127.0.0.1:5060 --user alice --password secret
       softphone register --registrar sip:pbx.example.com --user 201 --password pw --once
+      softphone register --registrar sip:pbx.example.com --user 201 --password pw --mwi
     """
     profile = cli_context().profile.overridden(
         registrar=registrar, user=user, password=password, domain=domain, listen=listen,
-        transport=transport, **network)
+        transport=transport, mwi=mwi, **network)
     for value, option in ((profile.registrar, "--registrar"), (profile.user, "--user"),
                           (profile.secret(), "--password")):
         if value is None:
@@ -78,6 +83,8 @@ def register_command(registrar: str | None, user: str | None, password: str | No
                 return EXIT_FAILED
             if done is None:
                 return EXIT_INTERRUPTED
+            if profile.mwi:
+                await subscribe_mwi(agent, registrar_uri, profile.domain, timeout)
             if once:
                 return EXIT_OK
             await stop.wait()

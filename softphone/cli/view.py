@@ -26,6 +26,7 @@ from softphone.ua.events import (
     Event,
     Hold,
     MessageReceived,
+    Mwi,
     TransferProgress,
     TransferRequested,
 )
@@ -85,6 +86,9 @@ class CallView:
             self.log.append(f"ended: {event.status} {event.reason} (by {event.by})")
         elif isinstance(event, MessageReceived):
             self.log.append(f"message from {event.sender}: {event.text[:200]}")
+        elif isinstance(event, Mwi):
+            self.log.append(f"voicemail: {'messages waiting' if event.waiting else 'none new'}"
+                            f" ({event.new} new, {event.old} old)")
         elif isinstance(event, EarlyMedia):
             self.log.append(f"early media ({event.codec or 'awaiting the answer'})")
         elif isinstance(event, TransferRequested):

@@ -39,6 +39,7 @@ from softphone.core.reliable import REL100, supports_100rel
 from softphone.core.requests import Exchange, RequestRefused, fails_over, retry_after
 from softphone.core.session_timer import SessionTimerSettings, too_brief
 from softphone.core.state import CallState
+from softphone.core.subscription import CoreSubscription, is_message_summary, mwi_event
 from softphone.core.timers import TimerSet
 from softphone.core.transfer import Replaces
 from softphone.events import Event, MessageReceived, OptionsResult
@@ -158,6 +159,8 @@ class UserAgentCore:
         self._exchanges: dict[TransactionKey, Exchange] = {}
         self._calls_by_dialog: dict[tuple[str, str, str], CoreCall] = {}
         self._calls_by_local: dict[tuple[str, str], CoreCall] = {}
+        self.subscriptions: dict[int, CoreSubscription] = {}
+        self._subscriptions_by_dialog: dict[tuple[str, str, str], CoreSubscription] = {}
         self._calls_by_invite: dict[TransactionKey, CoreCall] = {}
         self._unanswered = 0
         self._avoid: dict[Peer, float] = {}   # servers in their Retry-After
@@ -670,10 +673,13 @@ class UserAgentCore:
             return
         if request.to_address.tag is not None:
             call = self._calls_by_dialog.get(_dialog_key_of_request(request))
-            if call is None:
-                self.respond(key, make_response(request, 481, to_tag=new_tag()))
-            else:
+            subscription = self._subscription_of(request) if call is None else None
+            if call is not None:
                 call.on_request(request, key, self.now)
+            elif subscription is not None:
+                subscription.on_notify(request, key, self.now)
+            else:
+                self.respond(key, make_response(request, 481, to_tag=new_tag()))
             return
         if request.method == "INVITE":
             self._on_invite(request, key, event.source)
@@ -689,6 +695,11 @@ class UserAgentCore:
                                             extra=self.capabilities(toward=event.source.host)))
         elif request.method == "MESSAGE":
             self.deliver_message(request, key, None)
+        elif request.method == "NOTIFY" and is_message_summary(request):
+            self.respond(key, make_response(request, 200, to_tag=new_tag()))  # unsolicited
+            self.emit(mwi_event(request))
+        elif request.method == "NOTIFY":
+            self.respond(key, make_response(request, 489, "Bad Event", to_tag=new_tag()))
         else:
             self.respond(key, make_response(request, 481, to_tag=new_tag()))
 
@@ -745,6 +756,32 @@ class UserAgentCore:
         return False, call
 
     # --- bookkeeping for calls and registrations --------------------------------------------
+
+    def _subscription_of(self, request: Request) -> CoreSubscription | None:
+        """The subscription of ours a NOTIFY belongs to: by its dialog, or, when it
+        overtook the SUBSCRIBE's 2xx, by Call-ID and our tag."""
+        if request.method != "NOTIFY":
+            return None
+        found = self._subscriptions_by_dialog.get(_dialog_key_of_request(request))
+        if found is not None:
+            return found
+        tag = request.to_address.tag
+        return next((s for s in self.subscriptions.values()
+                     if s.dialog is None and (s.call_id, s.from_tag) == (request.call_id, tag)),
+                    None)
+
+    def bind_subscription(self, subscription: CoreSubscription,
+                          key: tuple[str, str, str]) -> None:
+        self._subscriptions_by_dialog[key] = subscription
+
+    def unbind_subscription(self, key: tuple[str, str, str]) -> None:
+        self._subscriptions_by_dialog.pop(key, None)
+
+    def forget_subscription(self, subscription: CoreSubscription) -> None:
+        self.timers.cancel_all(subscription, ("refresh",))
+        for number, known in list(self.subscriptions.items()):
+            if known is subscription:
+                del self.subscriptions[number]
 
     def bind_dialog(self, call: CoreCall, key: tuple[str, str, str]) -> None:
         self._calls_by_dialog[key] = call
@@ -977,6 +1014,31 @@ class UserAgentCore:
         request = self._next_id()
         registration.register(request, now)
         return number, request
+
+    def subscribe_mwi(self, target: str | SipUri | None, now: float,
+                      expires: int = 3600) -> tuple[int, int]:
+        """Subscribe to message-summary (RFC 3842) at ``target`` (default: our address of
+        record); returns (subscription, request): Completed(request) brings the answer,
+        ``mwi`` events the mailbox's state, refreshed until ``unsubscribe``."""
+        self.now = now
+        uri = self.address_of_record if target is None else (
+            target if isinstance(target, SipUri) else parse_sip_uri(target))
+        subscription = CoreSubscription(self, uri, expires)
+        number = self._next_id()
+        self.subscriptions[number] = subscription
+        request = self._next_id()
+        subscription.subscribe(request, now)
+        return number, request
+
+    def unsubscribe(self, subscription: int, now: float) -> int:
+        self.now = now
+        request = self._next_id()
+        found = self.subscriptions.get(subscription)
+        if found is None:
+            self.emit(Completed(request, 200, "Not subscribed"))
+        else:
+            found.unsubscribe(request, now)
+        return request
 
     def unregister(self, registration: int, now: float) -> int:
         self.now = now

@@ -36,7 +36,8 @@ class EndpointPolicy:
     # RFC 4488 REFER without its subscription
     extensions: frozenset[str] = frozenset({"timer", "100rel", "replaces", "norefersub"})
     content_types: frozenset[str] = frozenset({SDP, "application/dtmf-relay", TEXT_PLAIN,
-                                               "message/sipfrag"})  # REFER progress
+                                               "message/sipfrag",  # REFER progress
+                                               "application/simple-message-summary"})
 
     @property
     def allow(self) -> str:

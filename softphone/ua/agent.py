@@ -73,7 +73,7 @@ from softphone.transport.tls import TlsSettings, TlsTransport
 from softphone.transport.udp import UdpTransport
 from softphone.ua.call import Call
 from softphone.ua.conference import Conference
-from softphone.ua.registration import Registration, RegistrationError
+from softphone.ua.registration import MwiSubscription, Registration, RegistrationError
 
 log = logging.getLogger("softphone.agent")
 sip_log = logging.getLogger("softphone.sip")
@@ -203,6 +203,7 @@ class UserAgent:
         self.incoming: asyncio.Queue[Call] = asyncio.Queue()
         self.calls: set[Call] = set()
         self.registrations: list[Registration] = []
+        self.subscriptions: list[MwiSubscription] = []
         self._by_handle: dict[str, Call] = {}
         self._waiting: dict[int, asyncio.Future[Completed]] = {}
         self._subscribers: list[asyncio.Queue[Event]] = []
@@ -268,6 +269,8 @@ class UserAgent:
         ``close_timeout`` for the answers (a dead peer would otherwise hold each BYE for
         64*T1); then close the sockets. Calls still unanswered by then end locally."""
         goodbyes = [asyncio.ensure_future(call.hangup()) for call in list(self.calls)]
+        goodbyes += [asyncio.ensure_future(subscription.unsubscribe())
+                     for subscription in list(self.subscriptions)]
         goodbyes += [asyncio.ensure_future(registration.unregister())
                      for registration in list(self.registrations)]
         if goodbyes:
@@ -631,6 +634,22 @@ class UserAgent:
         self.calls.add(call)
         self.transmit()
         return call
+
+    async def subscribe_mwi(self, target: str | None = None, expires: int = 3600,
+                            timeout: float | None = None) -> MwiSubscription:
+        """Subscribe to message waiting indication (RFC 3842) at ``target`` (default: our
+        address of record, as a PBX's voicemail serves it); ``mwi`` events follow. Raises
+        RegistrationError when the server refuses; refreshed until closed."""
+        number, request = self.core.subscribe_mwi(target, self.now(), expires)
+        waiting = self.waiting_for(request)
+        self.transmit()
+        done = await self.within(timeout, waiting)
+        if not done.ok:
+            await self.request(lambda now: self.core.unsubscribe(number, now))
+            raise RegistrationError(done.status, done.reason)
+        subscription = MwiSubscription(self, number, done.status)
+        self.subscriptions.append(subscription)
+        return subscription
 
     def conference(self) -> Conference:
         """A new, empty local conference; ``await conference.add(call)`` joins calls to it."""

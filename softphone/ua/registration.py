@@ -52,3 +52,19 @@ class Registration:
             self.agent.registrations.remove(self)
         await self.agent.within(self.timeout, self.agent.request(
             lambda now: self.agent.core.unregister(self.number, now)))
+
+
+class MwiSubscription:
+    """A message-summary subscription (RFC 3842) of the public API: the core sends and
+    refreshes the SUBSCRIBEs; the mailbox's state arrives as ``mwi`` events."""
+
+    def __init__(self, agent: UserAgent, number: int, status: int) -> None:
+        self.agent = agent
+        self.number = number
+        self.status = status  # the first SUBSCRIBE's answer (200 or 202)
+
+    async def unsubscribe(self) -> None:
+        """End the subscription (Expires: 0) and stop refreshing it."""
+        if self in self.agent.subscriptions:
+            self.agent.subscriptions.remove(self)
+        await self.agent.request(lambda now: self.agent.core.unsubscribe(self.number, now))

@@ -142,6 +142,30 @@ def kamailio(tls_certificate: Path | None = None) -> Iterator[Kamailio]:
                 stop(process)
 
 
+@contextlib.contextmanager
+def kamailio_presence() -> Iterator[Kamailio]:
+    """Kamailio as a presence server for message-summary (presence + presence_mwi over
+    db_text tables in a scratch copy of tests/peers/presence-db)."""
+    binary = require("kamailio")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="kamailio-presence-") as runtime:
+        database = Path(runtime) / "db"
+        shutil.copytree(HERE / "presence-db", database)
+        log = Path(runtime) / "kamailio.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [binary, "-DD", "-E", "-f", str(HERE / "kamailio-presence.cfg"),
+                 "-A", f"SIP_PORT={port}", "-A", f'DB_URL="text://{database}"',
+                 "-A", f'SERVER_ADDRESS="sip:127.0.0.1:{port}"',
+                 "-Y", runtime, "-m", "64", "-M", "8"],
+                stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            try:
+                wait_for_sip(port)
+                yield Kamailio(port, log)
+            finally:
+                stop(process)
+
+
 class Baresip:
     """baresip 1.0 as a foreign user agent, headless (aufile in, aubridge out), driven through
     its ctrl_tcp module (netstring-framed JSON commands)."""
