@@ -56,7 +56,9 @@ from softphone.ua.events import (
     EarlyMedia,
     Ended,
     Event,
+    Hold,
     MessageReceived,
+    Mwi,
     Ringing,
     TransferProgress,
 )
@@ -301,6 +303,13 @@ class TestCall:
         assert isinstance(new, Call)
         return TestCall(self.agent, new)
 
+    async def held(self, held: bool = True, timeout: float = 5.0) -> None:
+        """The peer put this call on hold (``held``), or took it off hold."""
+        call_id = self.call.call_id
+        await self._within(timeout, "hold" if held else "resume", self.agent.wait_event(
+            lambda e: isinstance(e, Hold) and e.call_id == call_id and e.by == "remote"
+            and e.held == held))
+
     async def progress_with_media(self) -> None:
         """Send 183 with our SDP and play this call's audio before answering (early media)."""
         await self.call.early_media(self.source)
@@ -330,6 +339,7 @@ class TestAgent:
                                            **config))  # type: ignore[arg-type]
         self.log = EventLog(self.agent)
         self._messages_taken = 0  # received messages that receives_message matched already
+        self._mwi_taken = 0  # voicemail summaries receives_mwi has looked at
 
     @property
     def events(self) -> list[Event]:
@@ -397,6 +407,29 @@ class TestAgent:
             return await asyncio.wait_for(wait(), timeout)
         except TimeoutError:
             raise ExpectationFailed(f"no message {text!r} within {timeout:g} s") from None
+
+    async def receives_mwi(self, new: int | None = None, waiting: bool | None = None,
+                           timeout: float = 5.0) -> Mwi:
+        """A voicemail summary (``mwi`` event) this agent has not matched yet that says
+        ``new`` messages and/or ``waiting``; summaries that say otherwise are passed over
+        (a mailbox reports every change), so the wait ends at the first that matches."""
+        async def wait() -> Mwi:
+            while True:
+                arrived = [e for e in self.log.events if isinstance(e, Mwi)]
+                while len(arrived) > self._mwi_taken:
+                    summary = arrived[self._mwi_taken]
+                    self._mwi_taken += 1
+                    if (new is None or summary.new == new) and \
+                            (waiting is None or summary.waiting == waiting):
+                        return summary
+                await self.log.next_change()
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            wanted = ", ".join(f"{k} {v}" for k, v in (("new", new), ("waiting", waiting))
+                               if v is not None) or "any"
+            raise ExpectationFailed(f"no voicemail summary ({wanted}) within "
+                                    f"{timeout:g} s") from None
 
     async def __aenter__(self) -> TestAgent:
         await self.agent.start()

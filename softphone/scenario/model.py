@@ -57,6 +57,12 @@ KINDS: dict[str, dict[str, Any]] = {
     "hz": {"type": "number", "exclusiveMinimum": 0},
     "digits": {"type": "string", "pattern": "^[0-9*#A-Da-d]+$"},
     "text": {"type": "string", "description": "a message's text"},
+    "new": {"type": "integer", "minimum": 0,
+            "description": "new voice messages the summary must count"},
+    "waiting": {"type": "boolean", "description": "whether messages must be waiting"},
+    "parallel": {"type": "boolean",
+                 "description": "run together with the neighbouring steps marked so; the "
+                                "scenario goes on when all of them are done"},
     "seconds": {**SECONDS, "description": "how long the audio must hold, or to wait"},
     "level": {"type": "number", "minimum": 0,
               "description": "the tone's floor in dB below full scale (default 40)"},
@@ -114,9 +120,15 @@ ACTIONS: dict[str, Action] = {
                               "answered)", (), ("status",)),
     "expect_transferred": Action("the peer transferred this leg (REFER): the call it placed "
                                  "becomes the leg's call"),
+    "hold": Action("put the peer on hold (re-INVITE, sendonly)"),
+    "resume": Action("take the peer off hold (re-INVITE, sendrecv)"),
+    "expect_hold": Action("the peer puts this leg on hold"),
+    "expect_resume": Action("the peer takes this leg off hold"),
+    "expect_mwi": Action("the leg's voicemail summary (it needs mwi = true) says this",
+                         (), ("new", "waiting")),
     "wait": Action("let time pass (needs no leg)", ("seconds",)),
 }
-STEP_KEYS = ("action", "leg", "within")
+STEP_KEYS = ("action", "leg", "within", "parallel")
 LEG_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["name"],
@@ -130,6 +142,19 @@ LEG_SCHEMA: dict[str, Any] = {
         "listen": {"type": "string", "pattern": "^.+:[0-9]+$",
                    "description": "HOST:PORT (default 127.0.0.1:0, any free port)"},
         "dtmf_method": {"enum": list(DTMF_METHODS)},
+        "registrar": {"type": "string", "minLength": 1,
+                      "description": "register here first (a SIP URI; ${VAR} allowed); the "
+                                     "leg is then called at its address of record"},
+        "password": {"type": "string", "description": "digest password (${VAR} allowed)"},
+        "proxy": {"type": "string", "minLength": 1,
+                  "description": "outbound proxy for every request (default: the "
+                                 "registrar, when there is one)"},
+        "domain": {"type": "string", "minLength": 1,
+                   "description": "domain of the address of record (default: the "
+                                  "registrar's host)"},
+        "transport": {"enum": ["udp", "tcp", "tls"]},
+        "mwi": {"type": "boolean",
+                "description": "subscribe to voicemail waiting indication once registered"},
     },
 }
 TOP_SCHEMA: dict[str, Any] = {
@@ -144,6 +169,8 @@ def conforms(value: Any, fragment: dict[str, Any]) -> bool:
     kind = fragment.get("type")
     if "enum" in fragment and value not in fragment["enum"]:
         return False
+    if kind == "boolean":
+        return isinstance(value, bool)
     if kind == "string":
         return isinstance(value, str) and len(value) >= fragment.get("minLength", 0) and \
             ("pattern" not in fragment or re.search(fragment["pattern"], value) is not None)
@@ -161,6 +188,7 @@ def conforms(value: Any, fragment: dict[str, Any]) -> bool:
 
 # where a fragment's keywords would make a poor error message
 WORDS = {"digits": "DTMF digits (0-9, *, #, A-D)", "status": "a SIP status",
+         "parallel": "true or false", "waiting": "true or false", "mwi": "true or false",
          "expect_status": "a SIP status", "listen": "HOST:PORT"}
 
 
@@ -220,6 +248,12 @@ class Leg:
     user: str | None = None
     listen: str = "127.0.0.1:0"
     dtmf_method: str = "auto"
+    registrar: str | None = None  # an account: register here, be called at the AOR
+    password: str | None = None
+    proxy: str | None = None
+    domain: str | None = None
+    transport: str = "udp"
+    mwi: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,6 +264,7 @@ class Step:
     leg: str | None
     within: float
     args: dict[str, Any] = field(default_factory=dict)
+    parallel: bool = False  # runs with its marked neighbours; all end before the next step
 
     def describe(self) -> str:
         detail = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
@@ -286,9 +321,14 @@ def _leg(path: Path, number: int, table: dict[str, Any]) -> Leg:
         raise ScenarioError(f"{where}: needs a 'name'")
     for key, fragment in properties.items():
         _check(where, key, table, fragment)
+    if table.get("mwi") and "registrar" not in table:
+        raise ScenarioError(f"{where}: mwi needs a registrar (the account's voicemail)")
     return Leg(name=table["name"], codecs=tuple(table.get("codecs", DEFAULT_CODECS)),
                user=table.get("user"), listen=str(table.get("listen", "127.0.0.1:0")),
-               dtmf_method=str(table.get("dtmf_method", "auto")))
+               dtmf_method=str(table.get("dtmf_method", "auto")),
+               registrar=table.get("registrar"), password=table.get("password"),
+               proxy=table.get("proxy"), domain=table.get("domain"),
+               transport=str(table.get("transport", "udp")), mwi=bool(table.get("mwi", False)))
 
 
 def _check(where: str, key: str, table: dict[str, Any], fragment: dict[str, Any]) -> None:
@@ -321,11 +361,12 @@ def _step(path: Path, number: int, line: int, table: dict[str, Any],
             _check(where, key, table, KINDS[key])
     if action == "play" and ("file" in table) == ("tone" in table):
         raise ScenarioError(f"{where}: play needs one of 'file' or 'tone'")
-    args = {k: v for k, v in table.items() if k not in ("action", "leg", "within")}
+    args = {k: v for k, v in table.items() if k not in ("action", "leg", "within",
+                                                          "parallel")}
     if action in ("play", "expect_similar") and "file" in args:  # beside the scenario
         args["file"] = str((path.parent / str(args["file"])).resolve())
     return Step(number, line, str(action), leg, float(table.get("within", DEFAULT_WITHIN)),
-                args)
+                args, bool(table.get("parallel", False)))
 
 
 def _unknown(path: Path, where: str, table: dict[str, Any], allowed: tuple[str, ...]) -> None:

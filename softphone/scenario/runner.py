@@ -16,10 +16,17 @@ from typing import Any
 
 from softphone.events import TransferProgress
 from softphone.scenario.model import Leg, Scenario, Step
+from softphone.sip import parse_sip_uri
 from softphone.sip.errors import SipError
 from softphone.sip.transaction import Peer
 from softphone.testing import ExpectationFailed, TestAgent, TestCall
+from softphone.ua.agent import Credentials
 from softphone.ua.events import Ended, utc_timestamp
+from softphone.ua.registration import RegistrationError
+
+
+class LegFailed(Exception):
+    """A leg could not be made ready (its account refused): the scenario cannot run."""
 
 
 class StepFailed(Exception):
@@ -66,14 +73,17 @@ _VARIABLE_RE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 
 
 def missing_variables(scenario: Scenario) -> list[str]:
-    """The environment variables the scenario's steps name (``${PBX_URI}``) that are unset."""
+    """The environment variables the scenario's steps and legs' accounts name
+    (``${PBX_URI}``) that are unset."""
     missing: list[str] = []
-    for step in scenario.steps:
-        for value in step.args.values():
-            for match in _VARIABLE_RE.finditer(value if isinstance(value, str) else ""):
-                name = match.group(1) or match.group(2)
-                if name not in os.environ and name not in missing:
-                    missing.append(name)
+    values = [value for step in scenario.steps for value in step.args.values()]
+    values += [value for leg in scenario.legs
+               for value in (leg.registrar, leg.password, leg.proxy, leg.domain)]
+    for value in values:
+        for match in _VARIABLE_RE.finditer(value if isinstance(value, str) else ""):
+            name = match.group(1) or match.group(2)
+            if name not in os.environ and name not in missing:
+                missing.append(name)
     return missing
 
 
@@ -82,11 +92,51 @@ class LegRuntime:
 
     def __init__(self, leg: Leg, trace: Callable[[str, bytes, Peer], None]) -> None:
         host, _, port = leg.listen.rpartition(":")
+        self.leg = leg
+        self.registrar = os.path.expandvars(leg.registrar) if leg.registrar else None
         self.tester = TestAgent(leg.user or leg.name, leg.codecs, listen_host=host,
-                                listen_port=int(port), dtmf_method=leg.dtmf_method)
+                                listen_port=int(port), dtmf_method=leg.dtmf_method,
+                                **self._account())
         self.tester.agent.add_tracer(trace)
         self.call: TestCall | None = None
         self.transfer: asyncio.Future[TransferProgress] | None = None  # a transfer step's
+
+    def _account(self) -> dict[str, Any]:
+        """AgentConfig settings of a leg with an account: credentials, the outbound proxy
+        (the registrar unless told), the domain of its address of record, the transport."""
+        leg = self.leg
+        settings: dict[str, Any] = {"transport": leg.transport}
+        if self.registrar is None:
+            return settings
+        registrar = parse_sip_uri(self.registrar)
+        proxy = os.path.expandvars(leg.proxy) if leg.proxy else self.registrar
+        settings |= {"outbound_proxy": proxy,
+                     "domain": os.path.expandvars(leg.domain) if leg.domain else registrar.host}
+        if leg.password is not None:
+            settings["credentials"] = Credentials(leg.user or leg.name,
+                                                  os.path.expandvars(leg.password))
+        return settings
+
+    async def start(self) -> None:
+        """Listen; with an account, register (and subscribe to voicemail with mwi)."""
+        agent = self.tester.agent
+        await agent.start()
+        if self.registrar is None:
+            return
+        try:
+            await agent.register(self.registrar)
+            if self.leg.mwi:
+                await agent.subscribe_mwi()
+        except RegistrationError as error:
+            raise LegFailed(f"leg {self.leg.name}: {self.registrar} refused: {error}") from None
+
+    @property
+    def address(self) -> str:
+        """Where other legs call this one: its address of record when it has an account
+        (through the PBX), else its own address."""
+        if self.registrar is not None:
+            return str(self.tester.agent.address_of_record)
+        return self.tester.uri
 
     def current_call(self) -> TestCall:
         if self.call is None:
@@ -111,18 +161,19 @@ async def run_scenario(scenario: Scenario) -> ScenarioResult:
     legs = {leg.name: LegRuntime(leg, trace) for leg in scenario.legs}
     try:
         for runtime in legs.values():
-            await runtime.tester.agent.start()
+            await runtime.start()
         async with asyncio.timeout(scenario.timeout):
-            for step in scenario.steps:
-                outcome = await _run_step(step, legs)
-                result.steps.append(outcome)
-                if not outcome.ok:
-                    result.end("failed" if outcome.kind == "failure" else "error",
-                               f"step {step.number}: {outcome.message}")
+            for group in _groups(scenario.steps):
+                outcomes = await asyncio.gather(*(_run_step(step, legs) for step in group))
+                result.steps.extend(outcomes)
+                failed = next((o for o in outcomes if not o.ok), None)
+                if failed is not None:
+                    result.end("failed" if failed.kind == "failure" else "error",
+                               f"step {failed.number}: {failed.message}")
                     break
     except TimeoutError:
         result.end("failed", f"the scenario ran past its timeout of {scenario.timeout:g} s")
-    except (SipError, OSError) as broken:  # a leg could not even start (its port taken)
+    except (SipError, OSError, LegFailed) as broken:  # a leg could not start (port, account)
         result.end("error", str(broken))
     finally:
         for runtime in legs.values():
@@ -131,6 +182,18 @@ async def run_scenario(scenario: Scenario) -> ScenarioResult:
                         for event in runtime.tester.events if isinstance(event, Ended)]
         result.seconds = round(time.monotonic() - started, 3)
     return result
+
+
+def _groups(steps: tuple[Step, ...]) -> list[list[Step]]:
+    """The steps in the order they run: a run of neighbours marked ``parallel`` together,
+    every other step alone."""
+    groups: list[list[Step]] = []
+    for step in steps:
+        if step.parallel and groups and groups[-1][-1].parallel:
+            groups[-1].append(step)
+        else:
+            groups.append([step])
+    return groups
 
 
 async def _run_step(step: Step, legs: dict[str, LegRuntime]) -> StepResult:
@@ -175,9 +238,10 @@ async def _wait_call(step: Step, legs: dict[str, LegRuntime]) -> None:
 
 
 def _target(step: Step, legs: dict[str, LegRuntime]) -> str:
-    """A step's ``to``: a leg's address, or a URI (``${VAR}`` from the environment)."""
+    """A step's ``to``: a leg's address (its AOR when it has an account), or a URI
+    (``${VAR}`` from the environment)."""
     target = os.path.expandvars(str(step.args["to"]))
-    return legs[target].tester.uri if target in legs else target
+    return legs[target].address if target in legs else target
 
 
 async def _message(step: Step, legs: dict[str, LegRuntime]) -> None:
@@ -216,6 +280,11 @@ async def _expect_transfer(step: Step, legs: dict[str, LegRuntime]) -> None:
 async def _expect_transferred(step: Step, legs: dict[str, LegRuntime]) -> None:
     runtime = legs[str(step.leg)]
     runtime.call = await runtime.current_call().transferred(step.within)
+
+
+async def _expect_mwi(step: Step, legs: dict[str, LegRuntime]) -> None:
+    await legs[str(step.leg)].tester.receives_mwi(step.args.get("new"),
+                                                  step.args.get("waiting"), step.within)
 
 
 def _play(call: TestCall, step: Step) -> None:
@@ -263,6 +332,11 @@ HANDLERS: dict[str, Handler] = {
         step.args["file"], float(step.args.get("threshold", 0.8)), step.within)),
     "message": _message,
     "transfer": _transfer,
+    "hold": _on_call(lambda call, step: call.call.hold()),
+    "resume": _on_call(lambda call, step: call.call.resume()),
+    "expect_hold": _on_call(lambda call, step: call.held(True, step.within)),
+    "expect_resume": _on_call(lambda call, step: call.held(False, step.within)),
+    "expect_mwi": _expect_mwi,
     "expect_transfer": _expect_transfer,
     "expect_transferred": _expect_transferred,
     "expect_message": _expect_message,

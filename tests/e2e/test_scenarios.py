@@ -49,6 +49,32 @@ def test_the_baresip_example() -> None:
     assert result.returncode == 0, result.stdout
 
 
+@pytest.mark.peers
+def test_the_pbx_example_registers_two_accounts_and_calls_through_kamailio(
+        tmp_path: Path) -> None:
+    from tests.peers import kamailio
+
+    report = tmp_path / "report.json"
+    with kamailio() as pbx:
+        environment = {**os.environ, "PBX": pbx.uri, "ALICE_PASSWORD": "alicepw",
+                       "BOB_PASSWORD": "bobpw"}
+        result = subprocess.run([*SOFTPHONE, "test", str(EXAMPLES / "pbx_call.toml"),
+                                 "--report", str(report)], capture_output=True, text=True,
+                                timeout=90, env=environment)
+        assert result.returncode == 0, result.stdout
+        wrong = subprocess.run([*SOFTPHONE, "test", str(EXAMPLES / "pbx_call.toml")],
+                               capture_output=True, text=True, timeout=90,
+                               env={**environment, "BOB_PASSWORD": "wrong"})
+    data = json.loads(report.read_text())["scenarios"][0]
+    trace = "\n".join(data["sip_trace"])
+    assert trace.count("REGISTER sip:127.0.0.1") >= 2 and f":{pbx.port} " in trace
+    invite = next(line for line in data["sip_trace"] if " INVITE sip:bob@127.0.0.1" in line)
+    assert f"udp:127.0.0.1:{pbx.port}" in invite  # sent to the PBX, not to bob directly
+    assert wrong.returncode == 1
+    said = " ".join(wrong.stdout.split())
+    assert "leg bob: " in said and "refused: 401 Unauthorized" in said, said
+
+
 def test_a_failing_scenario_counts_in_the_exit_code_and_names_the_step(tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.toml"
     wrong.write_text((EXAMPLES / "busy.toml").read_text().replace("status = 486\nwithin",

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +93,24 @@ def test_register_mwi_prints_the_mailbox_as_json_events() -> None:
             command.communicate(timeout=15)
         log = server.log.read_text(errors="replace")
         assert "message-summary" in log
+
+
+def test_a_scenario_leg_with_mwi_expects_the_published_summary(tmp_path: Path) -> None:
+    scenario = tmp_path / "voicemail.toml"
+    scenario.write_text('name = "voicemail"\n[[legs]]\nname = "alice"\n'
+                        'registrar = "${PBX}"\nmwi = true\n'
+                        '[[steps]]\nleg = "alice"\naction = "expect_mwi"\nnew = 3\n'
+                        'waiting = true\nwithin = 15\n')
+    with kamailio_presence() as server:
+        run = subprocess.Popen([sys.executable, "-m", "softphone", "test", str(scenario)],
+                               stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PBX": server.uri})
+
+        async def leave_a_message() -> int:
+            async with UserAgent(AgentConfig(listen_port=0, user="voicemail")) as vm:
+                await asyncio.sleep(2.0)  # the leg registers and subscribes meanwhile
+                return await publish(vm, server.port, SUMMARY)
+
+        assert asyncio.run(leave_a_message()) == 200
+        output, _ = run.communicate(timeout=30)
+    assert run.returncode == 0, output

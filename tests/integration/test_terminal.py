@@ -176,7 +176,7 @@ def test_demo_shows_the_same_view_then_its_summary(tmp_path: Path) -> None:
         talking = screen.wait_for("softphone demo: talking")
         for row in ("peer", "timer", "codec", "packets", "MOS", "mic", "speaker"):
             assert re.search(rf"│ {row}\s", talking), row
-        assert "h hang up  0-9*# DTMF  m mute  p hold/resume  q quit" in talking
+        assert "h hang up  0-9*# DTMF  m mute  p hold/resume  t transfer  q quit" in talking
         summary = screen.wait_for("summary:")
         assert "softphone demo: ended" in summary and "DTMF out  123" in summary
         assert exit_code(tmp_path) == 0

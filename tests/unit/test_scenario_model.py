@@ -30,6 +30,9 @@ def test_examples_load(path: Path) -> None:
     ('[[steps]]\naction = "wait"\nseconds = 1\n[[steps]]\nleg = "a"\naction = "play"\n',
      "step 2 (line 9): play needs one of 'file' or 'tone'"),
     ('', "no [[steps]]"),
+    ('[[steps]]\nleg = "a"\naction = "hangup"\nparallel = "yes"\n',
+     "parallel: expected true or false"),
+    ('[[steps]]\nleg = "a"\naction = "expect_mwi"\nnew = -1\n', "new: expected a number"),
 ])
 def test_mistakes_name_the_step_and_line(tmp_path: Path, steps: str, message: str) -> None:
     path = tmp_path / "s.toml"
@@ -37,3 +40,18 @@ def test_mistakes_name_the_step_and_line(tmp_path: Path, steps: str, message: st
     with pytest.raises(ScenarioError) as error:
         load_scenario(path)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_leg_account_is_read_and_mwi_needs_a_registrar(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('[[legs]]\nname = "a"\nregistrar = "${PBX}"\npassword = "pw"\n'
+                    'transport = "tcp"\nmwi = true\n[[steps]]\nleg = "a"\n'
+                    'action = "expect_mwi"\nnew = 2\nparallel = true\n')
+    scenario = load_scenario(path)
+    leg = scenario.legs[0]
+    assert (leg.registrar, leg.password, leg.transport, leg.mwi) == ("${PBX}", "pw", "tcp", True)
+    assert scenario.steps[0].parallel and scenario.steps[0].args == {"new": 2}
+    path.write_text('[[legs]]\nname = "a"\nmwi = true\n[[steps]]\nleg = "a"\n'
+                    'action = "hangup"\n')
+    with pytest.raises(ScenarioError, match="mwi needs a registrar"):
+        load_scenario(path)
