@@ -64,6 +64,8 @@ log = logging.getLogger("softphone.cli")
               help="With --registrar: subscribe to voicemail waiting indication (RFC 3842).")
 @click.option("--max-calls", type=click.IntRange(1), metavar="N",
               help="Exit after N calls have ended.")
+@click.option("--max-active", type=click.IntRange(1), metavar="N",
+              help="At most N calls up (ringing or answered) at once; more get 486 Busy Here.")
 @audio_options
 @click.option("--echo", is_flag=True, help="Send back to the caller what it sends.")
 @click.option("--no-media", is_flag=True, help="Signalling only: no RTP flows.")
@@ -75,7 +77,8 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    answer_after: float | None, early_media: str | None,
                    reject_code: int | None, redirect: str | None,
                    duration: float | None, registrar: str | None, user: str | None,
-                   password: str | None, mwi: bool | None, max_calls: int | None, play: str | None,
+                   password: str | None, mwi: bool | None, max_calls: int | None,
+                   max_active: int | None, play: str | None,
                    tone: float | None, record: str | None, record_both: bool, codecs: str,
                    null_audio: bool,
                    device: str | None, rtp_ports: str | None, echo: bool, no_media: bool,
@@ -132,7 +135,9 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                     "wherever their SDP says: add --auth USER:PASSWORD", host)
 
     async def handle(call: Call) -> None:
-        if reject_code is not None:
+        if max_active is not None and busy_lines(call) >= max_active:
+            await call.reject(486, "Busy Here (all lines in use)")
+        elif reject_code is not None:
             await call.reject(reject_code)
         elif redirect_uri is not None:
             await call.redirect(redirect_uri)
@@ -149,6 +154,11 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                     await asyncio.wait([call.ended], timeout=duration)
                     await call.hangup()
         await through_transfers(call, None)  # (cancelling this must not cancel the call)
+
+    def busy_lines(call: Call) -> int:
+        """The calls up besides ``call``: ringing or answered, either way."""
+        return sum(1 for other in call.agent.calls if other is not call and not other.is_over
+                   and other.state in ("incoming", "ringing", "answered"))
 
     async def serve(agent: UserAgent) -> bool:
         """Handle calls concurrently until ``max_calls`` of them have ended. Each call's

@@ -2,8 +2,12 @@
 
 Keys: h hang up, 0-9 * # send DTMF, m mute, p hold/resume, t transfer (asks for the target:
 Enter sends, Escape gives up), q quit (hanging up first); for a ringing incoming call: a
-answer, r reject (486), d decline (603). On q or Ctrl-C the calls
-are hung up while the view still shows them, so its last frame says how they ended."""
+answer, r reject (486), d decline (603). Several calls at once: a second call rings beside
+the first (the call-waiting tone plays in the one being talked on); answering it holds the
+others; Tab switches to the next call (holding the one left, resuming the one chosen); j joins
+every answered call into a local conference. Keys act on the chosen call (marked ▶). On q or
+Ctrl-C the calls are hung up while the view still shows them, so its last frame says how they
+ended."""
 
 from __future__ import annotations
 
@@ -16,10 +20,12 @@ from rich.live import Live
 
 from softphone.cli.keys import keys
 from softphone.cli.view import CallView
+from softphone.media.ports import CallWaiting
 from softphone.rtp.dtmf import DIGITS
 from softphone.sip.errors import SipError
 from softphone.ua.agent import UserAgent
 from softphone.ua.call import Call
+from softphone.ua.conference import Conference
 from softphone.ua.events import Ended, Event
 
 T = TypeVar("T")
@@ -34,6 +40,9 @@ class LiveSession:
         self.view = CallView(title)
         self.quit = asyncio.Event()
         self.transfer_target: str | None = None  # being typed after t; None: not asked
+        self.selected: Call | None = None  # the call keys act on (None: the newest)
+        self.conference: Conference | None = None  # made by j
+        self._beeping: dict[Call, CallWaiting] = {}  # calls hearing the call-waiting tone
         agent.add_listener(self._on_event)
 
     def _on_event(self, event: Event) -> None:
@@ -42,10 +51,22 @@ class LiveSession:
             if call.call_id == call_id:
                 self.view.watch(call)
         self.view.on_event(event)
+        self._call_waiting()
+
+    def live_calls(self) -> list[Call]:
+        return [call for call in self.view.calls if not call.is_over]
 
     def current(self) -> Call | None:
-        live = [call for call in self.view.calls if not call.is_over]
+        live = self.live_calls()
+        if self.selected in live:
+            return self.selected
         return live[-1] if live else None
+
+    def ringing(self) -> Call | None:
+        """The newest incoming call still ringing: a, r and d are for it."""
+        return next((call for call in reversed(self.live_calls())
+                     if call.direction == "incoming" and call.state in ("incoming", "ringing")),
+                    None)
 
     def key(self, char: str) -> None:
         if self.transfer_target is not None:
@@ -54,26 +75,33 @@ class LiveSession:
         if char == "q":
             self.quit.set()  # run() hangs up, keeping the view on screen meanwhile
             return
+        ringing = self.ringing()
+        if ringing is not None and char.lower() in ("a", "r", "d"):
+            choice = char.lower()
+            if choice == "a":
+                self.agent.spawn(self._guarded(self._answer(ringing)))
+            else:
+                self.agent.spawn(ringing.reject(486 if choice == "r" else 603))
+            return
         call = self.current()
         if call is None:
             return
-        ringing_here = call.direction == "incoming" and call.state in ("incoming", "ringing")
-        if ringing_here:
-            choice = char.lower()
-            if choice == "a":
-                self.agent.spawn(call.answer())
-            elif choice in ("r", "d"):
-                self.agent.spawn(call.reject(486 if choice == "r" else 603))
-            return
-        if char == "h":
+        if char == "\t":
+            self.agent.spawn(self._guarded(self._switch()))
+        elif char == "j":
+            self.agent.spawn(self._guarded(self._join()))
+        elif call.state != "answered":
+            if char == "h":
+                self.agent.spawn(call.hangup())
+        elif char == "h":
             self.agent.spawn(call.hangup())
         elif char.upper() in DIGITS and call.state == "answered":
             self.agent.spawn(self._guarded(call.send_dtmf(char)))
         elif char == "m" and call.stream is not None:
-            call.stream.muted = self.view.muted = not call.stream.muted
+            call.stream.muted = not call.stream.muted
         elif char == "p" and call.state == "answered":
-            held = call.media is not None and call.media.direction != "sendrecv"
-            self.agent.spawn(self._guarded(call.resume() if held else call.hold()))
+            action = self._resume(call) if self._held_by_us(call) else self._hold(call)
+            self.agent.spawn(self._guarded(action))
         elif char == "t" and call.state == "answered":
             self.transfer_target = self.view.prompt = ""
 
@@ -95,6 +123,82 @@ class LiveSession:
             self.transfer_target = self.view.prompt = typed[:-1]
         elif char.isprintable():
             self.transfer_target = self.view.prompt = typed + char
+
+    # --- several calls: answer beside, switch, join -------------------------------------------
+
+    def _held_by_us(self, call: Call) -> bool:
+        return call.media is not None and call.media.direction in ("sendonly", "inactive")
+
+    async def _hold(self, call: Call) -> None:
+        """Hold, and send the held peer nothing of our microphone."""
+        if call.stream is not None:
+            call.stream.muted = True
+        await call.hold()
+
+    async def _resume(self, call: Call) -> None:
+        await call.resume()
+        if call.stream is not None:
+            call.stream.muted = False
+
+    def _talking(self, besides: Call | None = None) -> list[Call]:
+        """Answered calls we are not holding, outside the conference (what a new active
+        call puts on hold)."""
+        joined = self.conference.legs if self.conference is not None else {}
+        return [call for call in self.live_calls() if call is not besides
+                and call.state == "answered" and not self._held_by_us(call)
+                and call not in joined]
+
+    async def _answer(self, call: Call) -> None:
+        """Answer ``call``; the calls being talked on go on hold first."""
+        for other in self._talking(besides=call):
+            await self._hold(other)
+        self.selected = call
+        await call.answer()
+
+    async def _switch(self) -> None:
+        """Tab: the next call becomes the chosen one; between answered calls, the one left
+        is held and the one chosen resumed (a phone's swap)."""
+        live = self.live_calls()
+        current = self.current()
+        if len(live) < 2 or current is None:
+            return
+        chosen = live[(live.index(current) + 1) % len(live)]
+        self.selected = chosen
+        if chosen.state == "answered" and self._held_by_us(chosen):
+            for other in self._talking(besides=chosen):
+                await self._hold(other)
+            await self._resume(chosen)
+
+    async def _join(self) -> None:
+        """j: every answered call into one local conference (held ones resumed)."""
+        answered = [call for call in self.live_calls() if call.state == "answered"]
+        if len(answered) < 2:
+            self.view.log.append("a conference needs two answered calls")
+            return
+        if self.conference is None:
+            self.conference = self.agent.conference()
+        for call in answered:
+            if self._held_by_us(call):
+                await self._resume(call)
+            if call not in self.conference.legs:
+                await self.conference.add(call)
+        self.view.conference = {call.call_id for call in self.conference.legs}
+        self.view.log.append(f"conference: {len(self.conference.legs)} calls")
+
+    def _call_waiting(self) -> None:
+        """While a call rings beside one we talk on, that one hears the call-waiting tone."""
+        beep = self.ringing() is not None
+        for call in self.live_calls():
+            stream = call.stream
+            wanted = beep and call.state == "answered" and not self._held_by_us(call)
+            if wanted and call not in self._beeping and stream is not None:
+                self._beeping[call] = CallWaiting(stream.sink)
+                stream.sink = self._beeping[call]
+        for call, tone in list(self._beeping.items()):
+            if not beep or call.is_over or self._held_by_us(call):
+                if call.stream is not None and call.stream.sink is tone:
+                    call.stream.sink = tone.inner
+                del self._beeping[call]
 
     async def _transfer(self, call: Call, target: str) -> None:
         result = await call.transfer(target)
@@ -126,6 +230,7 @@ class LiveSession:
     async def _refresh_until(self, live: Live, waiters: Sequence[asyncio.Future[Any]]) -> None:
         """Redraw until the first of ``waiters`` is done."""
         while not any(waiter.done() for waiter in waiters):
+            self.view.selected = self.current()
             live.update(self.view.render())
             await asyncio.wait(waiters, timeout=REFRESH, return_when=asyncio.FIRST_COMPLETED)
 

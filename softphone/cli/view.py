@@ -36,6 +36,7 @@ STATE_NAMES = {"incoming": "incoming call", "calling": "calling", "ringing": "ri
 KEYS_TALKING = "h hang up  0-9*# DTMF  m mute  p hold/resume  t transfer  q quit"
 KEYS_INCOMING = "a answer  r reject (486)  d decline (603)  q quit"
 KEYS_ENDED = "q quit"
+KEYS_SEVERAL = "Tab switch  j join  h hang up  p hold/resume  m mute  t transfer  q quit"
 LOG_LINES = 50
 
 
@@ -64,8 +65,9 @@ class CallView:
         self.digits_out: dict[str, str] = {}
         self.held: dict[str, bool] = {}
         self.log: list[str] = []
-        self.muted = False
         self.prompt: str | None = None  # the transfer target being typed (live view's t)
+        self.selected: Call | None = None  # the call keys act on, marked in its title
+        self.conference: set[str] = set()  # Call-IDs joined into the local conference
 
     def watch(self, call: Call) -> None:
         if call not in self.calls:
@@ -99,7 +101,7 @@ class CallView:
             del self.log[:-LOG_LINES]
 
     def render(self) -> RenderableType:
-        panels: list[RenderableType] = [self._call_panel(call) for call in self.calls[-3:]]
+        panels: list[RenderableType] = [self._call_panel(call) for call in self._shown()]
         if not panels:
             panels.append(Panel("waiting for calls ...", title=self.title))
         if self.log:
@@ -108,6 +110,13 @@ class CallView:
             panels.append(Text(f"transfer to (Enter sends, Esc cancels): {self.prompt}_",
                                style="bold"))
         return Group(*panels)
+
+    def _shown(self) -> list[Call]:
+        """At most three calls: those still up first, then the latest that ended."""
+        live = [call for call in self.calls if not call.is_over][-3:]
+        ended = [call for call in self.calls if call.is_over][-(3 - len(live)):] \
+            if len(live) < 3 else []
+        return [call for call in self.calls if call in live or call in ended]
 
     def _state(self, call: Call) -> str:
         state = STATE_NAMES.get(call.state, call.state)
@@ -122,7 +131,9 @@ class CallView:
         table.add_column()
         state = self._state(call)
         table.add_row("peer", str(call.remote_uri))
-        table.add_row("state", state + ("  (muted)" if self.muted and not call.is_over else ""))
+        muted = call.stream is not None and call.stream.muted and not call.is_over
+        table.add_row("state", state + ("  (muted)" if muted else "")
+                      + ("  (conference)" if call.call_id in self.conference else ""))
         table.add_row("timer", call_timer(call))
         table.add_row("codec", call.codec or "-")
         stream = call.stream
@@ -148,4 +159,8 @@ class CallView:
             keys = KEYS_INCOMING
         else:
             keys = KEYS_TALKING
-        return Panel(table, title=f"{self.title}: {state}", subtitle=keys)
+        several = len([c for c in self.calls if not c.is_over]) > 1
+        if several and keys == KEYS_TALKING:
+            keys = KEYS_SEVERAL
+        mark = "▶ " if several and call is self.selected and not call.is_over else ""
+        return Panel(table, title=f"{mark}{self.title}: {state}", subtitle=keys)

@@ -93,6 +93,31 @@ class Tone:
         return np.take(table, np.arange(start, start + samples), mode="wrap")
 
 
+class CallWaiting:
+    """A sink that mixes the call-waiting tone into what the user hears while another call
+    rings (ITU-T E.180: 425 or 440 Hz; here 440 Hz bursts of 0.3 s every ``period``
+    seconds, at -20 dBFS beside the conversation). ``inner`` is the call's own sink."""
+
+    BURST = 0.3
+
+    def __init__(self, inner: AudioSink, period: float = 3.0) -> None:
+        self.inner = inner
+        self.period = period
+        self._tone = Tone(440, level_dbfs=-20.0)
+        self._played = 0  # samples since the tone started, at the last rate seen
+
+    def write(self, frame: Samples, rate: int) -> None:
+        cycle, burst = int(self.period * rate), int(self.BURST * rate)
+        beep = self._tone.read(len(frame), rate)
+        offsets = (self._played + np.arange(len(frame))) % cycle
+        self._played += len(frame)
+        mixed = frame.astype(np.int32) + np.where(offsets < burst, beep, 0)
+        self.inner.write(np.clip(mixed, -32768, 32767).astype(np.int16), rate)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class Echo:
     """Both a sink and a source: what is written is read back (an echo test for the far end).
     Bounded: it keeps at most ``max_samples``, dropping the oldest."""

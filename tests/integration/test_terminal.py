@@ -215,3 +215,70 @@ def test_t_transfers_the_caller_to_the_target_typed(terminal: tuple[Terminal, in
     assert requested["target"] == f"sip:carol@127.0.0.1:{carol}"
     assert names.count("answered") == 2 and names.count("ended") == 2
     assert events[-1]["event"] == "ended" and events[-1]["by"] == "remote"  # carol hung up
+
+
+def caller(port: int, user: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "softphone", "call", f"sip:bob@127.0.0.1:{port}", "--user", user,
+         "--tone", "440", "--null-audio", "--json"], stdout=subprocess.PIPE, text=True)
+
+
+def holds(output: str) -> list[bool]:
+    events = [json.loads(line) for line in output.splitlines()]
+    return [e["held"] for e in events if e["event"] == "hold"]
+
+
+def test_a_second_call_is_answered_beside_the_first_switched_and_joined(
+        terminal: tuple[Terminal, int]) -> None:
+    screen, port = terminal
+    screen.wait_for("waiting for calls")
+    alice = caller(port, "alice")
+    carol: subprocess.Popen[str] | None = None
+    outputs: list[str] = []
+    try:
+        screen.wait_for("a answer")
+        screen.press("a")
+        screen.wait_for("talking")
+        carol = caller(port, "carol")
+        both = screen.wait_for("sip:carol@127.0.0.1")
+        assert "a answer" in both and "sip:alice@127.0.0.1" in both
+        screen.press("a")  # alice goes on hold, carol is answered
+        screen.wait_for("on hold")
+        screen.press("Tab")  # back to alice: carol held, alice resumed
+        time.sleep(1.0)
+        chosen = screen.screen()
+        assert "▶ softphone: talking" in chosen and "on hold" in chosen, chosen
+        screen.press("j")
+        deadline = time.monotonic() + 10
+        while screen.screen().count("(conference)") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        joined = screen.screen()
+        assert joined.count("(conference)") == 2 and "on hold" not in joined, joined
+        screen.press("q")
+        screen.wait_for("ended: 200")
+    finally:
+        for process in (alice, carol):
+            if process is not None:
+                try:
+                    outputs.append(process.communicate(timeout=15)[0])
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    outputs.append(process.communicate()[0])
+    assert holds(outputs[0]) == [True, False]  # held for carol, resumed by Tab
+    assert holds(outputs[1]) == [True, False]  # held by Tab, resumed when joined
+
+
+def test_max_active_turns_away_a_call_beyond_the_lines() -> None:
+    with answering("--auto-answer", "--max-active", "1") as port:
+        first = caller(port, "alice")
+        try:
+            time.sleep(1.5)
+            second = subprocess.run(
+                [sys.executable, "-m", "softphone", "call", f"sip:bob@127.0.0.1:{port}",
+                 "--null-audio", "--json"], capture_output=True, text=True, timeout=30)
+        finally:
+            first.terminate()
+            first.communicate(timeout=15)
+    ended = json.loads(second.stdout.splitlines()[-1])
+    assert second.returncode == 1 and ended["status"] == 486
+    assert ended["reason"] == "Busy Here (all lines in use)"

@@ -11,7 +11,7 @@ import pytest
 
 from softphone.media.codecs import make_codec
 from softphone.media.codecs.g711 import ALAW_DECODE, ALAW_ENCODE, ULAW_DECODE, ULAW_ENCODE
-from softphone.media.ports import BothWays, Echo, Recorder, Tone
+from softphone.media.ports import BothWays, CallWaiting, Echo, Recorder, Tone
 from softphone.media.quality import dominant_frequency, similarity, tone_level
 from softphone.media.wav import WavError, WavSink, WavSource, load_wav
 from tests.conftest import TESTDATA
@@ -320,3 +320,17 @@ def test_both_ways_keeps_step_when_one_side_goes_silent() -> None:
     assert (recorded[:, 0] == 1).all()
     heard = recorded[:, 1]
     assert (heard[:1600] == 2).all() and (heard[1600:] == 0).all()  # silence, in step
+
+
+def test_the_call_waiting_tone_beeps_beside_the_conversation_every_period() -> None:
+    """0.3 s of 440 Hz every 3 s mixed into what is heard; the voice goes on under it."""
+    heard = Recorder()
+    waiting = CallWaiting(heard, period=3.0)
+    voice = Tone(1000, level_dbfs=-20.0)
+    for _ in range(4 * 50):  # four seconds of 20 ms frames at 8 kHz
+        waiting.write(voice.read(160, 8000), 8000)
+    samples = heard.samples
+    assert tone_level(samples[:2000], 8000, 440) > 0.2        # the first burst
+    assert tone_level(samples[4000:20000], 8000, 440) < 0.01   # then quiet until 3 s
+    assert tone_level(samples[24000:26000], 8000, 440) > 0.2  # the next burst
+    assert tone_level(samples[4000:20000], 8000, 1000) > 0.5   # the call still heard
