@@ -33,7 +33,7 @@ def test_readme_command_parses(line: str, tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Parse (not run) the command: unknown options and bad values fail here."""
     monkeypatch.chdir(tmp_path)
-    for name in ("prompt.wav", "reply.wav"):  # files the examples play
+    for name in ("prompt.wav", "reply.wav", "announcement.wav"):  # files the examples play
         WavSink(tmp_path / name).close()
     for name in ("cert.pem", "key.pem", "corp-ca.pem"):  # files the TLS examples read
         (tmp_path / name).write_text("")
