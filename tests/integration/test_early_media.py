@@ -1,7 +1,8 @@
 """Reliable provisionals (RFC 3262) and early media (RFC 3960) on real sockets: between our
 agents (PRACK on the wire, the 183's tone heard before the answer, the caller silent until
-then), through `softphone answer --early-media`, and against baresip 1.0 as the phone that
-plays early media (its answermode=early)."""
+then), through `softphone answer --early-media`, baresip 1.0 calling us (no 100rel: an
+unreliable 183), and Linphone with 100rel mandatory both ways (its reliable 183 with early
+media PRACKed by us, our reliable 180 PRACKed by it)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from softphone.core.reliable import supports_100rel
 from softphone.sip import parse
 from softphone.testing import TestAgent
 from tests.integration.test_cli import Agent, agents, start  # noqa: F401
-from tests.peers import baresip, write_tone_wav
+from tests.peers import baresip, linphone, write_tone_wav
 
 __all__ = ["agents"]
 
@@ -136,3 +137,51 @@ async def test_baresip_calling_us_hears_our_183_then_the_answered_call() -> None
         heard, rate = load_wav(dumps[-1])
         assert abs(dominant_frequency(heard[rate // 2: rate], rate) - 600) < 20
         assert abs(dominant_frequency(heard[-rate: -rate // 2], rate) - 900) < 20
+
+
+@pytest.mark.peers
+async def test_linphone_plays_early_media_in_a_reliable_183_we_prack() -> None:
+    """Linphone (liblinphone 5.1) with 100rel mandatory and early media: its 183 carries
+    RSeq and SDP; our PRACK gets its 200; the call is answered when its user answers."""
+    with linphone(rel100=2, early_media=True) as phone:
+        async with TestAgent("alice", codecs=("pcmu",)) as alice:
+            wire: list[bytes] = []
+            alice.agent.add_tracer(lambda direction, data, peer: wire.append(data))
+            call = await alice.call(phone.uri)
+            early = await call.early_media(timeout=10)
+            assert early.status == 183 and early.codec == "PCMU/8000"
+            await asyncio.sleep(0.5)
+            progress = parse(next(d for d in wire if d.startswith(b"SIP/2.0 183")))
+            assert progress.headers.get("RSeq") is not None
+            prack = parse(next(d for d in wire if d.startswith(b"PRACK ")))
+            assert prack.headers.get("RAck") == f"{progress.headers.get('RSeq')} 1 INVITE"
+            assert any(d.startswith(b"SIP/2.0 200") and b"PRACK" in d.split(b"\r\n\r\n")[0]
+                       for d in wire)
+            phone.command("answer")
+            await call.answered(timeout=10)
+            await call.hangup()
+            assert (await call.ended()).status == 200
+
+
+@pytest.mark.peers
+async def test_linphone_calling_us_pracks_our_reliable_180() -> None:
+    with linphone(rel100=2) as phone:
+        async with TestAgent("bob", codecs=("pcmu",)) as bob:
+            wire: list[bytes] = []
+            bob.agent.add_tracer(lambda direction, data, peer: wire.append(data))
+            phone.command(f"call {bob.uri}")
+            incoming = await bob.next_call(timeout=10)
+            invite = parse(next(d for d in wire if d.startswith(b"INVITE ")))
+            assert supports_100rel(invite)
+            await incoming.ring()
+            await asyncio.sleep(1.0)
+            ringing = parse(next(d for d in wire if d.startswith(b"SIP/2.0 180")))
+            prack = parse(next(d for d in wire if d.startswith(b"PRACK ")))
+            assert prack.headers.get("RAck") == \
+                f"{ringing.headers.get('RSeq')} {invite.cseq.number} INVITE"
+            resent = [d for d in wire if d.startswith(b"SIP/2.0 180")]
+            assert len(resent) == 1  # PRACKed at once: never resent
+            await incoming.answer()
+            await asyncio.sleep(0.5)
+            assert incoming.call.state == "answered"
+            await incoming.hangup()

@@ -166,6 +166,70 @@ def kamailio_presence() -> Iterator[Kamailio]:
                 stop(process)
 
 
+LINPHONE_RC = """[sip]
+auto_net_state_mon=0
+sip_port={port}
+sip_tcp_port=0
+sip_tls_port=0
+guess_hostname=0
+100rel_support_level={rel100}
+incoming_calls_early_media={early_media}
+[rtp]
+audio_rtp_port={rtp_port}
+[sound]
+echocancellation=0
+"""
+
+
+class Linphone:
+    """linphonec (Debian linphone-cli, liblinphone 5.1) driven through its stdin commands
+    (``answer``, ``call URI``, ``terminate``)."""
+
+    def __init__(self, process: subprocess.Popen[str], port: int, log: Path) -> None:
+        self.process = process
+        self.port = port
+        self.log = log
+
+    @property
+    def uri(self) -> str:
+        return f"sip:linphone@127.0.0.1:{self.port}"
+
+    def command(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+
+@contextlib.contextmanager
+def linphone(rel100: int = 2, early_media: bool = False) -> Iterator[Linphone]:
+    """``rel100``: its 100rel_support_level (0 none, 1 optional, 2 mandatory: its 18x are
+    reliable and its INVITEs require 100rel). ``early_media``: it answers calls with a 183
+    carrying SDP before the user answers. It needs a HOME of its own (its database) and
+    network monitoring off (no route to the outside here), or it binds nothing."""
+    binary = require("linphonec")
+    port, rtp_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="linphone-") as folder:
+        home = Path(folder)
+        (home / ".local" / "share" / "linphone").mkdir(parents=True)
+        rc = home / "linphonerc"
+        rc.write_text(LINPHONE_RC.format(port=port, rtp_port=rtp_port, rel100=rel100,
+                                         early_media=int(early_media)))
+        log = home / "linphonec.log"
+        with log.open("w") as output:
+            process = subprocess.Popen([binary, "-c", str(rc), "-d", "0"],
+                                       stdin=subprocess.PIPE, stdout=output,
+                                       stderr=subprocess.STDOUT, text=True,
+                                       env={**os.environ, "HOME": str(home)})
+            try:
+                wait_for_sip(port)
+                yield Linphone(process, port, log)
+            finally:
+                if process.stdin is not None:
+                    with contextlib.suppress(OSError):
+                        process.stdin.close()
+                stop(process)
+
+
 class Baresip:
     """baresip 1.0 as a foreign user agent, headless (aufile in, aubridge out), driven through
     its ctrl_tcp module (netstring-framed JSON commands)."""
