@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TESTDATA = REPO / "tests" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test() -> Iterator[None]:
+    """A socket or transport a test forgot is reported (ResourceWarning, an error here) by
+    the test that forgot it, not by whichever test the garbage collector next runs in."""
+    yield
+    gc.collect()

@@ -795,8 +795,9 @@ class UserAgentCore:
             self._calls_from[call.source.host] -= 1
             if self._calls_from[call.source.host] <= 0:
                 del self._calls_from[call.source.host]
-        if call.dialog is not None and self._calls_by_dialog.get(call.dialog.key) is call:
-            del self._calls_by_dialog[call.dialog.key]
+        for dialog in (call.dialog, *call.early.values()):
+            if dialog is not None and self._calls_by_dialog.get(dialog.key) is call:
+                del self._calls_by_dialog[dialog.key]
         if self._calls_by_local.get((call.call_id, call.local_tag)) is call:
             del self._calls_by_local[(call.call_id, call.local_tag)]
         if call.server_key is not None and self._calls_by_invite.get(call.server_key) is call:
@@ -966,6 +967,15 @@ class UserAgentCore:
         self.now = now
         request = self._next_id()
         self._call(handle).reinvite(request, now, direction, codecs)
+        return request
+
+    def update(self, handle: str, now: float, direction: str | None = None,
+               codecs: tuple[str, ...] | None = None) -> int:
+        """A new offer in an UPDATE (RFC 3311): in the confirmed dialog, or in the early
+        one once early media agreed a session; Completed(request) says how it went."""
+        self.now = now
+        request = self._next_id()
+        self._call(handle).update(request, now, direction, codecs)
         return request
 
     def info(self, handle: str, now: float, body: bytes, content_type: str) -> int:

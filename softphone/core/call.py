@@ -277,6 +277,7 @@ class CoreCall:
         if tag and tag not in self.early and self.invite is not None and self.invite.sent:
             try:
                 self.early[tag] = Dialog.from_uac(self.invite.sent, response)
+                self.core.bind_dialog(self, self.early[tag].key)  # its UPDATEs reach us
             except ParseError:
                 pass  # a 1xx without Contact: no early dialog, the call goes on
         rseq = rseq_of(response) if self.core.config.rel100 != "off" else None
@@ -971,6 +972,49 @@ class CoreCall:
         elif self.session_timer is not None:  # try again while the session lasts
             self._arm("session_refresh", now + min(32.0, self.session_timer.interval / 4))
 
+    def update(self, request_id: int, now: float, direction: str | None = None,
+               codecs: tuple[str, ...] | None = None) -> None:
+        """Our new offer in an UPDATE (RFC 3311), in the confirmed dialog or, before the
+        answer, in the early one whose media plays; the answer comes in its 2xx."""
+        dialog = self._update_dialog()
+        if dialog is None or self.session is None or self.session.state is not OfferState.DONE \
+                or self._awaiting_ack_answer:
+            raise LocalProtocolError(f"a call that is {self.state.value} has no agreed session "
+                                     "to update")
+        held_before = self.session.held
+        wish_before = self.session.wish
+        body = self.session.offer(direction, codecs)
+        update = dialog.create_request("UPDATE", body, SDP)
+        self._add_refresh_headers(update)
+
+        def done(response: Response) -> None:
+            session = self.session
+            if session is None or self.is_over:
+                return
+            if not 200 <= response.status < 300:
+                session.rejected()
+                session.wish = wish_before
+            else:
+                try:
+                    session.take_answer(response.body)
+                except SdpError as error:
+                    self.core.emit(Completed(request_id, 488, error.reason, response))
+                    return
+                self._emit_media()
+                if session.held != held_before:
+                    self.core.emit(Hold(self.call_id, session.held, "local"))
+            self.core.emit(Completed(request_id, response.status, response.reason, response))
+
+        self.core.exchange(update, dialog.next_hop, done, None, now)
+
+    def _update_dialog(self) -> Dialog | None:
+        if self.state is CallState.ANSWERED:
+            return self.dialog
+        if self.state is not CallState.RINGING or self._early_sdp is None:
+            return None
+        return self.dialog if self.direction == "incoming" else self.early.get(
+            self._early_tag or "")
+
     def _on_update(self, request: Request, key: TransactionKey, now: float) -> None:
         """UPDATE (RFC 3311): a session refresh, or a new offer answered in its 200 at once
         (491 while an offer of ours is out)."""
@@ -1179,8 +1223,15 @@ class CoreCall:
     # --- what arrives inside the dialog ---------------------------------------------------------
 
     def on_request(self, request: Request, key: TransactionKey, now: float) -> None:
-        assert self.dialog is not None
-        status = self.dialog.accept_remote_request(request)
+        tag = request.from_address.tag or ""
+        if self.dialog is not None:  # confirmed: other forks' early dialogs are over
+            dialog = self.dialog if self.dialog.remote_tag == tag else None
+        else:
+            dialog = self.early.get(tag)
+        if dialog is None:
+            self.core.respond(key, make_response(request, 481))
+            return
+        status = dialog.accept_remote_request(request)
         if status is not None:  # a CSeq lower than the last: out of order (12.2.2)
             self.core.respond(key, make_response(request, status, "CSeq out of order"))
             return

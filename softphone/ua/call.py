@@ -201,6 +201,16 @@ class Call:
         """Re-offer with only ``codecs`` (a conference moving everybody to a shared codec)."""
         await self._reoffer(None, tuple(codecs))
 
+    async def update(self, direction: str | None = None,
+                     codecs: list[str] | None = None) -> None:
+        """A new offer in an UPDATE (RFC 3311) rather than a re-INVITE: in the answered
+        call, or before the answer once early media agreed a session (``direction``
+        "sendonly" holds, "sendrecv" resumes)."""
+        done = await self._completion(lambda now: self.agent.core.update(
+            self.handle, now, direction, tuple(codecs) if codecs else None))
+        if not done.ok:
+            raise SipError(f"UPDATE refused: {done.status} {done.reason}")
+
     async def _reoffer(self, direction: str | None, codecs: tuple[str, ...] | None) -> None:
         if self.state != "answered":
             raise SipError("Hold, resume and renegotiation need an answered call")

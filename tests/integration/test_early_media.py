@@ -185,3 +185,24 @@ async def test_linphone_calling_us_pracks_our_reliable_180() -> None:
             await asyncio.sleep(0.5)
             assert incoming.call.state == "answered"
             await incoming.hangup()
+
+
+async def test_update_holds_early_media_and_the_answered_call_on_real_sockets() -> None:
+    async with TestAgent("bob", codecs=("pcmu",)) as bob, \
+            TestAgent("alice", codecs=("pcmu",)) as alice:
+        call = await alice.call(bob.uri)
+        incoming = await bob.next_call()
+        incoming.play_tone(600)
+        await incoming.progress_with_media()
+        await call.early_media()
+        await call.hears_tone(600, seconds=0.3)
+        await incoming.call.update("sendonly")  # hold the early media
+        await call.held(True)
+        await incoming.call.update("sendrecv")
+        await call.held(False)
+        await call.hears_tone(600, seconds=0.3)
+        await incoming.answer()
+        await call.answered()
+        await call.call.update("sendonly")  # and in the confirmed dialog
+        await incoming.held(True)
+        await call.hangup()

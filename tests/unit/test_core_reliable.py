@@ -1,4 +1,5 @@
-"""Reliable provisional responses (RFC 3262) and early media (RFC 3960) on the virtual clock:
+"""Reliable provisional responses (RFC 3262), early media (RFC 3960) and UPDATE (RFC 3311)
+in early and confirmed dialogs, on the virtual clock:
 PRACK and RAck, retransmission until the PRACK and 504 without one, retransmitted 1xx
 discarded, offer/answer in a 183 and its PRACK, the 2xx that waits for that PRACK, and the
 modes off/supported/required against each other."""
@@ -7,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from softphone.core.events import MediaReady
+from softphone.core.events import Completed, MediaReady
 from softphone.core.network import VirtualAgent, VirtualNetwork, is_request, is_response
 from softphone.core.reliable import RAck, ReliableSender
-from softphone.events import Answered, EarlyMedia
+from softphone.events import Answered, EarlyMedia, Hold
 from softphone.sip import parse
 from softphone.sip.builder import make_response
-from softphone.sip.errors import ParseError
+from softphone.sip.errors import LocalProtocolError, ParseError
 
 
 def sent(agent: VirtualAgent, start: bytes) -> list[bytes]:
@@ -246,3 +247,49 @@ def test_the_sender_names_rseqs_in_order_and_matches_only_the_pending_one() -> N
     assert sender.pending is None and sender.next_rseq == 42
     with pytest.raises(ParseError):
         RAck.parse(invite)
+
+
+def test_update_in_the_early_dialog_both_ways_changes_the_early_session() -> None:
+    """UPDATE (RFC 3311) before the answer: once the 183 agreed a session, either side may
+    offer anew in the early dialog, and the other answers in the 2xx."""
+    net = VirtualNetwork()
+    alice, bob = net.agent("alice"), net.agent("bob")
+    handle, incoming = invite_to(net, alice, bob)
+    bob.core.early_media(incoming, net.now, bob.rtp_port())
+    net.run(seconds=1)
+    bob.core.update(incoming, net.now, "sendonly")  # the callee holds the early media
+    net.run(seconds=1)
+    update = parse(sent(bob, b"UPDATE")[0])
+    assert b"a=sendonly" in update.body
+    answer = parse(next(d for d in alice.sent if d.startswith(b"SIP/2.0 200")
+                        and b"UPDATE" in d.split(b"\r\n\r\n")[0]))
+    assert b"a=recvonly" in answer.body
+    assert [(e.held, e.by) for e in alice.of(Hold) if isinstance(e, Hold)] == [(True, "remote")]
+    alice.core.update(handle, net.now)  # and the caller offers back in the same dialog
+    net.run(seconds=1)
+    assert sent(alice, b"UPDATE") and not alice.of(Answered)
+    bob.answer(incoming)
+    net.run(seconds=1)
+    assert alice.of(Answered) and alice.ended(handle) is None
+
+
+def test_update_in_the_confirmed_dialog_holds_without_a_reinvite() -> None:
+    net = VirtualNetwork()
+    alice, bob = net.agent("alice"), net.agent("bob")
+    handle, incoming = invite_to(net, alice, bob)
+    bob.answer(incoming)
+    net.run(seconds=1)
+    request = alice.core.update(handle, net.now, "sendonly")
+    net.run(seconds=1)
+    done = [e for e in alice.events if isinstance(e, Completed) and e.request == request]
+    assert [e.status for e in done] == [200]
+    assert len(sent(alice, b"INVITE")) == 1  # no re-INVITE
+    assert [(e.held, e.by) for e in bob.of(Hold) if isinstance(e, Hold)] == [(True, "remote")]
+
+
+def test_an_update_before_any_session_is_a_local_error() -> None:
+    net = VirtualNetwork()
+    alice, bob = net.agent("alice"), net.agent("bob")
+    handle, incoming = invite_to(net, alice, bob)
+    with pytest.raises(LocalProtocolError):
+        alice.core.update(handle, net.now)
