@@ -58,6 +58,7 @@ class Profile:
     session_expires: int | None = None  # RFC 4028 interval we propose (0: none of ours)
     rel100: str | None = None  # reliable provisionals (RFC 3262): off, supported, required
     mwi: bool | None = None  # subscribe to voicemail waiting indication once registered
+    decline_transfers: bool | None = None  # a peer's REFER gets 603 instead of being followed
 
     def overridden(self, **options: Any) -> Profile:
         """This profile under the command line's options (None: not given on the line)."""
@@ -76,7 +77,7 @@ _TOP_LEVEL = ("default_profile", "profiles")
 _KINDS = {"codecs": "a list of strings", "auth": "a list of strings",
           "trust": "a list of strings",
           "tls_insecure": "true or false", "srtp_insecure": "true or false",
-          "mwi": "true or false",
+          "mwi": "true or false", "decline_transfers": "true or false",
           "keepalive": "a number of seconds", "session_expires": "a whole number of seconds"}
 _CHECKS: dict[str, Any] = {
     "transport": lambda v: v in ("udp", "tcp", "tls") or "udp, tcp or tls",

@@ -446,6 +446,8 @@ SRTP_OPTIONS = [
     click.option("--100rel", "rel100", type=click.Choice(["off", "supported", "required"]),
                  help="Reliable provisional responses (RFC 3262, PRACK): supported "
                       "(default: used when the peer takes them), required, or off."),
+    click.option("--decline-transfers", is_flag=True, default=None,
+                 help="Answer a peer's REFER with 603 instead of following the transfer."),
 ]
 
 
@@ -471,6 +473,7 @@ def network_settings(profile: Profile) -> dict[str, Any]:
                 stun=profile.stun, keepalive=profile.keepalive,
                 public_host=profile.public_address, srtp=profile.srtp or "off",
                 srtp_insecure=bool(profile.srtp_insecure), rel100=profile.rel100 or "supported",
+                accept_transfers=not profile.decline_transfers,
                 session_timer=SessionTimerSettings(
                     DEFAULT_INTERVAL if profile.session_expires is None
                     else profile.session_expires,

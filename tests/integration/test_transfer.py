@@ -106,3 +106,28 @@ async def test_baresip_as_transferor_sends_us_to_our_target() -> None:
             await from_alice.hears_tone(500, seconds=0.5)
             await to_carol.hears_tone(700, seconds=0.5)
             await to_carol.hangup()
+
+
+async def test_answer_decline_transfers_refuses_our_refer_with_603() -> None:
+    import json
+    import subprocess
+    import sys
+
+    line = subprocess.Popen([sys.executable, "-m", "softphone", "answer", "--listen",
+                             "127.0.0.1:0", "--auto-answer", "--null-audio", "--json",
+                             "--decline-transfers", "--max-calls", "1"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert line.stdout is not None
+        port = json.loads(line.stdout.readline())["port"]
+        async with TestAgent("alice", codecs=("pcmu",)) as alice:
+            call = await alice.call(f"sip:bob@127.0.0.1:{port}")
+            await call.answered()
+            result = await asyncio.wait_for(call.transfer("sip:carol@127.0.0.1:9"), 10)
+            assert (result.status, result.reason) == (603, "Transfers declined")
+            await call.hangup()
+        assert line.wait(15) == 0
+    finally:
+        if line.poll() is None:
+            line.kill()
+        line.communicate()
