@@ -181,3 +181,13 @@ def test_the_transferee_hanging_up_first_ends_the_transfer_too() -> None:
     net.run(seconds=40)  # its last NOTIFY timed out: BYE all the same
     assert bob.ended(from_alice) is not None
     assert progress(alice)[-1] == (481, True)
+
+
+def test_allow_and_supported_list_exactly_what_is_implemented() -> None:
+    net = VirtualNetwork()
+    alice, plain = net.agent("alice"), net.agent("plain", rel100="off")
+    offered = alice.core.capabilities()
+    assert offered.get("Allow") == ("ACK, BYE, CANCEL, INFO, INVITE, MESSAGE, NOTIFY, OPTIONS, "
+                                    "PRACK, REFER, UPDATE")
+    assert offered.get("Supported") == "100rel, norefersub, replaces, timer"
+    assert plain.core.capabilities().get("Supported") == "norefersub, replaces, timer"
