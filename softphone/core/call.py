@@ -140,6 +140,7 @@ class CoreCall:
         self._early_sdp: bytes | None = None
         self._early_tag: str | None = None
         self._early_reliable = False
+        self._early_delivered = False  # (incoming) our 1xx with SDP has gone out
         self._accept_after_prack = False
         # transfer (RFC 3515/3891): our REFER's API request (transferor); the call placed
         # for a REFER we took and whether its NOTIFYs are wanted (transferee, on the old
@@ -571,6 +572,7 @@ class CoreCall:
         if reliable is not None:
             reliable.send(response, now)
             self._arm("reliable_1xx", reliable.next_due(now))
+        self._early_delivered = self._early_delivered or bool(body)
         self.core.respond(self.server_key, response)
 
     def early_media(self, now: float, rtp_port: int) -> None:
@@ -690,8 +692,11 @@ class CoreCall:
         try:
             if self._early_sdp is not None:
                 # the 183 agreed the session: a reliable one needs no repeat, an unreliable
-                # one's answer is repeated in the 2xx (RFC 3261 13.2.1)
-                body = b"" if self._early_reliable else self._early_sdp
+                # one's answer is repeated in the 2xx (RFC 3261 13.2.1); one still queued
+                # behind an unacknowledged 180 never left, so the 2xx carries its SDP
+                delivered = self._early_reliable and self._early_delivered
+                body = b"" if delivered else self._early_sdp
+                self._awaiting_ack_answer = not delivered and not self.request.body
             elif self.request.body:
                 session.take_offer(self.request.body)
                 body = session.answer()

@@ -293,3 +293,20 @@ def test_an_update_before_any_session_is_a_local_error() -> None:
     handle, incoming = invite_to(net, alice, bob)
     with pytest.raises(LocalProtocolError):
         alice.core.update(handle, net.now)
+
+
+def test_an_answer_before_the_queued_183_left_carries_its_sdp_in_the_2xx() -> None:
+    """A 183 with SDP queued behind an unacknowledged 180 never went out when the call is
+    answered: the 2xx carries the SDP, so the caller still gets its answer."""
+    net = VirtualNetwork()
+    alice, bob = net.agent("alice"), net.agent("bob")
+    net.lose(is_request("PRACK"), times=None)
+    handle, incoming = invite_to(net, alice, bob)
+    bob.core.ring(incoming, net.now)
+    bob.core.early_media(incoming, net.now, bob.rtp_port())
+    bob.answer(incoming)
+    net.run(seconds=2)
+    assert not sent(bob, b"SIP/2.0 183")
+    ok = parse(next(d for d in bob.sent if d.startswith(b"SIP/2.0 200") and b"INVITE" in d))
+    assert ok.body.startswith(b"v=0")
+    assert alice.of(Answered) and alice.of(MediaReady)
