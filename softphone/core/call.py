@@ -1119,7 +1119,8 @@ class CoreCall:
         except ParseError as error:
             self.core.respond(key, make_response(request, 400, error.reason))
             return
-        if self.state is not CallState.ANSWERED or self.transfer_call is not None:
+        if self.state is not CallState.ANSWERED or self.transfer_call is not None \
+                or self._pending_refer is not None:
             self.core.respond(key, make_response(request, 491, "A transfer is under way"))
             return
         extra = Headers([("Contact", self.core.contact_text(toward=self.peer_host))])
