@@ -251,13 +251,18 @@ class Call:
         self.agent.emit(result)
         return result
 
-    async def transfer(self, target: str | Call) -> TransferProgress:
-        """Transfer our peer (RFC 3515 REFER): blind to the URI ``target``, or attended to
-        the peer of another answered call of ours, which the transferee's call then
-        replaces (RFC 3891). Returns the last word: status 200 when the transferee reached
-        the target (our call then ends), the target's failure, or the REFER's refusal."""
+    async def transfer(self, target: str | Call | None = None, *,
+                       to: Call | None = None) -> TransferProgress:
+        """Transfer our peer (RFC 3515 REFER): blind to the URI ``target``, or attended
+        (``to=other_call``, or that call as ``target``) to the peer of another answered call
+        of ours, which the transferee's call then replaces (RFC 3891). Returns the last
+        word: status 200 when the transferee reached the target (our call then ends), the
+        target's failure, or the REFER's refusal."""
         if self.state != "answered":
             raise SipError("A transfer needs an answered call")
+        target = to if to is not None else target
+        if target is None:
+            raise SipError("A transfer needs a target: a URI, or to=another call")
         if isinstance(target, Call):
             other = target.handle
             done = await self._completion(lambda now: self.agent.core.transfer(

@@ -41,7 +41,7 @@ async def test_an_attended_transfer_replaces_the_targets_call() -> None:
             TestAgent("carol", codecs=("pcmu",)) as carol:
         to_bob, from_alice_at_bob = await alice.connect(bob)
         to_carol, from_alice_at_carol = await alice.connect(carol)
-        result = await asyncio.wait_for(to_bob.transfer(to_carol), 10)
+        result = await asyncio.wait_for(to_bob.call.transfer(to=to_carol.call), 10)
         assert result.status == 200
         await from_alice_at_carol.ended(by="remote")  # replaced
         await to_carol.ended(by="remote")
