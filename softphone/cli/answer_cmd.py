@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import Any
 
 import click
 
+from softphone.cli.answer_workers import serve as serve_workers
+from softphone.cli.answer_workers import shared_port, worker_command
 from softphone.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -36,6 +39,7 @@ from softphone.cli.common import (
 )
 from softphone.cli.live import LiveSession, through_transfers
 from softphone.media.wav import WavSource
+from softphone.scenario.workers import split_ports, worker_count
 from softphone.ua.agent import AgentConfig, UserAgent
 from softphone.ua.call import Call
 from softphone.ua.registration import RegistrationError
@@ -64,6 +68,10 @@ log = logging.getLogger("softphone.cli")
               help="With --registrar: subscribe to voicemail waiting indication (RFC 3842).")
 @click.option("--max-calls", type=click.IntRange(1), metavar="N",
               help="Exit after N calls have ended.")
+@click.option("--workers", default="1", show_default=True, metavar="N|auto",
+              help="Serve the SIP port from N processes (auto: one per core; SO_REUSEPORT), "
+                   "each with its own slice of --rtp-ports.")
+@click.option("--reuse-port", is_flag=True, hidden=True)  # a worker of --workers
 @click.option("--max-active", type=click.IntRange(1), metavar="N",
               help="At most N calls up (ringing or answered) at once; more get 486 Busy Here.")
 @audio_options
@@ -78,7 +86,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    reject_code: int | None, redirect: str | None,
                    duration: float | None, registrar: str | None, user: str | None,
                    password: str | None, mwi: bool | None, max_calls: int | None,
-                   max_active: int | None, play: str | None,
+                   max_active: int | None, workers: str, reuse_port: bool, play: str | None,
                    tone: float | None, record: str | None, record_both: bool, codecs: str,
                    null_audio: bool,
                    device: str | None, rtp_ports: str | None, echo: bool, no_media: bool,
@@ -127,7 +135,24 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                            null_audio or no_media or reject_code is not None
                            or redirect is not None, profile.device, record_both),
         media=not no_media,
-        guard=guard)
+        guard=guard, reuse_port=reuse_port)
+    try:
+        processes = worker_count(workers)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--workers") from None
+    if processes > 1:
+        if registrar_uri is not None:
+            raise click.UsageError("--workers cannot share one registration: leave out "
+                                   "--registrar (register the shared port another way)")
+        shared = shared_port(host, port)
+        try:
+            slices = split_ports(*config.rtp_ports, processes)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--workers") from None
+        arguments = sys.argv[1:]
+        commands = [worker_command(arguments, host, shared, ports) for ports in slices]
+        raise SystemExit(run(lambda stop: serve_workers(commands, stop,
+                                                        config.close_timeout)))
     answer = auto_answer or answer_after is not None
     announcement_seconds = wav_seconds(early_media, "--early-media") if early_media else 0.0
     if answer and not config.guard.callers and not is_loopback(host):

@@ -7,6 +7,7 @@ import csv
 import json
 import logging
 import sys
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -34,6 +35,7 @@ from softphone.cli.common import (
     until_stopped,
 )
 from softphone.scenario.load import CallRow, LoadPlan, LoadProgress, LoadSummary, run_load
+from softphone.scenario.workers import Workers, merge, split_plan, split_ports, worker_count
 
 log = logging.getLogger("softphone.load")
 
@@ -52,6 +54,8 @@ log = logging.getLogger("softphone.load")
               help="Send this file on every call (default: silence).")
 @click.option("--codec", "codecs", metavar="LIST", help="Codec preference [opus,g722,pcmu,pcma].")
 @click.option("--no-media", is_flag=True, help="Signalling only: no RTP flows.")
+@click.option("--workers", default="1", show_default=True, metavar="N|auto",
+              help="Processes sharing the load (auto: one per core); one merged summary.")
 @account_options
 @RTP_PORTS_OPTION
 @click.option("--csv", "csv_path", metavar="FILE|-", help="Write one row per call as CSV.")
@@ -60,7 +64,8 @@ log = logging.getLogger("softphone.load")
 @click.option("--json", "json_path", metavar="FILE|-",
               help="Write one JSON object per call, then the summary.")
 def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: float,
-                 play: str | None, codecs: str | None, no_media: bool, listen: str | None,
+                 play: str | None, codecs: str | None, no_media: bool, workers: str,
+                 listen: str | None,
                  transport: str | None, user: str | None, password: str | None,
                  proxy: str | None, rtp_ports: str | None, csv_path: str | None,
                  json_path: str | None, **network: Any) -> None:
@@ -72,6 +77,7 @@ def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: 
       softphone answer --auto-answer --null-audio --listen 127.0.0.1:5062 &
       softphone load sip:bob@127.0.0.1:5062 --calls 200 --rate 50 --concurrency 100
       softphone load sip:ivr@127.0.0.1:5062 --play prompt.wav --duration 10 --csv calls.csv
+      softphone load sip:bob@127.0.0.1:5062 --calls 5000 --rate 500 --no-media --workers auto
       softphone load sip:bob@pbx.example.com --proxy sip:pbx.example.com --user alice \
           --password secret --calls 1000 --rate 100 --concurrency 300
     """
@@ -85,6 +91,11 @@ def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: 
         audio=audio_config(play, None, None, null_audio=True),
         media=not no_media, max_unanswered_calls=10 * concurrency)
     plan = LoadPlan(str(target), calls, rate, concurrency, duration)
+    try:
+        shares = split_plan(plan, worker_count(workers))
+        port_slices = split_ports(*config.rtp_ports, len(shares))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--workers") from None
     warning = plan.rate_warning()
     if warning is not None:
         log.warning("%s", warning)
@@ -106,12 +117,39 @@ def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: 
                 outcome = await until_stopped(run_load(agent, plan, show), stop)
         if outcome is None:
             return EXIT_INTERRUPTED
-        rows, summary = outcome
+        return report(*outcome)
+
+    def report(rows: list[CallRow], summary: LoadSummary, crashed: bool = False) -> int:
         _write_rows(rows, summary, csv_path, json_path)
         console.print(_summary_table(summary))
-        return EXIT_OK if summary.answered == summary.attempted else EXIT_FAILED
+        ok = summary.answered == summary.attempted == calls and not crashed
+        return EXIT_OK if ok else EXIT_FAILED
 
-    raise SystemExit(run(main))
+    async def main_workers(stop: asyncio.Event) -> int:
+        """Each share in a process of its own, on its own SIP port and RTP slice."""
+        configs = [replace(config, listen_port=0, rtp_ports=ports) for ports in port_slices]
+        pool = Workers(configs, shares)
+        pool.start()
+        with Progress(TextColumn(f"[bold]load x{len(shares)}"), BarColumn(),
+                      MofNCompleteColumn(), TextColumn("{task.fields[counters]}"),
+                      TimeElapsedColumn(), console=console, transient=False) as bar:
+            task = bar.add_task("calls", total=calls, counters="")
+
+            def show(progress: LoadProgress) -> None:
+                bar.update(task, completed=progress.finished, counters=(
+                    f"active {progress.active}  answered {progress.answered}  "
+                    f"failed {progress.failed}"))
+
+            done = await until_stopped(pool.gather(show), stop)
+            if done is None:
+                await pool.stop(config.close_timeout + 2)
+                return EXIT_INTERRUPTED
+        for line in pool.crashed():
+            log.error("%s", line)
+        rows, summary = merge(list(pool.collected.values()), len(shares), config.media)
+        return report(rows, summary, crashed=bool(pool.crashed()))
+
+    raise SystemExit(run(main if len(shares) == 1 else main_workers))
 
 
 def _write_rows(rows: list[CallRow], summary: LoadSummary, csv_path: str | None,

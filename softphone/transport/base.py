@@ -64,6 +64,7 @@ class Transport(Protocol):
     secure: bool                # its Contact is a sips: URI (TLS)
     host: str
     port: int
+    reuse_port: bool            # SO_REUSEPORT: several processes listen on one port
 
     async def start(self, host: str, port: int) -> None:
         """Listen on ``host:port`` (port 0: any free one); OSError (with errno) if not."""

@@ -43,6 +43,7 @@ class TcpTransport:
         self._per_source: dict[str, int] = {}
         self.host = ""
         self.port = 0
+        self.reuse_port = False  # SO_REUSEPORT: worker processes share one SIP port
 
     # --- hooks a secure transport overrides -------------------------------------------------
 
@@ -59,7 +60,8 @@ class TcpTransport:
 
     async def start(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(self._accepted, host, port,
-                                                  ssl=self._server_context())
+                                                  ssl=self._server_context(),
+                                                  reuse_port=self.reuse_port or None)
         self.host, self.port = self._server.sockets[0].getsockname()[:2]
 
     async def _accepted(self, reader: asyncio.StreamReader,

@@ -24,6 +24,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self.host = ""
         self.port = 0
+        self.reuse_port = False  # SO_REUSEPORT: worker processes share one SIP port
 
     async def start(self, host: str, port: int) -> None:
         """Bind ``host:port`` (0: any free port). Raises OSError with its errno (uvloop's
@@ -32,6 +33,8 @@ class UdpTransport(asyncio.DatagramProtocol):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
+            if self.reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
         except OSError:
             sock.close()

@@ -168,6 +168,7 @@ class AgentConfig:
     session_timer: SessionTimerSettings = field(default_factory=SessionTimerSettings)
     rel100: str = "supported"  # reliable provisional responses (RFC 3262): off, required
     accept_transfers: bool = True  # follow a peer's REFER (False: decline it with 603)
+    reuse_port: bool = False  # SO_REUSEPORT on the SIP port: worker processes share it
 
     def core_config(self, codecs: tuple[str, ...]) -> CoreConfig:
         """What of this configuration the sans-IO core needs (``codecs``: those that load)."""
@@ -199,6 +200,8 @@ class UserAgent:
         self.transports: dict[str, Transport] = {
             transport.name: transport for transport in (
                 UdpTransport(self), TcpTransport(self), TlsTransport(self, self.config.tls))}
+        for transport in self.transports.values():
+            transport.reuse_port = self.config.reuse_port
         self.rtp_ports = PortRange(*self.config.rtp_ports)
         self.incoming: asyncio.Queue[Call] = asyncio.Queue()
         self.calls: set[Call] = set()

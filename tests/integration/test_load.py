@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -73,3 +74,116 @@ def test_a_rate_the_settings_cannot_reach_is_warned_and_no_media_says_so(target:
         [*SOFTPHONE, "load", target, "--calls", "2", "--rate", "50", "--concurrency", "2",
          "--duration", "0.2", "--no-media"], capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 0 and "warning" not in quiet.stderr
+
+
+def test_two_workers_share_the_calls_and_report_one_summary(target: str,
+                                                            tmp_path: Path) -> None:
+    rows_json = tmp_path / "calls.jsonl"
+    result = subprocess.run(
+        [*SOFTPHONE, "load", target, "--calls", "24", "--rate", "24", "--concurrency", "12",
+         "--duration", "0.5", "--codec", "pcmu", "--workers", "2", "--rtp-ports",
+         "31000-31199", "--json", str(rows_json)], capture_output=True, text=True,
+        timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = [json.loads(line) for line in rows_json.read_text().splitlines()]
+    calls, summary = records[:-1], records[-1]
+    assert sorted(c["index"] for c in calls) == list(range(24))
+    assert len({c["call_id"] for c in calls}) == 24
+    assert summary["attempted"] == summary["answered"] == 24
+    assert all(c["packets_received"] > 10 for c in calls)
+    assert "load x2" in result.stdout and "load result" in result.stdout
+
+
+def test_a_worker_that_dies_is_reported_and_fails_the_run(target: str) -> None:
+    """One worker killed mid-run: the others' calls are summarised, the dead one is named
+    with its exit code, and the run exits 1."""
+    import os
+    import signal
+    import time
+
+    load = subprocess.Popen(
+        [*SOFTPHONE, "load", target, "--calls", "20", "--rate", "10", "--concurrency", "10",
+         "--duration", "1", "--no-media", "--workers", "2", "--json", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        children: list[int] = []
+        while len(children) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            listed = subprocess.run(["pgrep", "-P", str(load.pid), "-f", "spawn_main"],
+                                    capture_output=True, text=True).stdout.split()
+            children = [int(pid) for pid in listed]
+        assert len(children) >= 2, children
+        time.sleep(1.0)
+        os.kill(children[0], signal.SIGKILL)
+        output, errors = load.communicate(timeout=60)
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.communicate()
+    assert load.returncode == 1
+    assert "ended without a result (exit code -9)" in errors
+    summary = json.loads(output.strip().splitlines()[-1])
+    assert summary["event"] == "summary" and 0 < summary["attempted"] < 20
+
+
+def test_ctrl_c_stops_every_worker_and_leaves_no_process_behind(target: str) -> None:
+    import signal
+    import time
+
+    load = subprocess.Popen(
+        [*SOFTPHONE, "load", target, "--calls", "400", "--rate", "20", "--duration", "5",
+         "--no-media", "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        time.sleep(3.0)
+        workers = subprocess.run(["pgrep", "-P", str(load.pid), "-f", "spawn_main"],
+                                 capture_output=True, text=True).stdout.split()
+        assert len(workers) == 2
+        load.send_signal(signal.SIGINT)
+        load.communicate(timeout=30)
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.communicate()
+    assert load.returncode == 130
+    left = [pid for pid in workers if subprocess.run(["kill", "-0", pid],
+                                                      capture_output=True).returncode == 0]
+    assert left == []
+
+
+def test_answer_workers_share_one_port_and_answer_a_worker_load() -> None:
+    """answer --workers 2: two processes on one SIP port (SO_REUSEPORT), every call of a
+    two-worker load answered; Ctrl-C stops both."""
+    import signal
+    import time
+
+    answer = subprocess.Popen([*SOFTPHONE, "answer", "--listen", "127.0.0.1:0", "--null-audio",
+                               "--auto-answer", "--json", "--workers", "2"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert answer.stdout is not None
+        listening = [json.loads(answer.stdout.readline()) for _ in range(2)]
+        assert [e["event"] for e in listening] == ["listening", "listening"]
+        port = listening[0]["port"]
+        assert listening[1]["port"] == port
+        sockets = subprocess.run(["ss", "-lunpH", f"sport = :{port}"], capture_output=True,
+                                 text=True).stdout
+        assert len(set(re.findall(r"pid=(\d+)", sockets))) == 2, sockets
+        load = subprocess.run(
+            [*SOFTPHONE, "load", f"sip:bob@127.0.0.1:{port}", "--calls", "40", "--rate", "40",
+             "--no-media", "--workers", "2", "--json", "-"], capture_output=True, text=True,
+            timeout=120)
+        assert load.returncode == 0, load.stdout + load.stderr
+        summary = json.loads(load.stdout.strip().splitlines()[-1])
+        assert summary["attempted"] == summary["answered"] == 40
+        time.sleep(0.5)
+        answer.send_signal(signal.SIGINT)
+        output, _ = answer.communicate(timeout=30)
+    finally:
+        if answer.poll() is None:
+            answer.kill()
+            answer.communicate()
+    assert answer.returncode == 130
+    events = [json.loads(line) for line in output.splitlines()]
+    assert sum(e["event"] == "incoming" for e in events) == 40

@@ -1,0 +1,48 @@
+"""Splitting a load over worker processes and merging what they report (issue 14)."""
+
+from __future__ import annotations
+
+import pytest
+
+from softphone.scenario.load import CallRow, LoadPlan, summarise
+from softphone.scenario.workers import WorkerResult, merge, split_plan, split_ports, worker_count
+
+
+def test_the_plan_is_shared_out_without_losing_a_call() -> None:
+    plan = LoadPlan("sip:bob@127.0.0.1", calls=10, rate=30.0, concurrency=7, duration=1.0)
+    shares = split_plan(plan, 3)
+    assert [s.calls for s in shares] == [4, 3, 3]
+    assert all(s.rate == 10.0 and s.concurrency == 3 for s in shares)
+    assert len(split_plan(plan, 64)) == 10  # never more workers than calls
+
+
+def test_port_slices_are_disjoint_even_aligned_pairs() -> None:
+    slices = split_ports(16385, 16400, 3)
+    assert slices == [(16386, 16389), (16390, 16393), (16394, 16397)]
+    with pytest.raises(ValueError, match="too few"):
+        split_ports(20000, 20003, 3)
+
+
+def test_worker_count_reads_auto_and_numbers() -> None:
+    assert worker_count("auto") >= 1 and worker_count("3") == 3
+    with pytest.raises(ValueError):
+        worker_count("0")
+
+
+def row(index: int, status: int = 200) -> CallRow:
+    answered = status == 200
+    return CallRow(index, f"c{index}", status, "OK" if answered else "Busy Here",
+                   10.0 + index if answered else None, 1.0, 50, 50, 0, 1.0, 4.3)
+
+
+def test_merged_rows_interleave_and_sum_up_as_one_run() -> None:
+    first = [row(0), row(1), row(2, 486)]
+    second = [row(0), row(1)]
+    results = [WorkerResult(0, first, summarise(first, 3.0, 2.0)),
+               WorkerResult(1, second, summarise(second, 4.0, 1.5))]
+    rows, summary = merge(results, 2, media=True)
+    assert [r.index for r in rows] == [0, 1, 2, 3, 4]
+    assert (summary.attempted, summary.answered, summary.failed_by_status) == (5, 4, {486: 1})
+    assert summary.seconds == 4.0 and summary.mos_mean == 4.3
+    interrupted, _ = merge([WorkerResult(0, None, None), results[1]], 2, media=True)
+    assert len(interrupted) == 2
