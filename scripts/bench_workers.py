@@ -14,19 +14,29 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 SOFTPHONE = [sys.executable, "-m", "softphone"]
 
 
-def answering(workers: int) -> tuple[subprocess.Popen[str], int]:
-    answer = subprocess.Popen([*SOFTPHONE, "answer", "--listen", "127.0.0.1:0", "--null-audio",
-                               "--auto-answer", "--json", "--workers", str(workers)],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert answer.stdout is not None
-    port = int(json.loads(answer.stdout.readline())["port"])
-    for _ in range(workers - 1):
-        answer.stdout.readline()
-    return answer, port
+def answering(workers: int, events: Path) -> tuple[subprocess.Popen[str], int]:
+    """softphone answer with its JSON events in a file: a pipe nobody drains during the
+    load would block it, and measure that."""
+    with events.open("w") as output:
+        answer = subprocess.Popen([*SOFTPHONE, "answer", "--listen", "127.0.0.1:0",
+                                   "--null-audio", "--auto-answer", "--json", "--workers",
+                                   str(workers)], stdout=output, stderr=subprocess.DEVNULL,
+                                  text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        lines = events.read_text().splitlines()
+        if len(lines) >= workers:
+            return answer, int(json.loads(lines[0])["port"])
+        time.sleep(0.1)
+    answer.kill()
+    raise RuntimeError("softphone answer did not start")
 
 
 def setups_per_second(port: int, workers: int, calls: int) -> tuple[float, int]:
@@ -45,13 +55,15 @@ def main() -> None:
     options = parser.parse_args()
     cores = os.cpu_count() or 1
     calls = 1000 if options.quick else 5000
-    answer, port = answering(cores)
+    folder = tempfile.TemporaryDirectory(prefix="bench-workers-")
+    answer, port = answering(cores, Path(folder.name) / "events.jsonl")
     try:
         one, answered_one = setups_per_second(port, 1, calls)
         many, answered_many = setups_per_second(port, cores, calls)
     finally:
         answer.send_signal(signal.SIGINT)
         answer.communicate(timeout=60)
+        folder.cleanup()
     print(f"answer --workers {cores}; {calls} calls without media each run")
     print(f"  load, 1 process:        {one:8.1f} set-ups/s ({answered_one} answered)")
     print(f"  load, {cores} processes:      {many:8.1f} set-ups/s ({answered_many} answered)")
