@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -104,16 +106,7 @@ def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: 
     async def main(stop: asyncio.Event) -> int:
         agent = build_agent(config, as_json=False, printer=False)
         async with agent:
-            with Progress(TextColumn("[bold]load"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.fields[counters]}"), TimeElapsedColumn(),
-                          console=console, transient=False) as bar:
-                task = bar.add_task("calls", total=calls, counters="")
-
-                def show(progress: LoadProgress) -> None:
-                    bar.update(task, completed=progress.finished, counters=(
-                        f"active {progress.active}  answered {progress.answered}  "
-                        f"failed {progress.failed}"))
-
+            with progress_bar(console, "load", calls) as show:
                 outcome = await until_stopped(run_load(agent, plan, show), stop)
         if outcome is None:
             return EXIT_INTERRUPTED
@@ -130,16 +123,7 @@ def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: 
         configs = [replace(config, listen_port=0, rtp_ports=ports) for ports in port_slices]
         pool = Workers(configs, shares)
         pool.start()
-        with Progress(TextColumn(f"[bold]load x{len(shares)}"), BarColumn(),
-                      MofNCompleteColumn(), TextColumn("{task.fields[counters]}"),
-                      TimeElapsedColumn(), console=console, transient=False) as bar:
-            task = bar.add_task("calls", total=calls, counters="")
-
-            def show(progress: LoadProgress) -> None:
-                bar.update(task, completed=progress.finished, counters=(
-                    f"active {progress.active}  answered {progress.answered}  "
-                    f"failed {progress.failed}"))
-
+        with progress_bar(console, f"load x{len(shares)}", calls) as show:
             done = await until_stopped(pool.gather(show), stop)
             if done is None:
                 await pool.stop(config.close_timeout + 2)
@@ -150,6 +134,23 @@ def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: 
         return report(rows, summary, crashed=bool(pool.crashed()))
 
     raise SystemExit(run(main if len(shares) == 1 else main_workers))
+
+
+@contextlib.contextmanager
+def progress_bar(console: Console, label: str,
+                 calls: int) -> Iterator[Callable[[LoadProgress], None]]:
+    """The load's progress bar; yields what to call with each progress report."""
+    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[counters]}"), TimeElapsedColumn(),
+                  console=console, transient=False) as bar:
+        task = bar.add_task("calls", total=calls, counters="")
+
+        def show(progress: LoadProgress) -> None:
+            bar.update(task, completed=progress.finished, counters=(
+                f"active {progress.active}  answered {progress.answered}  "
+                f"failed {progress.failed}"))
+
+        yield show
 
 
 def _write_rows(rows: list[CallRow], summary: LoadSummary, csv_path: str | None,
