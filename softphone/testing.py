@@ -29,8 +29,10 @@ tests of call flows and races that must not depend on timing::
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +64,8 @@ from softphone.ua.events import (
     Ringing,
     TransferProgress,
 )
+
+E = TypeVar("E", bound=Event)
 
 Window = npt.NDArray[np.int16]
 POLL = 0.05
@@ -338,8 +342,9 @@ class TestAgent:
                                            port_factory=self._make_ports,
                                            **config))  # type: ignore[arg-type]
         self.log = EventLog(self.agent)
-        self._messages_taken = 0  # received messages that receives_message matched already
-        self._mwi_taken = 0  # voicemail summaries receives_mwi has looked at
+        # how many events of each kind (messages, voicemail summaries) the receives_*
+        # expectations have taken already: each looks only at what came after
+        self._taken: Counter[type[Event]] = Counter()
 
     @property
     def events(self) -> list[Event]:
@@ -389,20 +394,25 @@ class TestAgent:
             raise ExpectationFailed(f"MESSAGE to {uri} refused: {result.status} "
                                     f"{result.reason}")
 
+    async def _next_untaken(self, kind: type[E]) -> E:
+        """The first event of ``kind`` no expectation has taken yet, waiting for it."""
+        while True:
+            arrived = [e for e in self.log.events if isinstance(e, kind)]
+            taken = self._taken[kind]
+            if len(arrived) > taken:
+                self._taken[kind] = taken + 1
+                return arrived[taken]
+            await self.log.next_change()
+
     async def receives_message(self, text: str, timeout: float = 5.0) -> MessageReceived:
         """The next MESSAGE this agent has not matched yet carries ``text`` (in a call or
         not); a different one fails at once."""
         async def wait() -> MessageReceived:
-            while True:
-                arrived = [e for e in self.log.events if isinstance(e, MessageReceived)]
-                if len(arrived) > self._messages_taken:
-                    message = arrived[self._messages_taken]
-                    self._messages_taken += 1
-                    if message.text != text:
-                        raise ExpectationFailed(f"message {text!r} expected, got "
-                                                f"{message.text!r} from {message.sender}")
-                    return message
-                await self.log.next_change()
+            message = await self._next_untaken(MessageReceived)
+            if message.text != text:
+                raise ExpectationFailed(f"message {text!r} expected, got "
+                                        f"{message.text!r} from {message.sender}")
+            return message
         try:
             return await asyncio.wait_for(wait(), timeout)
         except TimeoutError:
@@ -415,14 +425,10 @@ class TestAgent:
         (a mailbox reports every change), so the wait ends at the first that matches."""
         async def wait() -> Mwi:
             while True:
-                arrived = [e for e in self.log.events if isinstance(e, Mwi)]
-                while len(arrived) > self._mwi_taken:
-                    summary = arrived[self._mwi_taken]
-                    self._mwi_taken += 1
-                    if (new is None or summary.new == new) and \
-                            (waiting is None or summary.waiting == waiting):
-                        return summary
-                await self.log.next_change()
+                summary = await self._next_untaken(Mwi)
+                if (new is None or summary.new == new) and \
+                        (waiting is None or summary.waiting == waiting):
+                    return summary
         try:
             return await asyncio.wait_for(wait(), timeout)
         except TimeoutError:

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,13 +77,38 @@ def terminal(tmp_path: Path) -> Iterator[tuple[Terminal, int]]:
         yield screen, port
 
 
+def caller(port: int, user: str | None = None) -> subprocess.Popen[str]:
+    """``softphone call`` to the terminal's answering softphone, sending a tone."""
+    account = ["--user", user] if user else []
+    return subprocess.Popen(
+        [sys.executable, "-m", "softphone", "call", f"sip:bob@127.0.0.1:{port}", *account,
+         "--tone", "440", "--null-audio", "--json"], stdout=subprocess.PIPE, text=True)
+
+
+@contextlib.contextmanager
+def calling(port: int) -> Iterator[subprocess.Popen[str]]:
+    """A caller that is killed, and its pipe closed, whatever the test does."""
+    process = caller(port)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if process.stdout is not None and not process.stdout.closed:
+            process.communicate()  # reaps it and closes the pipe (unless already read)
+
+
+def events_when_done(process: subprocess.Popen[str]) -> list[dict[str, Any]]:
+    """The caller's JSON events, once it has exited 0 (within 15 s)."""
+    output, _ = process.communicate(timeout=15)
+    assert process.returncode == 0
+    return [json.loads(line) for line in output.splitlines()]
+
+
 def test_answer_send_a_digit_and_hang_up_with_keys(terminal: tuple[Terminal, int]) -> None:
     screen, port = terminal
     screen.wait_for("waiting for calls")
-    caller = subprocess.Popen(
-        [sys.executable, "-m", "softphone", "call", f"sip:bob@127.0.0.1:{port}", "--tone",
-         "440", "--null-audio", "--json"], stdout=subprocess.PIPE, text=True)
-    try:
+    with calling(port) as call:
         ringing = screen.wait_for("a answer")
         assert "sip:softphone@127.0.0.1" in ringing and "ringing" in ringing
         screen.press("a")
@@ -96,15 +122,7 @@ def test_answer_send_a_digit_and_hang_up_with_keys(terminal: tuple[Terminal, int
         assert "softphone: ended" in ended and "q quit" in ended
         time.sleep(1.5)
         assert timer_of(screen.screen()) == timer_of(ended)  # it stopped with the call
-        assert caller.wait(15) == 0
-        assert caller.stdout is not None
-        events = [json.loads(line) for line in caller.stdout]
-    finally:
-        if caller.poll() is None:
-            caller.kill()
-        caller.wait()
-        if caller.stdout is not None:
-            caller.stdout.close()
+        events = events_when_done(call)
     names = [e["event"] for e in events]
     assert names[-1] == "ended" and events[-1]["by"] == "remote"
     assert [e["digit"] for e in events if e["event"] == "dtmf"] == ["5"]
@@ -185,42 +203,25 @@ def test_demo_shows_the_same_view_then_its_summary(tmp_path: Path) -> None:
 def test_t_transfers_the_caller_to_the_target_typed(terminal: tuple[Terminal, int]) -> None:
     screen, port = terminal
     screen.wait_for("waiting for calls")
-    with answering("--auto-answer", "--duration", "1", "--max-calls", "1") as carol:
-        caller = subprocess.Popen(
-            [sys.executable, "-m", "softphone", "call", f"sip:bob@127.0.0.1:{port}",
-             "--tone", "440", "--null-audio", "--json"], stdout=subprocess.PIPE, text=True)
-        try:
-            screen.wait_for("a answer")
-            screen.press("a")
-            assert "t transfer" in screen.wait_for("talking")
-            screen.press("t")
-            screen.wait_for("transfer to (Enter sends")
-            for char in f"carol@127.0.0.1:{carol}":
-                screen.press(char)
-            screen.press("Enter")
-            done = screen.wait_for("transfer: 200 OK")
-            assert "ended: 200 Remote hangup" in done or "Remote hangup" in screen.wait_for(
-                "ended: 200")
-            assert caller.wait(15) == 0
-            assert caller.stdout is not None
-            events = [json.loads(line) for line in caller.stdout]
-        finally:
-            if caller.poll() is None:
-                caller.kill()
-            caller.wait()
-            if caller.stdout is not None:
-                caller.stdout.close()
+    with answering("--auto-answer", "--duration", "1", "--max-calls", "1") as carol, \
+            calling(port) as call:
+        screen.wait_for("a answer")
+        screen.press("a")
+        assert "t transfer" in screen.wait_for("talking")
+        screen.press("t")
+        screen.wait_for("transfer to (Enter sends")
+        for char in f"carol@127.0.0.1:{carol}":
+            screen.press(char)
+        screen.press("Enter")
+        done = screen.wait_for("transfer: 200 OK")
+        assert "ended: 200 Remote hangup" in done or "Remote hangup" in screen.wait_for(
+            "ended: 200")
+        events = events_when_done(call)
     names = [e["event"] for e in events]
     requested = next(e for e in events if e["event"] == "transfer_requested")
     assert requested["target"] == f"sip:carol@127.0.0.1:{carol}"
     assert names.count("answered") == 2 and names.count("ended") == 2
     assert events[-1]["event"] == "ended" and events[-1]["by"] == "remote"  # carol hung up
-
-
-def caller(port: int, user: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "softphone", "call", f"sip:bob@127.0.0.1:{port}", "--user", user,
-         "--tone", "440", "--null-audio", "--json"], stdout=subprocess.PIPE, text=True)
 
 
 def holds(output: str) -> list[bool]:
