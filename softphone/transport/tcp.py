@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from typing import Any
 
 from softphone.sip import ParseError, StreamFramer
 from softphone.sip.transaction import Peer
@@ -41,6 +42,7 @@ class TcpTransport:
         self._tasks: set[asyncio.Task[None]] = set()
         self._connecting: dict[tuple[str, int], asyncio.Future[asyncio.StreamWriter]] = {}
         self._per_source: dict[str, int] = {}
+        self._closed = False  # a connection that completes after close() is closed at once
         self.host = ""
         self.port = 0
         self.reuse_port = False  # SO_REUSEPORT: worker processes share one SIP port
@@ -59,6 +61,7 @@ class TcpTransport:
     # --- listening --------------------------------------------------------------------------
 
     async def start(self, host: str, port: int) -> None:
+        self._closed = False  # (started again after a failed bind)
         self._server = await asyncio.start_server(self._accepted, host, port,
                                                   ssl=self._server_context(),
                                                   reuse_port=self.reuse_port or None)
@@ -140,6 +143,9 @@ class TcpTransport:
 
     async def _connect(self, peer: Peer) -> asyncio.StreamWriter:
         reader, writer = await self._open(peer)
+        if self._closed:  # closed while it connected: nobody would ever close it
+            writer.close()
+            raise OSError(f"The transport closed while connecting ({peer})")
         self._writers[(peer.host, peer.port)] = writer
         task = asyncio.ensure_future(self._read(reader, writer, peer))
         self._tasks.add(task)
@@ -169,14 +175,19 @@ class TcpTransport:
             self._sink.transport_failed(peer, self._failure(error, peer))
 
     def close(self) -> None:
+        self._closed = True
         if self._server is not None:
             self._server.close()
         for writer in list(self._writers.values()):
             writer.close()
-        for task in self._tasks:
+        for task in self._pending():
             task.cancel()
 
+    def _pending(self) -> list[asyncio.Future[Any]]:
+        """Reading tasks and connections still being opened."""
+        return [*self._tasks, *self._connecting.values()]
+
     async def wait_closed(self) -> None:
-        for task in list(self._tasks):
+        for task in self._pending():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

@@ -67,6 +67,7 @@ class TlsTransport(TcpTransport):
     async def start(self, host: str, port: int) -> None:
         """Accept TLS when we have a certificate, on ``settings.port`` or the SIP port + 1
         (``port`` is the UDP/TCP port); without one only the address is noted."""
+        self._closed = False  # (started again after a failed bind)
         chosen = self.settings.port if self.settings.port is not None else (
             port + 1 if port else 0)
         if self._server_ssl is None:
