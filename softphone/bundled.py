@@ -14,7 +14,8 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 
 @dataclass(frozen=True)
 class Example:
-    """One bundled file: a profile file (``kind`` "profile") or a scenario ("scenario")."""
+    """One bundled file: a profile file (``kind`` "profile"), a scenario ("scenario") or a
+    Locust file ("locustfile", for softphone.locust)."""
 
     name: str
     kind: str
@@ -25,12 +26,14 @@ class Example:
 def examples() -> list[Example]:
     found = [_example(path, "profile") for path in sorted(EXAMPLES.glob("*.toml"))]
     found += [_example(path, "scenario") for path in sorted(EXAMPLES.glob("scenarios/*.toml"))]
+    found += [_example(path, "locustfile") for path in sorted(EXAMPLES.glob("*.py"))]
     return found
 
 
 def find_example(name: str, kind: str | None = None) -> Example:
-    """The example called ``name`` (its file name without .toml); KeyError names the choices."""
-    matching = [e for e in examples() if e.name == name.removesuffix(".toml")
+    """The example called ``name`` (its file name without .toml or .py); KeyError names the
+    choices."""
+    matching = [e for e in examples() if e.name == name.removesuffix(".toml").removesuffix(".py")
                 and (kind is None or e.kind == kind)]
     if not matching:
         choices = ", ".join(e.name for e in examples() if kind is None or e.kind == kind)
@@ -44,7 +47,7 @@ def copy_examples(destination: Path) -> tuple[list[Path], list[Path]]:
     copied: list[Path] = []
     kept: list[Path] = []
     for source in sorted(p for p in EXAMPLES.rglob("*") if p.is_file()
-                         and p.suffix in (".toml", ".wav")):
+                         and p.suffix in (".toml", ".wav", ".py")):
         target = destination / source.relative_to(EXAMPLES)
         if target.exists():
             kept.append(target)

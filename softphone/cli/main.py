@@ -15,6 +15,7 @@ from softphone.cli.call_cmd import call_command
 from softphone.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliContext
 from softphone.cli.demo_cmd import demo_command
 from softphone.cli.devices_cmd import devices_command
+from softphone.cli.engine_cmd import engine_command
 from softphone.cli.examples_cmd import examples_command
 from softphone.cli.load_cmd import load_command
 from softphone.cli.message_cmd import message_command
@@ -144,6 +145,7 @@ cli.add_command(devices_command)
 cli.add_command(load_command)
 cli.add_command(test_command)
 cli.add_command(examples_command)
+cli.add_command(engine_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from softphone.events import Ended
 from softphone.sip.errors import SipError
 from softphone.ua.agent import UserAgent
+from softphone.ua.call import Call
 
 FAILURE_REASONS_KEPT = 5
 
@@ -169,9 +171,14 @@ async def _place(agent: UserAgent, plan: LoadPlan, index: int, progress: LoadPro
     else:
         progress.failed += 1
     report()
+    return call_row(index, call, ended, setup)
+
+
+def call_row(index: int, call: Call, ended: Ended, setup_ms: float | None) -> CallRow:
+    """The row of a call that has ended; ``setup_ms`` None when it was never answered."""
     rtp = ended.rtp or {}
-    return CallRow(index, call.call_id, 200 if answered else ended.status, ended.reason, setup,
-                   ended.duration, int(rtp.get("packets_sent") or 0),
+    return CallRow(index, call.call_id, ended.status if setup_ms is None else 200,
+                   ended.reason, setup_ms, ended.duration, int(rtp.get("packets_sent") or 0),
                    int(rtp.get("packets_received") or 0), int(rtp.get("packets_lost") or 0),
                    float(rtp.get("jitter_ms") or 0.0), _mos(rtp.get("mos")))
 
