@@ -1,0 +1,119 @@
+"""SIPp benchmark (issue 14): call set-ups per second that `softphone answer` sustains without
+media, driven by SIPp's built-in `uac` scenario (INVITE, 100/180/200, ACK, BYE), against the
+baseline of the same SIPp `uac` driving SIPp's own `uas`, in one run. Sustained: SIPp offers
+rising rates (4 s of calls each) and the figure is the highest one every call of which
+succeeded at >= 95% of the offered rate; offering far more than an answerer takes only
+measures its losses and retransmissions.
+
+Prints calls per second and the ratios: softphone answer in one process (one SIPp socket:
+aim >= 800 set-ups/s per process), `answer --workers auto` (SIPp with a socket per call, so
+SO_REUSEPORT spreads the calls over the workers; aim >= 0.3 of SIPp's uas). SIPp itself runs
+on the same cores, as it would for a user testing on one machine. Needs `sipp` (Debian:
+sip-tester, installed by scripts/setup --test).
+
+    .venv/bin/python scripts/bench_sipp.py [--calls N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SOFTPHONE = [sys.executable, "-m", "softphone"]
+SIPP_LIMIT = 300  # calls in progress at once
+RATES = [200, 300, 400, 500, 600, 700, 800, 900, 1000, 1200, 1400, 1600, 2000, 2500, 3000, 4000,
+         5000, 6000, 8000, 10000]
+SECONDS_PER_STEP = 4
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        return int(udp.getsockname()[1])
+
+
+def sipp_uac(port: int, rate: int, folder: Path, socket_per_call: bool) -> tuple[float, int]:
+    """Offer ``rate`` calls/s to 127.0.0.1:port for a few seconds; (successful calls per
+    second, failed calls)."""
+    calls = rate * SECONDS_PER_STEP
+    stats = folder / f"uac-{port}.csv"
+    transport = ["-t", "un", "-max_socket", "2000"] if socket_per_call else ["-t", "u1"]
+    started = time.monotonic()
+    subprocess.run(["sipp", "-sn", "uac", f"127.0.0.1:{port}", "-i", "127.0.0.1", "-p",
+                    str(free_port()), *transport, "-r", str(rate), "-l", str(SIPP_LIMIT),
+                    "-m", str(calls), "-d", "0", "-nostdin", "-trace_stat", "-stf",
+                    str(stats)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=600, check=False)
+    seconds = time.monotonic() - started
+    with stats.open() as handle:
+        last = list(csv.DictReader(handle, delimiter=";"))[-1]
+    return int(last["SuccessfulCall(C)"]) / seconds, int(last["FailedCall(C)"])
+
+
+def with_answerer(command: list[str], settle: float) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(settle)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def sustained(command: list[str], port: int, folder: Path, socket_per_call: bool,
+              settle: float = 2.0) -> float:
+    """The highest offered rate the answerer ``command`` keeps up with, without a failure."""
+    answerer = with_answerer(command, settle)
+    best = 0.0
+    try:
+        for rate in RATES:
+            achieved, failed = sipp_uac(port, rate, folder, socket_per_call)
+            if failed or achieved < 0.95 * rate:
+                break
+            best = achieved
+    finally:
+        stop(answerer)
+    return best
+
+
+def softphone_answer(port: int, workers: str) -> list[str]:
+    return [*SOFTPHONE, "answer", "--listen", f"127.0.0.1:{port}", "--null-audio",
+            "--auto-answer", "--no-media", "--workers", workers]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.parse_args()
+    if shutil.which("sipp") is None:
+        sys.exit("bench_sipp: needs sipp (Debian: apt-get install sip-tester)")
+    with tempfile.TemporaryDirectory(prefix="bench-sipp-") as name:
+        folder = Path(name)
+        port = free_port()
+        baseline = sustained(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port),
+                              "-nostdin"], port, folder, socket_per_call=True, settle=1.0)
+        print(f"SIPp uac -> SIPp uas              : {baseline:6.0f} set-ups/s sustained")
+        port = free_port()
+        one = sustained(softphone_answer(port, "1"), port, folder, socket_per_call=False)
+        print(f"SIPp uac -> softphone answer      : {one:6.0f} set-ups/s  "
+              f"({one / baseline:.2f} x SIPp; {one / 800:.2f} x the aim of 800 per process)")
+        port = free_port()
+        spread = sustained(softphone_answer(port, "auto"), port, folder, socket_per_call=True)
+        print(f"SIPp uac -> answer --workers auto : {spread:6.0f} set-ups/s  "
+              f"({spread / baseline:.2f} x SIPp; aim >= 0.3)")
+
+
+if __name__ == "__main__":
+    main()
