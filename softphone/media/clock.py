@@ -9,6 +9,12 @@ share their wake-ups.
 
 A stream whose tick raises is taken off the clock and told (``failed``); the clock and every
 other stream go on: one call's broken file or device must not silence the process.
+
+Deadlines and lateness are on ``time.monotonic()``, not ``loop.time()``: uvloop's loop time
+counts whole milliseconds, too coarse to pace 20 ms frames or to measure how late they are.
+The clock keeps a smoothed lateness and says when it is ``behind`` (the process has more
+streams than CPU); streams then spend less on each frame (Opus complexity) until it has
+caught up.
 """
 
 from __future__ import annotations
@@ -24,6 +30,11 @@ MAX_CATCH_UP = 5  # ticks; beyond that (a stalled loop) the group re-anchors ins
 # The selector rounds its timeout up to a whole millisecond, so a timer wakes 0-1 ms late;
 # asking half a millisecond early centres the error on the deadline.
 EARLY = 0.0005
+# Mean lateness (smoothed over ~20 ticks) above which the clock is behind, and below which it
+# has caught up again; apart, so that the streams do not flap between the two.
+BEHIND_AFTER = 0.004
+CAUGHT_UP_BELOW = 0.0015
+SMOOTHING = 0.05
 
 log = logging.getLogger("softphone.media")
 
@@ -55,6 +66,8 @@ class MediaClock:
         self.period = period  # the period of streams added without one
         self.lateness: list[float] = []  # seconds each tick ran after (<0: before) its deadline
         self.failures = 0  # streams taken off because their tick raised
+        self.mean_lateness = 0.0  # seconds, smoothed over the last ~20 ticks
+        self.behind = False  # the ticks run late: streams should spend less per frame
         self._groups: dict[int, _Group] = {}  # by period in microseconds
         self._group_of: dict[Ticking, _Group] = {}
         self._handle: asyncio.TimerHandle | None = None
@@ -80,7 +93,7 @@ class MediaClock:
         group = self._groups.get(key)
         if group is None:
             upcoming = [g.next for g in self._groups.values()]
-            start = min(upcoming) if upcoming else self.loop.time() + period
+            start = min(upcoming) if upcoming else time.monotonic() + period
             group = self._groups[key] = _Group(period, start)
         group.streams.add(stream)
         self._group_of[stream] = group
@@ -101,23 +114,35 @@ class MediaClock:
             self._handle = None
         if self._groups:
             deadline = min(group.next for group in self._groups.values())
-            self._handle = self.loop.call_at(deadline - EARLY, self._tick)
+            delay = max(0.0, deadline - EARLY - time.monotonic())
+            self._handle = self.loop.call_later(delay, self._tick)
 
     def _tick(self) -> None:
         self._handle = None
-        now = self.loop.time()
-        monotonic = time.monotonic()
+        now = time.monotonic()
         for group in list(self._groups.values()):
             if group.next > now + EARLY:
                 continue
-            if len(self.lateness) < 100_000:
-                self.lateness.append(now - group.next)
+            self.note_lateness(now - group.next)
             for stream in list(group.streams):
-                self._tick_one(stream, monotonic)
+                self._tick_one(stream, now)
             group.next += group.period
             if now - group.next > MAX_CATCH_UP * group.period:
                 group.next = now + group.period
         self._arm()  # also replaces a timer a failed stream's removal may have set
+
+    def note_lateness(self, late: float) -> None:
+        """Record one tick's lateness and update ``behind``."""
+        if len(self.lateness) < 100_000:
+            self.lateness.append(late)
+        self.mean_lateness += SMOOTHING * (late - self.mean_lateness)
+        if self.behind and self.mean_lateness < CAUGHT_UP_BELOW:
+            self.behind = False
+            log.info("media clock caught up (mean lateness %.1f ms)", self.mean_lateness * 1e3)
+        elif not self.behind and self.mean_lateness > BEHIND_AFTER:
+            self.behind = True
+            log.info("media clock behind (mean lateness %.1f ms): streams code more cheaply",
+                     self.mean_lateness * 1e3)
 
     def _tick_one(self, stream: Ticking, now: float) -> None:
         try:

@@ -31,9 +31,22 @@ class AudioSink(Protocol):
     def close(self) -> None: ...
 
 
+FULL_BAND = 48000
+
+
+def content_rate(port: object) -> int:
+    """A sampling rate that holds all the audio ``port`` carries (its ``content_rate``): 0
+    for none (silence), a file's own rate, a little over twice a tone's frequency.
+    A port that does not say is taken for full band. A stream codes its audio at the
+    narrowest rate its codec allows that holds both ports' (Opus: 8 to 48 kHz)."""
+    return int(getattr(port, "content_rate", FULL_BAND))
+
+
 class Silence:
     """Every frame is the same read-only array of zeros (nobody may change it), so a load
     test's thousand silent streams allocate nothing per frame."""
+
+    content_rate = 0
 
     def __init__(self) -> None:
         self._frame = np.zeros(0, dtype=np.int16)
@@ -52,6 +65,8 @@ class Silence:
 
 
 class Discard:
+    # No content_rate: nothing is decoded for it, except a level meter's last frame, which a
+    # full-band decoder measures best on its own.
     def write(self, frame: Samples, rate: int) -> None:
         pass
 
@@ -68,6 +83,11 @@ class Tone:
         self.amplitude = 32767 * 10 ** (level_dbfs / 20)
         self._position = 0
         self._tables: dict[int, Samples] = {}
+
+    @property
+    def content_rate(self) -> int:
+        """Above twice the frequency (Nyquist), with a margin for the codec's filters."""
+        return int(self.hz * 2.5)
 
     def prepare(self, rate: int) -> None:
         self._table(rate)
@@ -223,6 +243,7 @@ class DtmfTones:
     """In-band DTMF: each digit as its two tones (70 ms) and a pause (50 ms), then silence."""
 
     TONE_SECONDS, GAP_SECONDS = 0.07, 0.05
+    content_rate = 8000  # the highest DTMF tone is 1633 Hz
 
     def __init__(self, digits: str, level_dbfs: float = -10.0) -> None:
         from softphone.media.quality import DTMF_HIGH, DTMF_KEYS, DTMF_LOW

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from softphone.media.clock import MediaClock
-from softphone.media.codecs import make_codec
+from softphone.media.codecs import audio_rate, make_codec
 from softphone.media.mos import estimate_mos
-from softphone.media.ports import AudioSink, AudioSource, Discard, Samples
+from softphone.media.ports import AudioSink, AudioSource, Discard, Samples, content_rate
 from softphone.media.quality import level_dbfs
 from softphone.media.srtp import SrtpContext
 from softphone.rtp.dtmf import DtmfReceiver, DtmfSender
@@ -46,7 +46,8 @@ from softphone.sdp.negotiation import NegotiatedMedia
 from softphone.transport.rtp import RtpEndpoint
 
 log = logging.getLogger("softphone.media")
-ADAPT_EVERY = 50  # ticks between jitter-buffer depth adjustments
+ADAPT_EVERY = 50  # ticks between jitter-buffer depth and codec complexity adjustments
+NORMAL_COMPLEXITY, LOW_COMPLEXITY = 5, 1  # Opus encoder complexity (0-10)
 SILENT_AFTER = 0.25  # seconds without RTP before the speaker meter shows silence
 RTCP_INTERVAL = 5.0  # seconds, randomised by 0.5-1.5 (RFC 3550 6.2)
 
@@ -107,6 +108,7 @@ class MediaStream:
         self._last_sent: Samples | None = None    # frames kept for the level meters, which
         self._last_played: Samples | None = None  # are computed only when somebody looks
         self._last_payload: bytes | None = None   # heard but not decoded (a Discard sink)
+        self._metered = False  # a Discard sink's level is watched: decode what arrives
         self.rtp_timeout: float | None = None
         self.on_inactive: Callable[[float], None] | None = None
         self.on_failure: Callable[[Exception], None] | None = None
@@ -129,11 +131,16 @@ class MediaStream:
         self.receiving = media.direction in ("sendrecv", "recvonly")
 
     def _use_codec(self, media: NegotiatedMedia) -> None:
-        """``rate`` and ``samples_per_frame`` are the audio's; the RTP timestamp advances
+        """``rate`` and ``samples_per_frame`` are the audio's as heard, ``send_rate`` and
+        ``send_samples`` as sent (a codec such as Opus codes each direction at the rate its
+        port needs, see media/codecs audio_rate); the RTP timestamp advances
         ``clock_per_frame`` a frame, on the codec's RTP clock (they differ for G.722)."""
-        self.codec = make_codec(media.codec.key, media.remote_parameters)
-        self.rate = media.codec.audio_rate
+        key, sdp_rate = media.codec.key, media.codec.audio_rate
+        self.send_rate = audio_rate(key, sdp_rate, content_rate(self.source))
+        self.rate = audio_rate(key, sdp_rate, content_rate(self.sink))
+        self.codec = make_codec(key, media.remote_parameters, (self.send_rate, self.rate))
         self.samples_per_frame = self.rate * media.ptime // 1000
+        self.send_samples = self.send_rate * media.ptime // 1000
         self.clock_per_frame = media.codec.clock_rate * media.ptime // 1000
         self.stats = ReceiverStats(media.codec.clock_rate)
         self.jitter = JitterBuffer()
@@ -142,7 +149,7 @@ class MediaStream:
 
     def start(self) -> None:
         if not self._running:
-            self.source.prepare(self.rate)
+            self.source.prepare(self.send_rate)
             self._running = True
             self.rtp.handler = self._on_packet
             self.rtp.rtcp_handler = self._on_rtcp
@@ -158,7 +165,7 @@ class MediaStream:
     def replace_ports(self, source: AudioSource, sink: AudioSink) -> None:
         """Reconnect the stream (to a conference, say); the old ports are closed."""
         old_source, old_sink = self.source, self.sink
-        source.prepare(self.rate)
+        source.prepare(self.send_rate)
         self.source, self.sink = source, sink
         old_sink.close()
         if old_source is not old_sink:  # type: ignore[comparison-overlap]
@@ -192,7 +199,7 @@ class MediaStream:
         if (media.codec.key, media.ptime, media.remote_fmtp) != (
                 self.media.codec.key, self.media.ptime, self.media.remote_fmtp):
             self._use_codec(media)
-            self.source.prepare(self.rate)
+            self.source.prepare(self.send_rate)
             self.dtmf.resize(8 * media.ptime)
             if self._running:
                 self.clock.add(self, media.ptime / 1000)
@@ -214,9 +221,18 @@ class MediaStream:
             self._check_activity(now)
         if self._ticks % ADAPT_EVERY == 0:
             self.jitter.adapt(self.stats.jitter_ms, self.media.ptime)
+            self._adapt_complexity()
         if now >= self.rtcp.next_report:
             self._send_rtcp()
             self.rtcp.schedule(now)
+
+    def _adapt_complexity(self) -> None:
+        """While the shared clock is behind, code at low complexity (Opus: about half the
+        encoding cost, a little quality); back to the usual once it has caught up."""
+        set_complexity = getattr(self.codec, "set_complexity", None)
+        if set_complexity is not None:
+            set_complexity(LOW_COMPLEXITY if getattr(self.clock, "behind", False)
+                           else NORMAL_COMPLEXITY)
 
     @property
     def level_in(self) -> float:
@@ -232,6 +248,7 @@ class MediaStream:
         if self._last_payload is not None:
             payload, self._last_payload = self._last_payload, None
             self._last_played = self._decode(payload)
+            self._start_metering()
         return level_dbfs(self._last_played) if self._last_played is not None else -96.0
 
     def send_dtmf(self, digits: str) -> bool:
@@ -242,7 +259,7 @@ class MediaStream:
         return True
 
     def _send_frame(self) -> None:
-        frame = self.source.read(self.samples_per_frame, self.rate)  # the source runs on
+        frame = self.source.read(self.send_samples, self.send_rate)  # the source runs on
         self._last_sent = frame if not self.muted else None
         event = self.dtmf.next() if self.dtmf.busy and self.media.dtmf_payload_type is not None \
             else None
@@ -270,7 +287,7 @@ class MediaStream:
 
     def _play_frame(self) -> None:
         """One frame to the sink, from as many packets as it takes (usually exactly one)."""
-        if type(self.sink) is Discard:
+        if type(self.sink) is Discard and not self._metered:
             self._skip_frame()
             return
         need = self.samples_per_frame
@@ -293,6 +310,15 @@ class MediaStream:
         self._pending_samples = len(rest)
         self._last_played = frame
         self.sink.write(frame, self.rate)
+
+    def _start_metering(self) -> None:
+        """Somebody watches the level of audio nobody plays (a live view of --null-audio):
+        from now on it is decoded like played audio. One lone packet is a poor measure (a
+        decoder without history, SILK above all, starts several dB off); the first reading
+        is that, the next ones are right."""
+        if not self._metered:
+            self._metered = True
+            self._pending, self._pending_samples = [], 0
 
     def _skip_frame(self) -> None:
         """Nobody listens (a load test's far end, --null-audio): decoding would be the

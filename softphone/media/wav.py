@@ -118,6 +118,11 @@ class WavSource:
         self._reading_rate = self.rate
 
     @property
+    def content_rate(self) -> int:
+        """The file's own rate: coding it wider adds nothing."""
+        return self.rate
+
+    @property
     def finished(self) -> bool:
         return not self.loop and self._position >= len(self._at(self._reading_rate))
 

@@ -11,8 +11,14 @@ import pytest
 
 from softphone.media.clock import MediaClock
 from softphone.media.codecs import make_codec
-from softphone.media.ports import Discard, Recorder, Tone
-from softphone.media.stream import MediaStream
+from softphone.media.ports import Discard, Recorder, Silence, Tone
+from softphone.media.quality import dominant_frequency, level_dbfs
+from softphone.media.stream import (
+    ADAPT_EVERY,
+    LOW_COMPLEXITY,
+    NORMAL_COMPLEXITY,
+    MediaStream,
+)
 from softphone.rtp.packet import RtpPacket, build, ts_add
 from softphone.sdp.negotiation import CODECS, NegotiatedMedia
 from softphone.transport.rtp import RtpEndpoint
@@ -160,3 +166,53 @@ async def test_the_clock_outlives_a_stream_that_raises() -> None:
     assert healthy.ticks >= 15  # about 25 in half a second, on a busy machine fewer
     assert 1.6 <= healthy.ticks / slow.ticks <= 2.5  # the 40 ms stream ticks half as often
     assert broken not in clock.streams
+
+
+@pytest.mark.parametrize(("source", "sink", "send_rate", "rate"), [
+    (Silence(), Discard(), 8000, 48000),  # a load test's call: nothing worth a wide band
+    (Tone(440), Recorder(), 8000, 48000),  # a tone sent narrow; what is heard, full band
+    (Tone(7000), Recorder(), 24000, 48000),
+])
+async def test_opus_codes_each_direction_at_the_rate_its_port_needs(
+        source: object, sink: object, send_rate: int, rate: int) -> None:
+    media = NegotiatedMedia(CODECS["opus"], 111, *PEER, None, "sendrecv", 20)
+    stream = MediaStream(Wire(), media, source, sink,  # type: ignore[arg-type]
+                         clock=MediaClock(asyncio.get_running_loop()))
+    assert (stream.send_rate, stream.rate) == (send_rate, rate)
+    assert (stream.send_samples, stream.samples_per_frame) == (send_rate // 50, rate // 50)
+    assert stream.clock_per_frame == 960  # the RTP clock stays at 48 kHz
+    pcmu = await make_stream("pcmu")
+    assert (pcmu.send_rate, pcmu.rate) == (8000, 8000)  # one-rate codecs keep theirs
+
+
+def test_opus_packets_coded_narrow_are_heard_whole_at_any_rate() -> None:
+    """An 8 kHz encoder's packets decode at 48 kHz to the same tone, as long as it lasts
+    (the RTP timestamps and packet durations do not depend on the coding rate)."""
+    encoder, decoder = make_codec("opus", rates=(8000, 8000)), make_codec("opus")
+    tone = Tone(440)
+    payloads = [encoder.encode(tone.read(160, 8000)) for _ in range(50)]
+    assert all(decoder.samples(p) == 960 for p in payloads)
+    heard = np.concatenate([decoder.decode(p) for p in payloads])
+    assert len(heard) == 50 * 960
+    assert abs(dominant_frequency(heard[9600:], 48000) - 440) < 5
+    assert abs(level_dbfs(heard[9600:]) - (-10 - 3.01)) < 1.5
+
+
+async def test_opus_complexity_drops_while_the_clock_is_behind_and_comes_back() -> None:
+    stream = await make_stream("opus", pt=111)
+    clock = stream.clock
+    for _ in range(60):
+        clock.note_lateness(0.010)  # 10 ms late, tick after tick: the process is overloaded
+    assert clock.behind
+    for tick in range(ADAPT_EVERY):
+        stream.tick(tick * 0.02)
+    assert stream.codec.complexity == LOW_COMPLEXITY  # type: ignore[attr-defined]
+    for _ in range(20):
+        clock.note_lateness(0.003)  # better, but not yet caught up: no flapping
+    assert clock.behind
+    for _ in range(60):
+        clock.note_lateness(0.0)
+    assert not clock.behind
+    for tick in range(ADAPT_EVERY):
+        stream.tick(1 + tick * 0.02)
+    assert stream.codec.complexity == NORMAL_COMPLEXITY  # type: ignore[attr-defined]

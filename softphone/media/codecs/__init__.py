@@ -30,22 +30,26 @@ class AudioCodec(Protocol):
         ...
 
 
-def _opus(peer: dict[str, str]) -> AudioCodec:
+def _opus(peer: dict[str, str], rates: tuple[int, int] | None = None) -> AudioCodec:
     from softphone.media.codecs.opus import Opus
 
-    return Opus(peer=peer)
+    return Opus(peer=peer, rate=rates[0], decode_rate=rates[1]) if rates else Opus(peer=peer)
 
 
-def _g722(peer: dict[str, str]) -> AudioCodec:
+def _g722(peer: dict[str, str], rates: tuple[int, int] | None = None) -> AudioCodec:
     from softphone.media.codecs.g722 import G722
 
     return G722()
 
 
 # Each factory is given the peer's format parameters (RFC 4566 fmtp, parsed), which say how
-# it wants to receive; codecs without any ignore them.
-FACTORIES: dict[str, Callable[[dict[str, str]], AudioCodec]] = {
-    "pcmu": lambda peer: pcmu(), "pcma": lambda peer: pcma(), "opus": _opus, "g722": _g722}
+# it wants to receive, and the rates (encoding, decoding) to code the audio at (see
+# audio_rate); codecs without fmtp ignore the first, codecs with one audio rate the second.
+FACTORIES: dict[str, Callable[[dict[str, str], tuple[int, int] | None], AudioCodec]] = {
+    "pcmu": lambda peer, rates: pcmu(), "pcma": lambda peer, rates: pcma(), "opus": _opus,
+    "g722": _g722}
+# The codecs whose audio rate follows the ports' (the rest code at their SDP audio rate).
+FLEXIBLE_RATE = frozenset({"opus"})
 
 
 # The library each optional codec loads, and the Debian package that brings it.
@@ -77,9 +81,23 @@ def usable_codecs(keys: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, str
                                                        if k in missing}
 
 
-def make_codec(key: str, peer: dict[str, str] | None = None) -> AudioCodec:
+def audio_rate(key: str, sdp_rate: int, wanted: int) -> int:
+    """The rate one direction of a call's audio is coded at: ``sdp_rate`` (the codec's own),
+    or for a FLEXIBLE_RATE codec the narrowest it supports that holds ``wanted`` Hz (what the
+    source sends, or what the sink keeps)."""
+    if key not in FLEXIBLE_RATE:
+        return sdp_rate
+    from softphone.media.codecs.opus import audio_rate_for
+
+    return min(sdp_rate, audio_rate_for(wanted))
+
+
+def make_codec(key: str, peer: dict[str, str] | None = None,
+               rates: tuple[int, int] | None = None) -> AudioCodec:
+    """The codec for ``key``; ``rates`` (encoding, decoding; from audio_rate), when given,
+    are what a FLEXIBLE_RATE codec codes its audio at instead of its SDP audio rate."""
     try:
         factory = FACTORIES[key]
     except KeyError:
         raise ValueError(f"No codec implementation for {key!r}") from None
-    return factory(peer or {})
+    return factory(peer or {}, rates)
