@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from softphone.cli.answer_summary import AnswerSummary
 from softphone.cli.answer_workers import serve as serve_workers
 from softphone.cli.answer_workers import shared_port, worker_command
 from softphone.cli.common import (
@@ -72,6 +73,7 @@ log = logging.getLogger("softphone.cli")
               help="Serve the SIP port from N processes (auto: one per core; SO_REUSEPORT), "
                    "each with its own slice of --rtp-ports.")
 @click.option("--reuse-port", is_flag=True, hidden=True)  # a worker of --workers
+@click.option("--summary-json", is_flag=True, hidden=True)  # a worker: its tally as JSON
 @click.option("--max-active", type=click.IntRange(1), metavar="N",
               help="At most N calls up (ringing or answered) at once; more get 486 Busy Here.")
 @audio_options
@@ -86,7 +88,8 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    reject_code: int | None, redirect: str | None,
                    duration: float | None, registrar: str | None, user: str | None,
                    password: str | None, mwi: bool | None, max_calls: int | None,
-                   max_active: int | None, workers: str, reuse_port: bool, play: str | None,
+                   max_active: int | None, workers: str, reuse_port: bool, summary_json: bool,
+                   play: str | None,
                    tone: float | None, record: str | None, record_both: bool, codecs: str,
                    null_audio: bool,
                    device: str | None, rtp_ports: str | None, echo: bool, no_media: bool,
@@ -152,7 +155,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         arguments = sys.argv[1:]
         commands = [worker_command(arguments, host, shared, ports) for ports in slices]
         raise SystemExit(run(lambda stop: serve_workers(commands, stop,
-                                                        config.close_timeout)))
+                                                        config.close_timeout, as_json)))
     answer = auto_answer or answer_after is not None
     announcement_seconds = wav_seconds(early_media, "--early-media") if early_media else 0.0
     if answer and not config.guard.callers and not is_loopback(host):
@@ -217,6 +220,16 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
     async def main(stop: asyncio.Event) -> int:
         interactive = is_interactive(as_json)
         agent = build_agent(config, as_json, printer=not interactive)
+        tally = AnswerSummary()
+        agent.add_listener(tally)
+        try:
+            return await serve_until_stopped(agent, interactive, stop)
+        finally:
+            if tally.listened:
+                tally.print(as_json or summary_json)
+
+    async def serve_until_stopped(agent: UserAgent, interactive: bool,
+                                  stop: asyncio.Event) -> int:
         async with agent:  # closing hangs up every call and unregisters
             if registrar_uri is not None:
                 try:

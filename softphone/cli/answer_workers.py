@@ -3,8 +3,10 @@
 Every worker is the same ``answer`` command line, run again with ``--workers 1``, the shared
 ``--listen`` port (SO_REUSEPORT: the kernel spreads UDP sources and TCP connections over the
 workers, so a dialog's requests keep reaching the process that holds it) and a slice of the
-RTP port range of its own. Their output lines are passed through as they come; Ctrl-C stops
-every worker (each hangs up its calls); a worker that fails is named with its exit code.
+RTP port range of its own. Their output lines are passed through as they come, except their
+summaries (``--summary-json``), which are merged into one printed when all have stopped;
+Ctrl-C stops every worker (each hangs up its calls); a worker that fails is named with its
+exit code.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import signal
 import socket
 import sys
 
+from softphone.cli.answer_summary import AnswerSummary, summary_of
 from softphone.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, until_stopped
 
 log_prefix = "softphone: answer worker"
@@ -44,14 +47,17 @@ def worker_command(arguments: list[str], host: str, port: int,
     """This process's command line for one worker (later options override earlier ones)."""
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return [sys.executable, "-m", "softphone", *arguments, "--workers", "1", "--listen", listen,
-            "--rtp-ports", f"{rtp_ports[0]}-{rtp_ports[1]}", "--reuse-port"]
+            "--rtp-ports", f"{rtp_ports[0]}-{rtp_ports[1]}", "--reuse-port", "--summary-json"]
 
 
-async def serve(commands: list[list[str]], stop: asyncio.Event, close_timeout: float) -> int:
-    """Run the workers until they all end, or until ``stop``; the exit code."""
+async def serve(commands: list[list[str]], stop: asyncio.Event, close_timeout: float,
+                as_json: bool) -> int:
+    """Run the workers until they all end, or until ``stop``; print their merged summary;
+    the exit code."""
     workers = [await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
                for command in commands]
-    relays = [asyncio.ensure_future(_relay(worker)) for worker in workers]
+    summaries: list[AnswerSummary] = []
+    relays = [asyncio.ensure_future(_relay(worker, summaries)) for worker in workers]
     ended = asyncio.ensure_future(asyncio.gather(*(w.wait() for w in workers)))
     interrupted = await until_stopped(asyncio.shield(ended), stop) is None
     if interrupted:
@@ -65,6 +71,11 @@ async def serve(commands: list[list[str]], stop: asyncio.Event, close_timeout: f
                 worker.kill()
         await ended
     await asyncio.gather(*relays)
+    merged = AnswerSummary()
+    for summary in summaries:
+        merged = merged.merged(summary)
+    if summaries:
+        merged.print(as_json)
     if interrupted:
         return EXIT_INTERRUPTED
     failed = [(index, w.returncode) for index, w in enumerate(workers) if w.returncode]
@@ -73,8 +84,14 @@ async def serve(commands: list[list[str]], stop: asyncio.Event, close_timeout: f
     return EXIT_FAILED if failed else EXIT_OK
 
 
-async def _relay(worker: asyncio.subprocess.Process) -> None:
+async def _relay(worker: asyncio.subprocess.Process, summaries: list[AnswerSummary]) -> None:
+    """Pass a worker's output on as it comes, keeping back its summary."""
     assert worker.stdout is not None
     async for line in worker.stdout:
-        sys.stdout.write(line.decode("utf-8", "replace"))
+        text = line.decode("utf-8", "replace")
+        summary = summary_of(text)
+        if summary is not None:
+            summaries.append(summary)
+            continue
+        sys.stdout.write(text)
         sys.stdout.flush()

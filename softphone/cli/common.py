@@ -602,6 +602,33 @@ def caller_config(profile: Profile, target: SipUri, **settings: Any) -> AgentCon
     return AgentConfig(**(account | settings))
 
 
+UNHEARD_CALL_OPTIONS = [
+    click.option("--play", type=click.Path(exists=True, dir_okay=False), metavar="FILE.wav",
+                 help="Send this file on every call (default: silence)."),
+    click.option("--codec", "codecs", metavar="LIST",
+                 help="Codec preference [opus,g722,pcmu,pcma]."),
+    click.option("--no-media", is_flag=True, help="Signalling only: no RTP flows."),
+]
+
+
+def unheard_call_options(command: Callable[..., None]) -> Callable[..., None]:
+    """What many calls nobody listens to send (load, engine): --play, --codec, --no-media."""
+    for decorate in reversed(UNHEARD_CALL_OPTIONS):
+        command = decorate(command)
+    return command
+
+
+def unheard_caller_config(profile: Profile, target: SipUri, codecs: str | None,
+                          rtp_ports: str | None, play: str | None, no_media: bool,
+                          **settings: Any) -> AgentConfig:
+    """The agent of a command that places calls nobody listens to (load, engine): --codec,
+    --rtp-ports, --play (else silence) and --no-media over the profile's account."""
+    return caller_config(profile, target, codecs=codec_list(codecs, profile),
+                         rtp_ports=rtp_port_range(rtp_ports, profile),
+                         audio=audio_config(play, None, None, null_audio=True),
+                         media=not no_media, **settings)
+
+
 def credentials_of(profile: Profile) -> Credentials | None:
     """Digest credentials when the account has both a user and a password."""
     secret = profile.secret()

@@ -16,17 +16,15 @@ from softphone.cli.common import (
     EXIT_OK,
     RTP_PORTS_OPTION,
     account_options,
-    audio_config,
     build_agent,
-    caller_config,
     cli_context,
-    codec_list,
     dial_target,
     network_options,
-    rtp_port_range,
     run,
     sip_uri,
     srtp_options,
+    unheard_call_options,
+    unheard_caller_config,
 )
 from softphone.scenario.engine import Engine, serve
 
@@ -35,10 +33,7 @@ from softphone.scenario.engine import Engine, serve
 @click.option("--target", metavar="URI", help="Where a call request without a uri goes.")
 @click.option("--duration", type=click.FloatRange(0), default=5.0, show_default=True,
               metavar="SECONDS", help="How long an answered call is held unless asked.")
-@click.option("--play", type=click.Path(exists=True, dir_okay=False), metavar="FILE.wav",
-              help="Send this file on every call (default: silence).")
-@click.option("--codec", "codecs", metavar="LIST", help="Codec preference [opus,g722,pcmu,pcma].")
-@click.option("--no-media", is_flag=True, help="Signalling only: no RTP flows.")
+@unheard_call_options
 @account_options
 @RTP_PORTS_OPTION
 @network_options
@@ -54,11 +49,7 @@ def engine_command(target: str | None, duration: float, play: str | None, codecs
         **network)
     default_uri = sip_uri(dial_target(target, profile), "--target") if target else None
     route = default_uri or sip_uri(profile.outbound_proxy or "sip:127.0.0.1", "--proxy")
-    config = caller_config(
-        profile, route, codecs=codec_list(codecs, profile),
-        rtp_ports=rtp_port_range(rtp_ports, profile),
-        audio=audio_config(play, None, None, null_audio=True),
-        media=not no_media)
+    config = unheard_caller_config(profile, route, codecs, rtp_ports, play, no_media)
 
     def reply(answer: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(answer) + "\n")

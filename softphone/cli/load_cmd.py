@@ -23,17 +23,15 @@ from softphone.cli.common import (
     EXIT_OK,
     RTP_PORTS_OPTION,
     account_options,
-    audio_config,
     build_agent,
-    caller_config,
     cli_context,
-    codec_list,
     dial_target,
     network_options,
-    rtp_port_range,
     run,
     sip_uri,
     srtp_options,
+    unheard_call_options,
+    unheard_caller_config,
     until_stopped,
 )
 from softphone.scenario.load import CallRow, LoadPlan, LoadProgress, LoadSummary, run_load
@@ -52,10 +50,7 @@ log = logging.getLogger("softphone.load")
               help="Most calls up at once.")
 @click.option("--duration", type=click.FloatRange(0), default=5.0, show_default=True,
               metavar="SECONDS", help="How long each answered call is held.")
-@click.option("--play", type=click.Path(exists=True, dir_okay=False), metavar="FILE.wav",
-              help="Send this file on every call (default: silence).")
-@click.option("--codec", "codecs", metavar="LIST", help="Codec preference [opus,g722,pcmu,pcma].")
-@click.option("--no-media", is_flag=True, help="Signalling only: no RTP flows.")
+@unheard_call_options
 @click.option("--workers", default="1", show_default=True, metavar="N|auto",
               help="Processes sharing the load (auto: one per core); one merged summary.")
 @account_options
@@ -87,11 +82,8 @@ def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: 
         user=user, password=password, outbound_proxy=proxy, listen=listen, transport=transport,
         **network)
     target = sip_uri(dial_target(uri, profile))
-    config = caller_config(
-        profile, target, codecs=codec_list(codecs, profile),
-        rtp_ports=rtp_port_range(rtp_ports, profile),
-        audio=audio_config(play, None, None, null_audio=True),
-        media=not no_media, max_unanswered_calls=10 * concurrency)
+    config = unheard_caller_config(profile, target, codecs, rtp_ports, play, no_media,
+                                   max_unanswered_calls=10 * concurrency)
     plan = LoadPlan(str(target), calls, rate, concurrency, duration)
     try:
         shares = split_plan(plan, worker_count(workers))

@@ -27,7 +27,7 @@ from softphone.media.quality import level_dbfs
 from softphone.media.srtp import SrtpContext
 from softphone.rtp.dtmf import DtmfReceiver, DtmfSender
 from softphone.rtp.jitter import JitterBuffer
-from softphone.rtp.packet import RtpError, RtpPacket, build, seq_add, ts_add
+from softphone.rtp.packet import RTP_HEADER, RtpError, RtpPacket, build, seq_add, ts_add
 from softphone.rtp.rtcp import (
     Goodbye,
     ReceiverReport,
@@ -135,17 +135,25 @@ class MediaStream:
         ``send_samples`` as sent (a codec such as Opus codes each direction at the rate its
         port needs, see media/codecs audio_rate); the RTP timestamp advances
         ``clock_per_frame`` a frame, on the codec's RTP clock (they differ for G.722)."""
-        key, sdp_rate = media.codec.key, media.codec.audio_rate
-        self.send_rate = audio_rate(key, sdp_rate, content_rate(self.source))
-        self.rate = audio_rate(key, sdp_rate, content_rate(self.sink))
-        self.codec = make_codec(key, media.remote_parameters, (self.send_rate, self.rate))
-        self.samples_per_frame = self.rate * media.ptime // 1000
-        self.send_samples = self.send_rate * media.ptime // 1000
+        self._make_codec(media)
         self.clock_per_frame = media.codec.clock_rate * media.ptime // 1000
         self.stats = ReceiverStats(media.codec.clock_rate)
         self.jitter = JitterBuffer()
         self._packet_samples = self.samples_per_frame  # the peer's packets, as last seen
         self._pending, self._pending_samples = [], 0
+
+    def _rates(self, media: NegotiatedMedia) -> tuple[int, int]:
+        """(sending, hearing) rates for the codec and the ports the stream has now."""
+        key, sdp_rate = media.codec.key, media.codec.audio_rate
+        return (audio_rate(key, sdp_rate, content_rate(self.source)),
+                audio_rate(key, sdp_rate, content_rate(self.sink)))
+
+    def _make_codec(self, media: NegotiatedMedia) -> None:
+        self.send_rate, self.rate = self._rates(media)
+        self.codec = make_codec(media.codec.key, media.remote_parameters,
+                                (self.send_rate, self.rate))
+        self.samples_per_frame = self.rate * media.ptime // 1000
+        self.send_samples = self.send_rate * media.ptime // 1000
 
     def start(self) -> None:
         if not self._running:
@@ -165,8 +173,12 @@ class MediaStream:
     def replace_ports(self, source: AudioSource, sink: AudioSink) -> None:
         """Reconnect the stream (to a conference, say); the old ports are closed."""
         old_source, old_sink = self.source, self.sink
-        source.prepare(self.send_rate)
         self.source, self.sink = source, sink
+        if self._rates(self.media) != (self.send_rate, self.rate):  # silence -> a conference
+            self._make_codec(self.media)
+            self._pending, self._pending_samples = [], 0
+            self._packet_samples = self.samples_per_frame
+        source.prepare(self.send_rate)
         old_sink.close()
         if old_source is not old_sink:  # type: ignore[comparison-overlap]
             old_source.close()
@@ -287,8 +299,7 @@ class MediaStream:
 
     def _play_frame(self) -> None:
         """One frame to the sink, from as many packets as it takes (usually exactly one)."""
-        if type(self.sink) is Discard and not self._metered:
-            self._skip_frame()
+        if self._discarding():
             return
         need = self.samples_per_frame
         while self._pending_samples < need:
@@ -320,20 +331,11 @@ class MediaStream:
             self._metered = True
             self._pending, self._pending_samples = [], 0
 
-    def _skip_frame(self) -> None:
-        """Nobody listens (a load test's far end, --null-audio): decoding would be the
-        costliest step of the call, so packets are only counted off by their length, and the
-        last one waits undecoded until the level meter asks."""
-        need = self.samples_per_frame
-        while self._pending_samples < need:
-            playing, packet = self.jitter.get()
-            if not playing:
-                return
-            if packet is not None:
-                self._last_payload = packet.payload
-                self._packet_samples = self.codec.samples(packet.payload) or need
-            self._pending_samples += self._packet_samples
-        self._pending_samples -= need
+    def _discarding(self) -> bool:
+        """Nobody listens (a load test's far end, --null-audio) and no meter watches:
+        decoding would be the costliest step of the call, so what arrives is only counted
+        (RTP statistics), and the last payload waits undecoded until a meter asks."""
+        return type(self.sink) is Discard and not self._metered
 
     def _decode(self, payload: bytes) -> Samples:
         """The payload's audio; one the codec refuses (garbage, a truncated or corrupt
@@ -367,12 +369,19 @@ class MediaStream:
             if plain is None:
                 return  # tampered, replayed or not for us: dropped, counted
             data = plain
-        try:
-            packet = RtpPacket.parse(data)
-        except RtpError:
-            return
-        is_event = packet.payload_type == self.media.dtmf_payload_type
-        if packet.payload_type != self.media.payload_type and not is_event:
+        if len(data) >= RTP_HEADER.size and data[0] == 0x80:  # the usual packet, read in place
+            _, second, sequence, timestamp, ssrc = RTP_HEADER.unpack_from(data)
+            payload_type, payload = second & 0x7F, data[RTP_HEADER.size:]
+        else:  # CSRCs, an extension, padding, or not RTP at all
+            try:
+                packet = RtpPacket.parse(data)
+            except RtpError:
+                return
+            payload_type, sequence, timestamp, ssrc = (packet.payload_type, packet.sequence,
+                                                       packet.timestamp, packet.ssrc)
+            payload, second = packet.payload, payload_type | (0x80 if packet.marker else 0)
+        is_event = payload_type == self.media.dtmf_payload_type
+        if payload_type != self.media.payload_type and not is_event:
             return  # comfort noise, or a codec we did not agree on
         if source != self.remote:
             if self._latched:
@@ -382,13 +391,16 @@ class MediaStream:
         self._latched = True
         self.last_rtp = now = time.monotonic()
         self._inactive_reported = False
-        self.stats.update(packet.sequence, packet.timestamp, now, timing=not is_event)
-        if not is_event:
-            self.jitter.put(packet)
-            return
-        digit = self._dtmf_receiver.receive(packet.timestamp, packet.payload)
-        if digit is not None and self.on_dtmf is not None:
-            self.on_dtmf(digit)
+        self.stats.update(sequence, timestamp, now, timing=not is_event)
+        if is_event:
+            digit = self._dtmf_receiver.receive(timestamp, payload)
+            if digit is not None and self.on_dtmf is not None:
+                self.on_dtmf(digit)
+        elif self._discarding():
+            self._last_payload = payload  # nobody plays it: no jitter buffer, no decoding
+        else:
+            self.jitter.put(RtpPacket(payload_type, sequence, timestamp, ssrc, payload,
+                                      second > 0x7F))
 
     def _check_activity(self, now: float) -> None:
         """Report, once, when RTP stops arriving although we should be receiving it."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from softphone.sip.errors import ParseError
 
-_HEADER = struct.Struct("!BBHII")
+RTP_HEADER = struct.Struct("!BBHII")  # the fixed header: V/P/X/CC, M/PT, sequence, time, SSRC
 
 
 class RtpError(ParseError):
@@ -31,7 +31,7 @@ def build(payload_type: int, sequence: int, timestamp: int, ssrc: int, payload: 
           marker: bool = False) -> bytes:
     """The packet a media stream sends (no CSRC, extension or padding), without building an
     RtpPacket first: this runs fifty times a second for every call."""
-    return _HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, sequence, timestamp,
+    return RTP_HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, sequence, timestamp,
                         ssrc) + payload
 
 
@@ -43,26 +43,26 @@ class RtpPacket:
     ssrc: int
     payload: bytes = b""
     marker: bool = False
-    csrc: list[int] = field(default_factory=list)
+    csrc: tuple[int, ...] = ()
     extension_profile: int | None = None
     extension: bytes = b""
     padding: int = 0  # octets of padding to add (or that were removed)
 
     @classmethod
     def parse(cls, data: bytes) -> RtpPacket:
-        if len(data) < _HEADER.size:
+        if len(data) < RTP_HEADER.size:
             raise RtpError("RTP packet shorter than its fixed header")
-        first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(data)
+        first, second, sequence, timestamp, ssrc = RTP_HEADER.unpack_from(data)
         if first == 0x80:  # the common case: no CSRC, extension or padding
-            return cls(second & 0x7F, sequence, timestamp, ssrc, data[_HEADER.size :],
+            return cls(second & 0x7F, sequence, timestamp, ssrc, data[RTP_HEADER.size :],
                        second > 0x7F)
         if first >> 6 != 2:
             raise RtpError("RTP packet is not version 2")
-        pos = _HEADER.size
+        pos = RTP_HEADER.size
         csrc_count = first & 0x0F
         if len(data) < pos + 4 * csrc_count:
             raise RtpError("RTP packet has truncated CSRC")
-        csrc = list(struct.unpack_from(f"!{csrc_count}I", data, pos))
+        csrc = struct.unpack_from(f"!{csrc_count}I", data, pos)
         pos += 4 * csrc_count
         profile, extension = None, b""
         if first & 0x10:
@@ -92,7 +92,7 @@ class RtpPacket:
         if self.extension_profile is not None:
             first |= 0x10
         second = (0x80 if self.marker else 0) | (self.payload_type & 0x7F)
-        parts = [_HEADER.pack(first, second, self.sequence & 0xFFFF,
+        parts = [RTP_HEADER.pack(first, second, self.sequence & 0xFFFF,
                               self.timestamp & 0xFFFFFFFF, self.ssrc & 0xFFFFFFFF)]
         parts += [struct.pack("!I", c) for c in self.csrc]
         if self.extension_profile is not None:

@@ -65,6 +65,10 @@ class Agent:
     def names(self) -> list[str]:
         return [e["event"] for e in self.events]
 
+    def last(self, name: str) -> dict[str, Any]:
+        """The last event called ``name`` (answer ends with its summary, after the calls)."""
+        return next(e for e in reversed(self.events) if e["event"] == name)
+
 
 @pytest.fixture
 def agents() -> Iterator[list[Agent]]:
@@ -93,8 +97,11 @@ def test_call_answered_then_hung_up_after_duration(agents: list[Agent]) -> None:
     ended = alice.events[-1]
     assert (ended["status"], ended["by"]) == (200, "local")
     assert bob.finish() == 0
-    assert bob.names() == ["listening", "incoming", "ringing", "answered", "ended"]
-    assert bob.events[-1]["by"] == "remote"
+    assert bob.names() == ["listening", "incoming", "ringing", "answered", "ended", "summary"]
+    assert bob.last("ended")["by"] == "remote"
+    summary = bob.last("summary")
+    assert (summary["received"], summary["answered"]) == (1, 1)
+    assert summary["ended_by_status"] == {"200": 1} and summary["packets_received"] > 10
 
 
 def test_rtp_ports_confine_each_side_to_its_range(agents: list[Agent], tmp_path: Path) -> None:
@@ -139,7 +146,7 @@ def test_ctrl_c_hangs_up_cleanly_and_exits_130(agents: list[Agent]) -> None:
     assert alice.finish() == 130
     assert alice.events[-1]["event"] == "ended"
     assert bob.finish() == 0
-    assert bob.events[-1]["by"] == "remote"  # our BYE reached it
+    assert bob.last("ended")["by"] == "remote"  # our BYE reached it
 
 
 def test_unanswered_call_is_cancelled_at_the_timeout(agents: list[Agent]) -> None:
@@ -147,7 +154,7 @@ def test_unanswered_call_is_cancelled_at_the_timeout(agents: list[Agent]) -> Non
     alice = start(agents, "call", f"sip:bob@127.0.0.1:{bob.port}", "--timeout", "0.5")
     assert alice.finish() == 1
     assert alice.events[-1]["status"] == 487
-    assert bob.finish() == 0 and bob.events[-1]["status"] == 487
+    assert bob.finish() == 0 and bob.last("ended")["status"] == 487
 
 
 def test_options_exit_code(agents: list[Agent]) -> None:

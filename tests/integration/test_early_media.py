@@ -90,7 +90,8 @@ def test_answer_early_media_plays_the_file_then_answers_with_its_own_audio(
 
     asyncio.run(caller())
     assert bob.finish() == 0
-    assert bob.names() == ["listening", "incoming", "early_media", "answered", "ended"]
+    assert bob.names() == ["listening", "incoming", "early_media", "answered", "ended",
+                           "summary"]
     early = next(e for e in bob.events if e["event"] == "early_media")
     assert early["status"] == 183 and early["codec"] == "PCMU/8000"
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.peers import free_port
+
 SOFTPHONE = [sys.executable, "-m", "softphone"]
 
 
@@ -187,3 +189,36 @@ def test_answer_workers_share_one_port_and_answer_a_worker_load() -> None:
     assert answer.returncode == 130
     events = [json.loads(line) for line in output.splitlines()]
     assert sum(e["event"] == "incoming" for e in events) == 40
+    summaries = [e for e in events if e["event"] == "summary"]
+    assert len(summaries) == 1 and events[-1] is summaries[0]  # the workers' two, merged
+    assert summaries[0]["received"] == summaries[0]["answered"] == 40
+    assert summaries[0]["ended_by_status"] == {"200": 40}
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_answer_tells_what_it_served_when_it_stops(as_json: bool) -> None:
+    """As SIPp's uas counts its calls: received, answered, how each ended, the RTP."""
+    port = free_port()
+    answer = subprocess.Popen([*SOFTPHONE, "answer", "--listen", f"127.0.0.1:{port}",
+                               "--null-audio", "--auto-answer", "--max-calls", "5", "--codec",
+                               "pcmu", "--max-active", "2", *(["--json"] if as_json else [])],
+                              stdout=subprocess.PIPE, text=True)
+    assert answer.stdout is not None
+    assert "listening" in answer.stdout.readline()
+    load = subprocess.run(
+        [*SOFTPHONE, "load", f"sip:bob@127.0.0.1:{port}", "--calls", "5", "--rate", "20",
+         "--concurrency", "3", "--duration", "0.5", "--codec", "pcmu"],
+        capture_output=True, text=True, timeout=60)
+    output, _ = answer.communicate(timeout=30)
+    assert answer.returncode == 0, load.stdout + load.stderr
+    last = output.strip().splitlines()[-1]
+    if as_json:
+        summary = json.loads(last)
+        assert summary["event"] == "summary" and summary["received"] == 5
+        answered = summary["answered"]
+        assert 2 <= answered < 5  # two lines: the third caller at once got 486
+        assert summary["ended_by_status"] == {"200": answered, "486": 5 - answered}
+        assert summary["packets_received"] > 10 * answered and summary["mos_mean"] >= 4.0
+    else:
+        assert re.fullmatch(r"answered \d of 5 calls; ended: 200 x \d, 486 x \d; RTP "
+                            r"received \d+, lost 0\.00%; MOS \(mean\) 4\.\d\d", last), last

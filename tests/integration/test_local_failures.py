@@ -46,7 +46,7 @@ def test_a_disk_full_mid_call_ends_it_with_bye_and_exit_1(agents: list[Agent]) -
     assert "No space left on device" in ended["reason"] and "/dev/full" in ended["reason"]
     assert "answered" in alice.names()
     assert bob.finish() == 0
-    assert bob.events[-1]["event"] == "ended" and bob.events[-1]["by"] == "remote"
+    assert bob.last("ended")["by"] == "remote"
 
 
 class Breaking:

@@ -11,7 +11,7 @@ from softphone.rtp.stats import ReceiverStats
 
 def test_round_trip_with_every_optional_part() -> None:
     packet = RtpPacket(payload_type=96, sequence=65535, timestamp=2**32 - 1, ssrc=0xDEADBEEF,
-                       payload=b"abc", marker=True, csrc=[1, 2], extension_profile=0xBEDE,
+                       payload=b"abc", marker=True, csrc=(1, 2), extension_profile=0xBEDE,
                        extension=b"\x10\x01\x00\x00", padding=4)
     data = bytes(packet)
     assert data[0] == 0x80 | 0x20 | 0x10 | 2 and data[1] == 0x80 | 96

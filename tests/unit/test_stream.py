@@ -11,7 +11,7 @@ import pytest
 
 from softphone.media.clock import MediaClock
 from softphone.media.codecs import make_codec
-from softphone.media.ports import Discard, Recorder, Silence, Tone
+from softphone.media.ports import Discard, Echo, Recorder, Silence, Tone
 from softphone.media.quality import dominant_frequency, level_dbfs
 from softphone.media.stream import (
     ADAPT_EVERY,
@@ -216,3 +216,16 @@ async def test_opus_complexity_drops_while_the_clock_is_behind_and_comes_back() 
     for tick in range(ADAPT_EVERY):
         stream.tick(1 + tick * 0.02)
     assert stream.codec.complexity == NORMAL_COMPLEXITY  # type: ignore[attr-defined]
+
+
+async def test_a_silent_call_moved_into_a_conference_codes_full_band_again() -> None:
+    media = NegotiatedMedia(CODECS["opus"], 111, *PEER, None, "sendrecv", 20)
+    stream = MediaStream(Wire(), media, Silence(), Discard(),
+                         clock=MediaClock(asyncio.get_running_loop()))
+    assert stream.send_rate == 8000
+    mixed = Recorder()  # ports that do not say their rate, as the mixer's legs do not
+    stream.replace_ports(Tone(440), mixed)
+    assert (stream.send_rate, stream.rate) == (8000, 48000)
+    stream.replace_ports(Echo(), mixed)
+    assert (stream.send_rate, stream.send_samples) == (48000, 960)
+    assert stream.codec.rate == 48000  # type: ignore[attr-defined]
