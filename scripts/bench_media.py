@@ -2,9 +2,10 @@
 
 1. Codec cost: microseconds to encode and decode one 20 ms frame, per codec.
 2. Capacity: how many concurrent two-way streams (tone in, discard out, over loopback RTP)
-   one process carries with at least 90% of the packets delivered, with CPU time per stream
-   and the pacing clock's lateness; for PCMU and Opus. The search doubles the stream count,
-   then halves the gap between the last count carried and the first not, three times.
+   one process carries with at least 90% of the packets delivered and the ticks' median
+   lateness within half a packet time (10 ms), with CPU time per stream; for PCMU and Opus.
+   The search doubles the stream count, then halves the gap between the last count carried
+   and the first not, three times.
 Baselines, same run: a bare asyncio UDP echo loop (round trips per second); the "null
 stream" (one shared timer, a 172-byte sendto per socket every 20 ms and its recvfrom,
 nothing else), searched the same way; a bare 20 ms timer doing nothing (its p99 lateness is
@@ -32,6 +33,7 @@ from softphone.media.stream import MediaStream
 from softphone.sdp.negotiation import CODECS, NegotiatedMedia
 from softphone.transport.rtp import RtpEndpoint
 
+MOST_LATE_MS = 10.0  # half a packet time: the median tick later than that has fallen behind
 PAYLOAD_TYPES = {"pcmu": 0, "pcma": 8, "opus": 111}
 DTMF_PAYLOAD_TYPE = 101
 
@@ -188,7 +190,10 @@ Measure = Callable[[int, float], Awaitable[tuple[float, float, float, int]]]
 
 
 async def search(name: str, measure: Measure, start: int, most: int, seconds: float) -> int:
-    """The most streams ``measure`` carries with >= 90% of the packets delivered."""
+    """The most streams ``measure`` carries: >= 90% of the packets delivered, and the ticks'
+    median lateness within half a packet time (later, the load has outrun the process,
+    however many packets still arrive in the end; p99 is left out, a shared VM's hiccups
+    decide it)."""
 
     async def carries(streams: int) -> bool:
         p50, p99, cpu_ms, received = await measure(streams, seconds)
@@ -196,7 +201,7 @@ async def search(name: str, measure: Measure, start: int, most: int, seconds: fl
         print(f"{name:>5} x {streams:5d} streams: pacing error p50 {p50:5.2f} ms, "
               f"p99 {p99:5.2f} ms, CPU {cpu_ms:5.2f} ms per stream-second, "
               f"{delivered:6.1%} of packets delivered")
-        return delivered >= 0.9
+        return delivered >= 0.9 and p50 <= MOST_LATE_MS
 
     carried, streams = 0, start
     while streams <= most and await carries(streams):
@@ -226,13 +231,14 @@ async def main() -> None:
     codec_costs()
     timer_p99 = await bare_timer_p99(args.seconds)
     print(f"baseline: a bare 20 ms timer, p99 lateness {timer_p99:.2f} ms")
-    null = await search("null", null_capacity, 100, args.max_streams * 2, args.seconds)
-    print(f" null: carried {null} streams (>= 90% delivered)")
+    null = await search("null", null_capacity, 100, args.max_streams * 4, args.seconds)
+    print(f" null: carried {null} streams (>= 90% delivered, p50 lateness <= 10 ms)")
     carried = {}
     for key, start in (("pcmu", 50), ("opus", 10)):
         carried[key] = await search(key, lambda n, t, key=key: capacity(key, n, t), start,
                                     args.max_streams, args.seconds)
-        print(f"{key:>5}: carried {carried[key]} streams (>= 90% delivered)")
+        print(f"{key:>5}: carried {carried[key]} streams (>= 90% delivered, p50 lateness "
+              "<= 10 ms)")
     half = max(2, carried["pcmu"] // 4 * 2)
     _, half_p99, _, _ = await capacity("pcmu", half, args.seconds)
     print(f"G.711 streams carried: {carried['pcmu']} = {carried['pcmu'] / max(null, 1):.2f} x "
