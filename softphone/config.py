@@ -21,7 +21,7 @@ from softphone.sdp.negotiation import CODECS
 from softphone.sip.errors import ParseError
 from softphone.sip.grammar import decimal
 from softphone.sip.uri import parse_host_port, parse_sip_uri
-from softphone.transport.rtp import PortRange
+from softphone.transport.rtp import Impairment, PortRange
 
 
 class ConfigError(ValueError):
@@ -59,6 +59,7 @@ class Profile:
     rel100: str | None = None  # reliable provisionals (RFC 3262): off, supported, required
     mwi: bool | None = None  # subscribe to voicemail waiting indication once registered
     decline_transfers: bool | None = None  # a peer's REFER gets 603 instead of being followed
+    impair: str | None = None  # loss=5%,jitter=30ms,seed=1: trouble added to the RTP we send
 
     def overridden(self, **options: Any) -> Profile:
         """This profile under the command line's options (None: not given on the line)."""
@@ -100,6 +101,7 @@ _CHECKS: dict[str, Any] = {
     "listen": lambda v: (":" in v and decimal(v.rpartition(":")[2]) is not None) or "HOST:PORT",
     "domain": lambda v: _is_host(v) or "a host name or address, without port",
     "rtp_ports": lambda v: _is_port_range(v) or "LOW-HIGH, ports with an even/odd pair",
+    "impair": lambda v: _is_impairment(v) or "loss=PERCENT%,jitter=MILLISECONDSms,seed=N",
 }
 
 
@@ -116,6 +118,14 @@ def parse_port_range(text: str) -> tuple[int, int]:
 def _is_port_range(value: str) -> bool:
     try:
         parse_port_range(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_impairment(value: str) -> bool:
+    try:
+        Impairment.parse(value)
     except ValueError:
         return False
     return True

@@ -32,7 +32,7 @@ from softphone.sip import ParseError, SipUri, parse_sip_uri
 from softphone.sip.grammar import decimal
 from softphone.sip.transaction import Peer
 from softphone.transport.route import source_address_toward
-from softphone.transport.rtp import DEFAULT_RTP_PORTS
+from softphone.transport.rtp import DEFAULT_RTP_PORTS, Impairment
 from softphone.transport.tls import TlsSettings
 from softphone.ua.agent import AgentConfig, AudioConfig, Credentials, UserAgent
 from softphone.ua.events import (
@@ -469,6 +469,9 @@ SRTP_OPTIONS = [
                       "(default: used when the peer takes them), required, or off."),
     click.option("--decline-transfers", is_flag=True, default=None,
                  help="Answer a peer's REFER with 603 instead of following the transfer."),
+    click.option("--impair", metavar="SPEC",
+                 help="Trouble on the RTP we send, to test what a bad network does: "
+                      "loss=5%,jitter=30ms,seed=1 (seeded: the same run twice)."),
 ]
 
 
@@ -495,10 +498,21 @@ def network_settings(profile: Profile) -> dict[str, Any]:
                 public_host=profile.public_address, srtp=profile.srtp or "off",
                 srtp_insecure=bool(profile.srtp_insecure), rel100=profile.rel100 or "supported",
                 accept_transfers=not profile.decline_transfers,
+                impairment=impairment_of(profile.impair),
                 session_timer=SessionTimerSettings(
                     DEFAULT_INTERVAL if profile.session_expires is None
                     else profile.session_expires,
                     min(MIN_SE, profile.session_expires or MIN_SE)))
+
+
+def impairment_of(spec: str | None) -> Impairment | None:
+    """--impair (or the profile's impair) as the agent's Impairment; a bad one exits 2."""
+    if spec is None:
+        return None
+    try:
+        return Impairment.parse(spec)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--impair") from None
 
 
 GUARD_OPTIONS = [

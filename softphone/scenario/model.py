@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from softphone.sdp.negotiation import CODECS, DEFAULT_CODECS
+from softphone.transport.rtp import Impairment
 
 DEFAULT_WITHIN = 10.0
 CODEC_NAMES = tuple(CODECS)
@@ -129,6 +130,10 @@ ACTIONS: dict[str, Action] = {
     "wait": Action("let time pass (needs no leg)", ("seconds",)),
 }
 STEP_KEYS = ("action", "leg", "within", "parallel")
+# loss=PERCENT% (or a fraction), jitter=MILLISECONDSms (or seconds), seed=N, comma-separated;
+# the values' ranges are checked when the leg is read (Impairment.parse).
+IMPAIR_PATTERN = (r"^\s*(loss|jitter|seed)\s*=\s*[0-9.]+(%|ms|s)?\s*"
+                  r"(,\s*(loss|jitter|seed)\s*=\s*[0-9.]+(%|ms|s)?\s*)*$")
 LEG_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["name"],
@@ -155,6 +160,9 @@ LEG_SCHEMA: dict[str, Any] = {
         "transport": {"enum": ["udp", "tcp", "tls"]},
         "mwi": {"type": "boolean",
                 "description": "subscribe to voicemail waiting indication once registered"},
+        "impair": {"type": "string", "pattern": IMPAIR_PATTERN,
+                   "description": "trouble on the RTP this leg sends, e.g. "
+                                  "loss=5%,jitter=30ms,seed=1"},
     },
 }
 TOP_SCHEMA: dict[str, Any] = {
@@ -189,7 +197,8 @@ def conforms(value: Any, fragment: dict[str, Any]) -> bool:
 # where a fragment's keywords would make a poor error message
 WORDS = {"digits": "DTMF digits (0-9, *, #, A-D)", "status": "a SIP status",
          "parallel": "true or false", "waiting": "true or false", "mwi": "true or false",
-         "expect_status": "a SIP status", "listen": "HOST:PORT"}
+         "expect_status": "a SIP status", "listen": "HOST:PORT",
+         "impair": "loss=PERCENT%,jitter=MILLISECONDSms,seed=N"}
 
 
 def expected(fragment: dict[str, Any]) -> str:
@@ -254,6 +263,7 @@ class Leg:
     domain: str | None = None
     transport: str = "udp"
     mwi: bool = False
+    impair: Impairment | None = None  # trouble on the RTP this leg sends
 
 
 @dataclass(frozen=True)
@@ -323,12 +333,17 @@ def _leg(path: Path, number: int, table: dict[str, Any]) -> Leg:
         _check(where, key, table, fragment)
     if table.get("mwi") and "registrar" not in table:
         raise ScenarioError(f"{where}: mwi needs a registrar (the account's voicemail)")
+    try:
+        impair = Impairment.parse(table["impair"]) if "impair" in table else None
+    except ValueError as error:
+        raise ScenarioError(f"{where}: impair: {error}") from None
     return Leg(name=table["name"], codecs=tuple(table.get("codecs", DEFAULT_CODECS)),
                user=table.get("user"), listen=str(table.get("listen", "127.0.0.1:0")),
                dtmf_method=str(table.get("dtmf_method", "auto")),
                registrar=table.get("registrar"), password=table.get("password"),
                proxy=table.get("proxy"), domain=table.get("domain"),
-               transport=str(table.get("transport", "udp")), mwi=bool(table.get("mwi", False)))
+               transport=str(table.get("transport", "udp")), mwi=bool(table.get("mwi", False)),
+               impair=impair)
 
 
 def _check(where: str, key: str, table: dict[str, Any], fragment: dict[str, Any]) -> None:

@@ -105,7 +105,7 @@ class LegRuntime:
         """AgentConfig settings of a leg with an account: credentials, the outbound proxy
         (the registrar unless told), the domain of its address of record, the transport."""
         leg = self.leg
-        settings: dict[str, Any] = {"transport": leg.transport}
+        settings: dict[str, Any] = {"transport": leg.transport, "impairment": leg.impair}
         if self.registrar is None:
             return settings
         registrar = parse_sip_uri(self.registrar)

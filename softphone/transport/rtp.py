@@ -25,6 +25,42 @@ class Impairment:
     jitter: float = 0.0
     seed: int = 1
 
+    @classmethod
+    def parse(cls, text: str) -> Impairment:
+        """``loss=5%,jitter=30ms,seed=1`` (loss also as a fraction, jitter also in seconds:
+        ``0.05``, ``0.03s``); ValueError naming the part that is wrong."""
+        settings: dict[str, float | int] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, equals, value = part.partition("=")
+            key, value = key.strip(), value.strip()
+            if not equals or key not in ("loss", "jitter", "seed") or key in settings:
+                raise ValueError(f"{part!r}: expected loss=PERCENT%, jitter=MILLISECONDSms "
+                                 "or seed=N, each once")
+            settings[key] = _impairment_value(key, value)
+        if not settings:
+            raise ValueError("nothing to impair: give loss=, jitter= and/or seed=")
+        return cls(**settings)  # type: ignore[arg-type]
+
+
+def _impairment_value(key: str, value: str) -> float | int:
+    try:
+        if key == "seed":
+            return int(value)
+        if key == "loss":
+            fraction = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+            if not 0 <= fraction <= 1:
+                raise ValueError
+            return fraction
+        seconds = float(value[:-2]) / 1000 if value.endswith("ms") else \
+            float(value.removesuffix("s"))
+        if not 0 <= seconds <= 10:
+            raise ValueError
+        return seconds
+    except ValueError:
+        wanted = {"seed": "a whole number", "loss": "a percentage 0-100% (or fraction 0-1)",
+                  "jitter": "milliseconds 0-10000ms (or seconds)"}[key]
+        raise ValueError(f"{key}={value!r}: expected {wanted}") from None
+
 
 DEFAULT_RTP_PORTS = (16384, 32767)
 

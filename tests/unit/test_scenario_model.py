@@ -8,6 +8,7 @@ import pytest
 
 from softphone.bundled import EXAMPLES
 from softphone.scenario.model import ScenarioError, load_scenario
+from softphone.transport.rtp import Impairment
 
 HEAD = 'name = "t"\n[[legs]]\nname = "a"\n[[legs]]\nname = "b"\n'
 
@@ -54,4 +55,44 @@ def test_a_leg_account_is_read_and_mwi_needs_a_registrar(tmp_path: Path) -> None
     path.write_text('[[legs]]\nname = "a"\nmwi = true\n[[steps]]\nleg = "a"\n'
                     'action = "hangup"\n')
     with pytest.raises(ScenarioError, match="mwi needs a registrar"):
+        load_scenario(path)
+
+
+@pytest.mark.parametrize(("spec", "impairment"), [
+    ("loss=5%,jitter=30ms,seed=7", Impairment(0.05, 0.03, 7)),
+    (" loss = 0.2 ", Impairment(0.2, 0.0, 1)),
+    ("jitter=0.04s", Impairment(0.0, 0.04, 1)),
+    ("jitter=15ms,loss=100%", Impairment(1.0, 0.015, 1)),
+])
+def test_impairment_specs_read(spec: str, impairment: Impairment) -> None:
+    assert Impairment.parse(spec) == impairment
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("loss=150%", "loss='150%': expected a percentage 0-100%"),
+    ("jitter=fast", "jitter='fast': expected milliseconds"),
+    ("seed=1.5", "seed='1.5': expected a whole number"),
+    ("delay=5ms", "'delay=5ms': expected loss=PERCENT%"),
+    ("loss=1%,loss=2%", "'loss=2%': expected loss=PERCENT%, jitter=MILLISECONDSms or seed=N, "
+                        "each once"),
+    ("", "nothing to impair"),
+])
+def test_bad_impairment_specs_say_which_part(spec: str, message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        Impairment.parse(spec)
+    assert str(raised.value).startswith(message)
+
+
+def test_a_leg_can_be_impaired(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('[[legs]]\nname = "a"\nimpair = "loss=10%,seed=3"\n[[steps]]\nleg = "a"\n'
+                    'action = "hangup"\n')
+    assert load_scenario(path).legs[0].impair == Impairment(0.1, 0.0, 3)
+    path.write_text('[[legs]]\nname = "a"\nimpair = "loss=300%"\n[[steps]]\nleg = "a"\n'
+                    'action = "hangup"\n')
+    with pytest.raises(ScenarioError, match=r"leg 1: impair: loss='300%': expected"):
+        load_scenario(path)
+    path.write_text('[[legs]]\nname = "a"\nimpair = "lots"\n[[steps]]\nleg = "a"\n'
+                    'action = "hangup"\n')
+    with pytest.raises(ScenarioError, match="impair: expected loss=PERCENT%,jitter="):
         load_scenario(path)
