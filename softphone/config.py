@@ -42,6 +42,8 @@ class Profile:
     transport: str | None = None
     codecs: list[str] | None = None
     device: str | None = None
+    capture_device: str | None = None   # the microphone's device, when it is not ``device``
+    playback_device: str | None = None  # the speaker's device, when it is not ``device``
     listen: str | None = None
     rtp_ports: str | None = None  # "LOW-HIGH": where calls bind their RTP/RTCP port pairs
     ca_file: str | None = None    # TLS: trust these CAs instead of the system's

@@ -136,7 +136,8 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         # A line that rejects or redirects every call carries no audio: no device needed.
         audio=audio_config(play, tone, record, echo,
                            null_audio or no_media or reject_code is not None
-                           or redirect is not None, profile.device, record_both),
+                           or redirect is not None, profile.device, record_both,
+                           profile.capture_device, profile.playback_device),
         media=not no_media,
         guard=guard, reuse_port=reuse_port)
     try:

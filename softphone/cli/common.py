@@ -277,6 +277,10 @@ def audio_options(command: Callable[..., None]) -> Callable[..., None]:
                      help="No sound device: silence in, discard out where no file is given."),
         click.option("--device", metavar="NAME|INDEX",
                      help="Sound device (see PortAudio's list); default: the system's."),
+        click.option("--capture-device", metavar="NAME|INDEX",
+                     help="The microphone's device, when it is another (default: --device)."),
+        click.option("--playback-device", metavar="NAME|INDEX",
+                     help="The speaker's device, when it is another (default: --device)."),
         RTP_PORTS_OPTION,
     ]
     for decorate in reversed(decorators):
@@ -305,7 +309,9 @@ def codec_list(text: str | None, profile: Profile | None = None) -> tuple[str, .
 
 def audio_config(play: str | None, tone: float | None, record: str | None,
                  echo: bool = False, null_audio: bool = False,
-                 device: str | None = None, record_both: bool = False) -> AudioConfig:
+                 device: str | None = None, record_both: bool = False,
+                 capture_device: str | None = None,
+                 playback_device: str | None = None) -> AudioConfig:
     """Ports for a call: files and tones where given, the sound device for the directions they
     leave uncovered, or silence/discard there with --null-audio."""
     if play is not None and tone is not None:
@@ -323,11 +329,23 @@ def audio_config(play: str | None, tone: float | None, record: str | None,
                                      param_hint="--record")
     device_in = not (null_audio or echo or play is not None or tone is not None)
     device_out = not (null_audio or echo or record is not None)
-    chosen: str | int | None = decimal(device) if decimal(device) is not None else device
+    chosen, capture, playback = (_device_choice(name) for name in (device, capture_device,
+                                                                    playback_device))
     if device_in or device_out:
         _check_device(chosen, device_in, device_out)
+    if device_in and capture is not None:
+        _check_device(capture, True, False, "--capture-device")
+    if device_out and playback is not None:
+        _check_device(playback, False, True, "--playback-device")
     return AudioConfig(play=play, tone=tone, record=record, echo=echo, device=chosen,
-                       device_in=device_in, device_out=device_out, record_both=record_both)
+                       device_in=device_in, device_out=device_out, record_both=record_both,
+                       capture_device=capture, playback_device=playback)
+
+
+def _device_choice(name: str | None) -> str | int | None:
+    """A device as sounddevice takes it: an index when the text is a number, else a name."""
+    index = decimal(name)
+    return index if index is not None else name
 
 
 async def subscribe_mwi(agent: UserAgent, registrar: SipUri, domain: str | None,
@@ -370,7 +388,9 @@ def unwritable(path: str) -> str | None:
     return None
 
 
-def _check_device(device: str | int | None, need_in: bool, need_out: bool) -> None:
+def _check_device(device: str | int | None, need_in: bool, need_out: bool,
+                  option: str = "--device") -> None:
+    """The device must exist, and have channels for the directions it serves."""
     devices = list_devices()
     uncovered = " and ".join(
         d for d, needed in (("microphone", need_in), ("speaker", need_out)) if needed)
@@ -379,10 +399,17 @@ def _check_device(device: str | int | None, need_in: bool, need_out: bool) -> No
             f"no sound device for the {uncovered}: give --play/--tone and --record, "
             "or --null-audio")
     if isinstance(device, int) and not 0 <= device < len(devices):
-        raise click.BadParameter(f"no device with index {device}", param_hint="--device")
+        raise click.BadParameter(f"no device with index {device}", param_hint=option)
     if isinstance(device, str) and not any(device.lower() in str(d["name"]).lower()
                                            for d in devices):
-        raise click.BadParameter(f"no device named like {device!r}", param_hint="--device")
+        raise click.BadParameter(f"no device named like {device!r}", param_hint=option)
+    matching = [d for i, d in enumerate(devices) if device is None or device == i
+                or (isinstance(device, str) and device.lower() in str(d["name"]).lower())]
+    for needed, channels, role in ((need_in, "max_input_channels", "capture"),
+                                   (need_out, "max_output_channels", "play")):
+        if device is not None and needed and not any(d.get(channels, 1) for d in matching):
+            raise click.BadParameter(f"device {device!r} cannot {role} audio",
+                                     param_hint=option)
 
 
 @dataclass

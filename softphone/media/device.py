@@ -85,51 +85,72 @@ def default_devices() -> tuple[int | None, int | None]:
 
 class SoundDevice:
     """Microphone source and speaker sink in one port. ``device`` is a name (substring) or
-    an index, as sounddevice takes it; None means the system default."""
+    an index, as sounddevice takes it; None means the system default. ``capture_device`` and
+    ``playback_device`` choose each direction apart (a headset's microphone with the
+    laptop's speakers, as pjsua's --capture-dev and --playback-dev). Each direction's stream
+    opens when it is first used, so a call that only plays (its source a file) never opens
+    the microphone; both run at the rate the first one opened at."""
 
     def __init__(self, device: str | int | None = None, buffer_seconds: float = 0.5,
-                 device_rate: int | None = None) -> None:
+                 device_rate: int | None = None, capture_device: str | int | None = None,
+                 playback_device: str | int | None = None) -> None:
         self.device = device
+        self.devices = {"input": capture_device if capture_device is not None else device,
+                        "output": playback_device if playback_device is not None else device}
         self.buffer_seconds = buffer_seconds
         self.device_rate = device_rate  # None: the call's rate, else the device's default
         self.rate: int | None = None  # the rate the streams really run at
         self.capture: RingBuffer | None = None
         self.playback: RingBuffer | None = None
-        self._streams: list[Any] = []
+        self._streams: dict[str, Any] = {}
 
     def prepare(self, rate: int) -> None:
-        if self._streams:
+        """Open the microphone (the stream prepares its source before the first frame)."""
+        self._ensure("input", rate)
+
+    def _ensure(self, kind: str, rate: int) -> None:
+        if kind in self._streams:
             return
         try:
             import sounddevice
         except OSError as error:
             raise NoSoundDevice(f"PortAudio is not available: {error}") from error
+        device = self.devices[kind]
+        fixed = self.rate if self.rate is not None else self.device_rate
         try:
-            self._open(sounddevice, self.device_rate or rate)
+            self._open(sounddevice, kind, fixed or rate)
         except (sounddevice.PortAudioError, ValueError) as error:
-            self.close()
-            if self.device_rate is not None:
-                raise NoSoundDevice(f"cannot open sound device {self.device!r}: {error}") \
+            self._drop(kind)
+            if fixed is not None:
+                raise NoSoundDevice(f"cannot open sound device {device!r}: {error}") \
                     from error
             # The device refuses the call's rate: run it at its own and resample frames.
             try:
-                default = int(sounddevice.query_devices(self.device)["default_samplerate"])
-                self._open(sounddevice, default)
+                default = int(sounddevice.query_devices(device, kind)["default_samplerate"])
+                self._open(sounddevice, kind, default)
             except (sounddevice.PortAudioError, ValueError) as again:
-                self.close()
-                raise NoSoundDevice(f"cannot open sound device {self.device!r}: {again}") \
+                self._drop(kind)
+                raise NoSoundDevice(f"cannot open sound device {device!r}: {again}") \
                     from again
 
-    def _open(self, sounddevice: Any, rate: int) -> None:
-        self.rate = rate
-        self.capture = RingBuffer(int(rate * self.buffer_seconds))
-        self.playback = RingBuffer(int(rate * self.buffer_seconds))
-        settings = dict(samplerate=rate, channels=1, dtype="int16", device=self.device,
+    def _open(self, sounddevice: Any, kind: str, rate: int) -> None:
+        buffer = RingBuffer(int(rate * self.buffer_seconds))
+        settings = dict(samplerate=rate, channels=1, dtype="int16", device=self.devices[kind],
                         blocksize=rate // 50, latency=0.1)
-        self._streams = [sounddevice.InputStream(callback=self._captured, **settings),
-                         sounddevice.OutputStream(callback=self._play, **settings)]
-        for stream in self._streams:
-            stream.start()
+        if kind == "input":
+            self.capture = buffer
+            stream = sounddevice.InputStream(callback=self._captured, **settings)
+        else:
+            self.playback = buffer
+            stream = sounddevice.OutputStream(callback=self._play, **settings)
+        self._streams[kind] = stream
+        stream.start()
+        self.rate = rate
+
+    def _drop(self, kind: str) -> None:
+        stream = self._streams.pop(kind, None)
+        if stream is not None:
+            stream.close()
 
     # PortAudio's audio thread: ring-buffer copies only.
     def _captured(self, indata: Any, frames: int, time: Any, status: Any) -> None:
@@ -141,7 +162,7 @@ class SoundDevice:
         outdata[:, 0] = self.playback.read(frames)
 
     def read(self, samples: int, rate: int) -> Samples:
-        self.prepare(rate)
+        self._ensure("input", rate)
         assert self.capture is not None and self.rate is not None
         if self.rate == rate:
             return self.capture.read(samples)
@@ -149,12 +170,12 @@ class SoundDevice:
         return np.resize(frame, samples) if len(frame) != samples else frame
 
     def write(self, frame: Samples, rate: int) -> None:
-        self.prepare(rate)
+        self._ensure("output", rate)
         assert self.playback is not None and self.rate is not None
         self.playback.write(frame if self.rate == rate else resample(frame, rate, self.rate))
 
     def close(self) -> None:
-        for stream in self._streams:
+        for stream in self._streams.values():
             stream.stop()
             stream.close()
-        self._streams = []
+        self._streams = {}

@@ -91,6 +91,8 @@ class AudioConfig:
     device: str | int | None = None  # sound device name or index (None: the default one)
     device_in: bool = False      # the microphone feeds the call where no file or tone does
     device_out: bool = False     # the speaker plays the call where no recording takes it
+    capture_device: str | int | None = None   # the microphone's device, if not ``device``
+    playback_device: str | int | None = None  # the speaker's device, if not ``device``
 
     def prepare(self, rates: set[int]) -> None:
         """Decode and resample the file to play at every rate a call may use, now: the first
@@ -104,7 +106,9 @@ class AudioConfig:
         if self.echo:
             echo = Echo()
             return echo, echo
-        card = SoundDevice(self.device) if self.device_in or self.device_out else None
+        card = SoundDevice(self.device, capture_device=self.capture_device,
+                           playback_device=self.playback_device) \
+            if self.device_in or self.device_out else None
         source: AudioSource = Silence()
         if self.play is not None:
             source = WavSource(self.play)

@@ -28,7 +28,12 @@ def tone_file(path: Path, hz: float, seconds: float) -> None:
     sink.close()
 
 
-def test_call_through_the_sound_card_both_ways(tmp_path: Path) -> None:
+@pytest.mark.parametrize("device_options", [
+    ["--device", "pulse"],
+    ["--capture-device", "pulse", "--playback-device", "default"],  # each way its own
+], ids=["one device", "capture and playback apart"])
+def test_call_through_the_sound_card_both_ways(tmp_path: Path,
+                                               device_options: list[str]) -> None:
     with pulseaudio(tmp_path) as env:
         devices = subprocess.run(
             [sys.executable, "-c", "from softphone.media.device import list_devices;"
@@ -46,7 +51,7 @@ def test_call_through_the_sound_card_both_ways(tmp_path: Path) -> None:
              "--format=s16le", "--file-format=wav", str(speaker)], env=env)
         card_side = subprocess.Popen(
             [sys.executable, "-m", "softphone", "answer", "--listen", "127.0.0.1:0",
-             "--auto-answer", "--codec", "pcmu", "--device", "pulse", "--max-calls", "1",
+             "--auto-answer", "--codec", "pcmu", *device_options, "--max-calls", "1",
              "--json"], env=env, stdout=subprocess.PIPE, text=True)
         try:
             assert card_side.stdout is not None
@@ -129,3 +134,15 @@ def test_devices_lists_the_pulse_devices_and_marks_defaults(tmp_path: Path) -> N
     assert any(d["default_input"] for d in devices) and any(d["default_output"] for d in devices)
     assert all(d["inputs"] > 0 and d["outputs"] > 0 and d["rate"] > 0 for d in devices)
     assert "default input" in table.stdout and "pulse" in table.stdout
+
+
+def test_a_capture_or_playback_device_that_is_not_there_is_named(tmp_path: Path) -> None:
+    with pulseaudio(tmp_path) as env:
+        results = [subprocess.run(
+            [sys.executable, "-m", "softphone", "call", "sip:bob@127.0.0.1:5", option,
+             "no-such-card"], env=env, capture_output=True, text=True, timeout=30)
+            for option in ("--capture-device", "--playback-device")]
+    for result, option in zip(results, ("--capture-device", "--playback-device"), strict=True):
+        assert result.returncode == 2
+        assert option in result.stderr and "no device named like 'no-such-card'" in \
+            result.stderr
