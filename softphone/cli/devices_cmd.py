@@ -3,42 +3,115 @@
 from __future__ import annotations
 
 import json
+import time
 
 import click
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from softphone.media.device import default_devices, list_devices
+from softphone.media.device import NoSoundDevice, SoundDevice, default_devices, list_devices
+from softphone.media.ports import Tone
+from softphone.media.quality import level_dbfs
+
+TEST_RATE = 48000
+TEST_TONE_HZ = 440.0
+FRAME = TEST_RATE // 50  # 20 ms
+REPORT_EVERY = 10  # frames: a mic level every 200 ms
 
 
 @click.command("devices")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per device.")
-def devices_command(as_json: bool) -> None:
-    """List sound devices (index, name, input/output channels, default rate).
+@click.option("--test", "run_test", is_flag=True,
+              help="Play a 440 Hz tone on the speaker and show the microphone's level.")
+@click.option("--seconds", type=click.FloatRange(0.2, 600), default=5.0, show_default=True,
+              help="How long --test runs.")
+@click.option("--device", metavar="NAME|INDEX", help="With --test: the device to try.")
+@click.option("--capture-device", metavar="NAME|INDEX", help="With --test: the microphone's.")
+@click.option("--playback-device", metavar="NAME|INDEX", help="With --test: the speaker's.")
+def devices_command(as_json: bool, run_test: bool, seconds: float, device: str | None,
+                    capture_device: str | None, playback_device: str | None) -> None:
+    """List sound devices (index, name, input/output channels, default rate), or with
+    --test check them: a tone out of the speaker, the microphone's level shown as it goes.
 
     \b
     Example:
       softphone devices
+      softphone devices --test --seconds 3
       softphone call sip:bob@127.0.0.1:5062 --device 3
     """
+    if run_test:
+        raise SystemExit(_test_devices(seconds, as_json, *(_index_or_name(d) for d in (
+            device, capture_device, playback_device))))
     devices = list_devices()
     default_in, default_out = default_devices()
     if as_json:
-        for index, device in enumerate(devices):
+        for index, found in enumerate(devices):
             click.echo(json.dumps({
-                "index": index, "name": device["name"],
-                "inputs": device["max_input_channels"], "outputs": device["max_output_channels"],
-                "rate": device["default_samplerate"], "default_input": index == default_in,
+                "index": index, "name": found["name"],
+                "inputs": found["max_input_channels"], "outputs": found["max_output_channels"],
+                "rate": found["default_samplerate"], "default_input": index == default_in,
                 "default_output": index == default_out}))
         return
     if not devices:
         click.echo("no sound devices (use --play/--record or --null-audio for calls)")
         return
     table = Table("", "index", "name", "in", "out", "rate")
-    for index, device in enumerate(devices):
+    for index, found in enumerate(devices):
         marks = ("<" if index == default_in else "") + (">" if index == default_out else "")
-        table.add_row(marks, str(index), str(device["name"]),
-                      str(device["max_input_channels"]), str(device["max_output_channels"]),
-                      f"{device['default_samplerate']:.0f}")
+        table.add_row(marks, str(index), str(found["name"]),
+                      str(found["max_input_channels"]), str(found["max_output_channels"]),
+                      f"{found['default_samplerate']:.0f}")
     Console().print(table)
     click.echo("< default input, > default output")
+
+
+def _index_or_name(text: str | None) -> str | int | None:
+    return int(text) if text is not None and text.isdigit() else text
+
+
+def _test_devices(seconds: float, as_json: bool, device: str | int | None,
+                  capture: str | int | None, playback: str | int | None) -> int:
+    """Play the tone and read the microphone for ``seconds``, a level line every 200 ms;
+    exit status 0, or 2 when the devices cannot be opened."""
+    if not list_devices():
+        click.echo("softphone: error: no sound devices: PortAudio sees none", err=True)
+        return 2
+    card = SoundDevice(device, capture_device=capture, playback_device=playback)
+    tone = Tone(TEST_TONE_HZ, level_dbfs=-12)
+    heard: list[np.ndarray] = []
+    peak = -96.0
+    started = deadline = time.monotonic()
+    try:
+        for number in range(1, int(seconds * 50) + 1):
+            card.write(tone.read(FRAME, TEST_RATE), TEST_RATE)
+            heard.append(card.read(FRAME, TEST_RATE))
+            if number % REPORT_EVERY == 0:
+                level = level_dbfs(np.concatenate(heard[-REPORT_EVERY:]))
+                peak = max(peak, level)
+                _show_level(time.monotonic() - started, level, as_json)
+            deadline += FRAME / TEST_RATE
+            time.sleep(max(0.0, deadline - time.monotonic()))
+    except NoSoundDevice as error:
+        click.echo(f"softphone: error: {error}", err=True)
+        return 2
+    finally:
+        card.close()
+    if as_json:
+        click.echo(json.dumps({"event": "device_test", "tone_hz": TEST_TONE_HZ,
+                               "seconds": seconds, "mic_peak_dbfs": round(peak, 1)}))
+    else:
+        verdict = "the microphone hears something" if peak > -60 else \
+            "the microphone is silent (muted, or not the device you speak into?)"
+        click.echo(f"played {TEST_TONE_HZ:.0f} Hz for {seconds:g} s; microphone peak "
+                   f"{peak:.1f} dBFS: {verdict}")
+    return 0
+
+
+def _show_level(at: float, level: float, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"event": "mic_level", "seconds": round(at, 2),
+                               "dbfs": round(level, 1)}))
+        return
+    filled = max(0, min(30, int((level + 60) / 2)))
+    click.echo(f"{at:5.1f} s  mic {level:6.1f} dBFS  {'#' * filled}{'.' * (30 - filled)}")

@@ -146,3 +146,39 @@ def test_a_capture_or_playback_device_that_is_not_there_is_named(tmp_path: Path)
         assert result.returncode == 2
         assert option in result.stderr and "no device named like 'no-such-card'" in \
             result.stderr
+
+
+def test_devices_test_plays_a_tone_and_shows_what_the_microphone_hears(tmp_path: Path) -> None:
+    with pulseaudio(tmp_path) as env:
+        microphone, speaker = tmp_path / "microphone.wav", tmp_path / "speaker.wav"
+        tone_file(microphone, 600, seconds=8)
+        feeding = subprocess.Popen(["paplay", "-d", "mic", str(microphone)], env=env)
+        recording = subprocess.Popen(
+            ["parec", "-d", "speaker.monitor", "--rate=8000", "--channels=1",
+             "--format=s16le", "--file-format=wav", str(speaker)], env=env)
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "softphone", "devices", "--test", "--seconds", "4",
+                 "--capture-device", "pulse", "--playback-device", "default", "--json"],
+                env=env, capture_output=True, text=True, timeout=60)
+            time.sleep(0.5)
+        finally:
+            for process in (feeding, recording):
+                process.terminate()
+                process.wait()
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    levels = [e["dbfs"] for e in events if e["event"] == "mic_level"]
+    assert len(levels) == 20  # one every 200 ms
+    assert max(levels[-5:]) > -20  # the fed -6 dBFS tone, once ALSA's plugin delivers
+    assert events[-1]["event"] == "device_test" and events[-1]["mic_peak_dbfs"] > -20
+    played, rate = load_wav(speaker)
+    assert abs(dominant_frequency(played[rate:], rate) - 440) < 10  # the tone came out
+
+
+def test_devices_test_without_a_device_says_so() -> None:
+    result = subprocess.run([sys.executable, "-m", "softphone", "devices", "--test",
+                             "--seconds", "0.5"], capture_output=True, text=True, timeout=30,
+                            env={"PATH": "/usr/bin:/bin", "PULSE_SERVER": "unix:/nonexistent"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("softphone: error: ")
