@@ -243,7 +243,7 @@ class MediaStream:
         encoding cost, a little quality); back to the usual once it has caught up."""
         set_complexity = getattr(self.codec, "set_complexity", None)
         if set_complexity is not None:
-            set_complexity(LOW_COMPLEXITY if getattr(self.clock, "behind", False)
+            set_complexity(LOW_COMPLEXITY if self.clock.behind
                            else NORMAL_COMPLEXITY)
 
     @property

@@ -23,15 +23,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from softphone.scenario.load import call_row
+from softphone.scenario.load import place_call
 from softphone.scenario.model import ScenarioError, load_scenario
 from softphone.scenario.runner import ScenarioResult, run_scenario
-from softphone.sip.errors import SipError
 from softphone.ua.agent import UserAgent
 
 log = logging.getLogger("softphone.engine")
@@ -99,16 +97,7 @@ class Engine:
         self.reply({"id": request_id, **result})
 
     async def _call(self, uri: str, duration: float) -> dict[str, Any]:
-        started = time.monotonic()
-        try:
-            call = await self.agent.call(uri, duration=duration)
-            answered = await asyncio.shield(call.answered)
-            response_ms = (time.monotonic() - started) * 1000
-            ended = await asyncio.shield(call.ended)
-        except SipError as error:
-            return {"status": 503, "reason": str(error), "setup_ms": None,
-                    "response_ms": round((time.monotonic() - started) * 1000, 2)}
-        row = call_row(self.served, call, ended, response_ms if answered else None)
+        row, response_ms = await place_call(self.agent, uri, duration, self.served)
         return {**row.to_json(), "response_ms": round(response_ms, 2)}
 
     async def _scenario(self, path: Path) -> dict[str, Any]:

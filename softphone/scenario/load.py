@@ -152,26 +152,32 @@ async def _place(agent: UserAgent, plan: LoadPlan, index: int, progress: LoadPro
     progress.started += 1
     progress.active += 1
     report()
-    started = time.monotonic()
-    try:
-        call = await agent.call(plan.uri, duration=plan.duration)
-        answered = await asyncio.shield(call.answered)
-        setup = (time.monotonic() - started) * 1000 if answered else None
-        ended = await asyncio.shield(call.ended)
-    except SipError as error:
-        progress.active -= 1
-        progress.failed += 1
-        progress.finished += 1
-        report()
-        return CallRow(index, "", 503, str(error), None, 0.0, 0, 0, 0, 0.0)
+    row, _ = await place_call(agent, plan.uri, plan.duration, index)
     progress.active -= 1
     progress.finished += 1
-    if answered:
+    if row.setup_ms is not None:
         progress.answered += 1
     else:
         progress.failed += 1
     report()
-    return call_row(index, call, ended, setup)
+    return row
+
+
+async def place_call(agent: UserAgent, uri: str, duration: float,
+                     index: int) -> tuple[CallRow, float]:
+    """Place one call, hold it ``duration`` s once answered, and wait for its end: its row,
+    and the milliseconds from the INVITE to its final response (or to the local failure,
+    a 503 row, when it could not even be placed)."""
+    started = time.monotonic()
+    try:
+        call = await agent.call(uri, duration=duration)
+        answered = await asyncio.shield(call.answered)
+        response_ms = (time.monotonic() - started) * 1000
+        ended = await asyncio.shield(call.ended)
+    except SipError as error:
+        return (CallRow(index, "", 503, str(error), None, 0.0, 0, 0, 0, 0.0),
+                (time.monotonic() - started) * 1000)
+    return call_row(index, call, ended, response_ms if answered else None), response_ms
 
 
 def call_row(index: int, call: Call, ended: Ended, setup_ms: float | None) -> CallRow:
