@@ -48,6 +48,14 @@ from softphone.media.ports import (
     Tone,
 )
 from softphone.media.quality import detect_dtmf, level_dbfs, similarity, tone_level
+from softphone.media.speech import (
+    DEFAULT_MAX_WER,
+    DEFAULT_VOICE,
+    Transcriber,
+    synthesize,
+    word_error_rate,
+    words_of,
+)
 from softphone.media.wav import WavSink, WavSource, load_wav, resample
 from softphone.sip.uri import format_host
 from softphone.ua.agent import AgentConfig, UserAgent
@@ -74,6 +82,14 @@ TONE_SHARE, SILENCE_DBFS, SPEECH_DBFS = 0.5, -50.0, -40.0
 
 class ExpectationFailed(AssertionError):
     """What a test waited for did not happen; the message says what did."""
+
+
+class WordsNotHeard(ExpectationFailed):
+    """hears_words did not recognise its phrase; ``heard`` is the transcript it got."""
+
+    def __init__(self, message: str, heard: str) -> None:
+        super().__init__(message)
+        self.heard = heard
 
 
 async def until_heard(monitor: Monitor, holds: Callable[[Window, int], bool],
@@ -154,6 +170,7 @@ class TestCall:
         self.call = call
         self.source, self.monitor = agent.ports_of(call)
         self._digits_taken = 0  # received digits that receives_dtmf has matched already
+        self._words_taken = 0  # monitor position up to which hears_words matched already
 
     async def _within(self, timeout: float, what: str, waiting: object) -> object:
         try:
@@ -267,6 +284,47 @@ class TestCall:
     async def hears_speech(self, seconds: float = 1.0, timeout: float = 5.0) -> None:
         await self._within(timeout, f"{seconds:g} s of speech energy",
                            until_heard(self.monitor, is_speech, seconds))
+
+    async def hears_words(self, phrase: str, timeout: float = 10.0,
+                          max_wer: float = DEFAULT_MAX_WER) -> str:
+        """The far end says ``phrase``: recognised offline from what the call heard since the
+        last words matched (or the call began, as far as the monitor keeps), a word error rate
+        of at most ``max_wer`` allowed. Returns the transcript; a failure quotes it."""
+        expected = words_of(phrase)
+        transcriber = await Transcriber.start()
+        # the last part of the timeout lets the recogniser finish what it was given
+        listening = timeout - min(2.0, timeout / 4)
+        try:
+            heard = await self._listen(transcriber, expected, max_wer, listening)
+            if heard is None:
+                heard = await transcriber.finish(timeout - listening)
+        finally:
+            await transcriber.close()
+        error = word_error_rate(expected, words_of(heard))
+        if error > max_wer:
+            raise WordsNotHeard(f"words {phrase!r} not heard within {timeout:g} s "
+                                f"(heard {heard!r}, word error rate {error:.0%})", heard)
+        return heard
+
+    async def _listen(self, transcriber: Transcriber, expected: list[str], max_wer: float,
+                      seconds: float) -> str | None:
+        """Feed the recogniser until its hypothesis holds the words (returned) or
+        ``seconds`` pass (None)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while loop.time() < deadline:
+            heard = self.monitor.since(self._words_taken)
+            self._words_taken = self.monitor.written
+            transcriber.feed(heard, self.monitor.rate)
+            if expected and word_error_rate(expected, words_of(transcriber.text)) <= max_wer:
+                return transcriber.text
+            await transcriber.changed(min(POLL * 2, max(0.0, deadline - loop.time())))
+        return None
+
+    async def say(self, text: str, voice: str = DEFAULT_VOICE) -> None:
+        """Speak ``text`` into the call (synthesised offline by Flite, at the call's rate);
+        returns once it starts playing."""
+        self.source.set(WavSource(await synthesize(text, voice)))
 
     def play(self, wav: str | Path) -> None:
         self.source.set(WavSource(wav))

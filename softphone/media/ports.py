@@ -215,6 +215,7 @@ class Monitor:
         self.rate = 8000
         self.frames: deque[Samples] = deque()
         self._kept = 0
+        self.written = 0  # samples ever written: a position for since()
         self.recording: AudioSink | None = None
 
     def write(self, frame: Samples, rate: int) -> None:
@@ -222,6 +223,7 @@ class Monitor:
             self.rate, self.frames, self._kept = rate, deque(), 0
         self.frames.append(frame)
         self._kept += len(frame)
+        self.written += len(frame)
         while self._kept - len(self.frames[0]) >= self.keep_seconds * rate:
             self._kept -= len(self.frames.popleft())
         if self.recording is not None:
@@ -233,6 +235,21 @@ class Monitor:
             return np.zeros(0, dtype=np.int16)
         joined = np.concatenate(list(self.frames))
         return joined[-wanted:]
+
+    def since(self, position: int) -> Samples:
+        """What was heard after ``position`` (an earlier ``written``), as far as it is
+        still kept: a listener that takes audio piece by piece (speech recognition) gets
+        each sample once without copying the whole window every time."""
+        wanted = min(self.written - position, self._kept)
+        pieces: list[Samples] = []
+        for frame in reversed(self.frames):
+            if wanted <= 0:
+                break
+            pieces.append(frame[-wanted:])
+            wanted -= len(frame)
+        if not pieces:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(pieces[::-1])
 
     def close(self) -> None:
         if self.recording is not None:

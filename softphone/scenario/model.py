@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from softphone.media.speech import DEFAULT_MAX_WER, DEFAULT_VOICE, VOICES
 from softphone.sdp.negotiation import CODECS, DEFAULT_CODECS
 from softphone.transport.rtp import Impairment
 
@@ -57,7 +58,11 @@ KINDS: dict[str, dict[str, Any]] = {
     "tone": {"type": "number", "exclusiveMinimum": 0, "description": "Hz"},
     "hz": {"type": "number", "exclusiveMinimum": 0},
     "digits": {"type": "string", "pattern": "^[0-9*#A-Da-d]+$"},
-    "text": {"type": "string", "description": "a message's text"},
+    "text": {"type": "string", "description": "a message's text, or the words to say or hear"},
+    "voice": {"enum": list(VOICES), "description": f"Flite's voice (default {DEFAULT_VOICE})"},
+    "max_wer": {"type": "number", "minimum": 0, "maximum": 1,
+                "description": "the highest word error rate that still matches (default "
+                               f"{DEFAULT_MAX_WER:g}; 0: every word must be heard)"},
     "new": {"type": "integer", "minimum": 0,
             "description": "new voice messages the summary must count"},
     "waiting": {"type": "boolean", "description": "whether messages must be waiting"},
@@ -112,6 +117,11 @@ ACTIONS: dict[str, Action] = {
                             ("seconds",)),
     "expect_similar": Action("the reference WAV file is heard intact", ("file",),
                              ("threshold",)),
+    "say": Action("speak the text into the call (offline speech synthesis)", ("text",),
+                  ("voice",)),
+    "expect_words": Action("the far end says the text (offline speech recognition of what "
+                           "was heard since the last words matched); the transcript goes "
+                           "into the report", ("text",), ("max_wer",)),
     "message": Action("send a MESSAGE: to a leg or URI outside any call, else in the call",
                       ("text",), ("to",)),
     "expect_message": Action("the next MESSAGE that arrives carries this text", ("text",)),

@@ -50,7 +50,8 @@ def write_junit(results: list[ScenarioResult], path: Path) -> None:
 def _case(result: ScenarioResult) -> TestCase:
     case = TestCase(result.name, classname=Path(result.path).stem, time=result.seconds)
     steps = "\n".join(f"step {s.number} (line {s.line}) {'ok' if s.ok else 'FAILED'} "
-                      f"{s.seconds:.3f}s {s.description} {s.message}" for s in result.steps)
+                      f"{s.seconds:.3f}s {s.description} {s.message}"
+                      + (f" [heard: {s.heard!r}]" if s.heard else "") for s in result.steps)
     if result.outcome == "failed":
         verdict: Failure | Error | Skipped = Failure(result.error, "expectation")
         verdict.text = steps

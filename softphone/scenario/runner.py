@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from softphone.events import TransferProgress
+from softphone.media.speech import DEFAULT_MAX_WER, DEFAULT_VOICE, SpeechError
 from softphone.scenario.model import Leg, Scenario, Step
 from softphone.sip import parse_sip_uri
 from softphone.sip.errors import SipError
 from softphone.sip.transaction import Peer
-from softphone.testing import ExpectationFailed, TestAgent, TestCall
+from softphone.testing import ExpectationFailed, TestAgent, TestCall, WordsNotHeard
 from softphone.ua.agent import Credentials
 from softphone.ua.events import Ended, utc_timestamp
 from softphone.ua.registration import RegistrationError
@@ -45,6 +46,7 @@ class StepResult:
     seconds: float
     message: str = ""
     kind: str = ""
+    heard: str = ""  # what an expect_words step recognised, passing or not
 
 
 @dataclass
@@ -198,30 +200,32 @@ def _groups(steps: tuple[Step, ...]) -> list[list[Step]]:
 
 async def _run_step(step: Step, legs: dict[str, LegRuntime]) -> StepResult:
     started = time.monotonic()
-    kind, message = "", ""
+    kind, message, heard = "", "", ""
     try:
-        await asyncio.wait_for(HANDLERS[step.action](step, legs), step.within)
+        outcome = await asyncio.wait_for(HANDLERS[step.action](step, legs), step.within)
+        heard = outcome if isinstance(outcome, str) else ""
     except TimeoutError:
         kind, message = "failure", f"{step.describe()} did not happen within {step.within:g} s"
     except (StepFailed, ExpectationFailed) as failure:
         kind, message = "failure", f"{step.describe()}: {failure}"
-    except (SipError, OSError, ValueError) as broken:
+        heard = failure.heard if isinstance(failure, WordsNotHeard) else ""
+    except (SipError, OSError, ValueError, SpeechError) as broken:
         kind, message = "error", f"{step.describe()}: {broken}"
     return StepResult(step.number, step.line, step.describe(), not kind,
-                      round(time.monotonic() - started, 3), message, kind)
+                      round(time.monotonic() - started, 3), message, kind, heard)
 
 
 # --- the actions: each is given its step and every leg ------------------------------------
 
-Handler = Callable[[Step, dict[str, LegRuntime]], Awaitable[None]]
+# A handler may return what the step heard (expect_words: the transcript) for the report.
+Handler = Callable[[Step, dict[str, LegRuntime]], Awaitable[object]]
 
 
 def _on_call(act: Callable[[TestCall, Step], Awaitable[object] | None]) -> Handler:
     """A handler for an action on the step's leg's current call."""
-    async def handler(step: Step, legs: dict[str, LegRuntime]) -> None:
+    async def handler(step: Step, legs: dict[str, LegRuntime]) -> object:
         done = act(legs[str(step.leg)].current_call(), step)
-        if done is not None:
-            await done
+        return await done if done is not None else None
     return handler
 
 
@@ -330,6 +334,10 @@ HANDLERS: dict[str, Handler] = {
         lambda call, step: call.hears_speech(_seconds(step), step.within)),
     "expect_similar": _on_call(lambda call, step: call.hears_recording(
         step.args["file"], float(step.args.get("threshold", 0.8)), step.within)),
+    "say": _on_call(lambda call, step: call.say(str(step.args["text"]),
+                                                str(step.args.get("voice", DEFAULT_VOICE)))),
+    "expect_words": _on_call(lambda call, step: call.hears_words(
+        str(step.args["text"]), step.within, float(step.args.get("max_wer", DEFAULT_MAX_WER)))),
     "message": _message,
     "transfer": _transfer,
     "hold": _on_call(lambda call, step: call.call.hold()),
