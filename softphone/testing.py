@@ -29,6 +29,7 @@ tests of call flows and races that must not depend on timing::
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +57,7 @@ from softphone.media.speech import (
     word_error_rate,
     words_of,
 )
+from softphone.media.voice import HANGOVER_SECONDS, Conversation, Segment
 from softphone.media.wav import WavSink, WavSource, load_wav, resample
 from softphone.sip.uri import format_host
 from softphone.ua.agent import AgentConfig, UserAgent
@@ -169,6 +171,7 @@ class TestCall:
         self.agent = agent
         self.call = call
         self.source, self.monitor = agent.ports_of(call)
+        self.conversation = agent.conversation_of(call.call_id)
         self._digits_taken = 0  # received digits that receives_dtmf has matched already
         self._words_taken = 0  # monitor position up to which hears_words matched already
 
@@ -321,6 +324,104 @@ class TestCall:
             await transcriber.changed(min(POLL * 2, max(0.0, deadline - loop.time())))
         return None
 
+    # --- conversation timing (voice activity of both directions) ---------------------------
+
+    def conversation_figures(self) -> dict[str, float | None]:
+        """first_words, response_latency, talk_over, dead_air so far (seconds)."""
+        return self.conversation.figures(time.monotonic())
+
+    async def _until(self, found: Callable[[], float | None], timeout: float,
+                     what: str) -> float:
+        """Poll ``found`` until it gives a figure, or fail after ``timeout`` seconds."""
+        async def poll() -> float:
+            while (figure := found()) is None:
+                await asyncio.sleep(POLL / 2)
+            return figure
+        return float(await self._within(timeout, what, poll()))  # type: ignore[arg-type]
+
+    async def hears_first_words(self, within: float, timeout: float = 10.0) -> float:
+        """The far end starts speaking within ``within`` seconds of the answer (a voice
+        agent's greeting); returns that time."""
+        await self.answered(timeout)
+        answered_at = self.conversation.answered_at or time.monotonic()
+        loop_deadline = answered_at + within
+
+        def first() -> float | None:
+            start = self.conversation.heard.first_start(answered_at)
+            if start is not None:
+                return start - answered_at
+            return -1.0 if time.monotonic() > loop_deadline else None
+
+        gap = await self._until(first, timeout, "first words")
+        if gap < 0 or gap > within:
+            said = "no speech" if gap < 0 else f"the first words {gap:.2f} s"
+            raise ExpectationFailed(f"{said} after the answer (allowed {within:g} s)")
+        return gap
+
+    async def responds_within(self, seconds: float, timeout: float = 10.0) -> float:
+        """Once we stop speaking, the far end starts within ``seconds`` (a voice agent's
+        response latency, from the end of our words as sent to the start of theirs as heard);
+        returns the latency. Waits for our current words to end first."""
+        said, heard = self.conversation.said, self.conversation.heard
+
+        def latency() -> float | None:
+            ours = said.segments[-1] if said.segments else None
+            if ours is None or ours.end is None:
+                return None  # we have not spoken, or still speak
+            reply = heard.first_start(ours.end)
+            if reply is not None:
+                return reply - ours.end
+            waited = time.monotonic() - ours.end
+            return -waited if waited > seconds else None
+
+        gap = await self._until(latency, timeout, "our words ending and a response")
+        if gap < 0 or gap > seconds:
+            said_what = "no response" if gap < 0 else f"a response after {gap:.2f} s"
+            raise ExpectationFailed(f"{said_what} to our words (allowed {seconds:g} s)")
+        return gap
+
+    async def stops_when_interrupted(self, within: float, timeout: float = 10.0) -> float:
+        """When we talk over the far end, it stops within ``within`` seconds (barge-in);
+        returns how long it went on. Waits for us to start speaking while it speaks."""
+        said, heard = self.conversation.said, self.conversation.heard
+
+        def interrupted() -> tuple[Segment, Segment] | None:
+            for ours in reversed(said.segments):
+                for theirs in heard.segments:
+                    if theirs.start < ours.start and (theirs.end is None
+                                                      or theirs.end > ours.start):
+                        return ours, theirs
+            return None
+
+        def went_on() -> float | None:
+            found = interrupted()
+            if found is None:
+                return None
+            ours, theirs = found
+            if theirs.end is not None:
+                return theirs.end - ours.start
+            if time.monotonic() - ours.start > within + HANGOVER_SECONDS:
+                return time.monotonic() - ours.start
+            return None
+
+        going = await self._until(went_on, timeout, "our words over theirs")
+        if going > within:
+            raise ExpectationFailed(f"the far end went on {going:.2f} s after we talked over "
+                                    f"it (allowed {within:g} s)")
+        return going
+
+    def dead_air_at_most(self, seconds: float) -> None:
+        """Since the answer, neither side was silent longer than ``seconds`` (checked now)."""
+        longest = self.conversation_figures()["dead_air"] or 0.0
+        if longest > seconds:
+            raise ExpectationFailed(f"{longest:.2f} s of dead air (allowed {seconds:g} s)")
+
+    def talk_over_at_most(self, seconds: float) -> None:
+        """Both sides spoke at once for at most ``seconds`` in all (checked now)."""
+        both = self.conversation_figures()["talk_over"] or 0.0
+        if both > seconds:
+            raise ExpectationFailed(f"{both:.2f} s of talk-over (allowed {seconds:g} s)")
+
     async def say(self, text: str, voice: str = DEFAULT_VOICE) -> None:
         """Speak ``text`` into the call (synthesised offline by Flite, at the call's rate);
         returns once it starts playing."""
@@ -395,11 +496,13 @@ class TestAgent:
                  listen_host: str = "127.0.0.1", listen_port: int = 0,
                  **config: object) -> None:
         self._ports: dict[str, tuple[Switch, Monitor]] = {}
+        self._conversations: dict[str, Conversation] = {}
         self.agent = UserAgent(AgentConfig(listen_host=listen_host, listen_port=listen_port,
                                            user=user, codecs=codecs,
                                            port_factory=self._make_ports,
                                            **config))  # type: ignore[arg-type]
         self.log = EventLog(self.agent)
+        self.agent.add_listener(self._note_answer)
         # how many events of each kind (messages, voicemail summaries) the receives_*
         # expectations have taken already: each looks only at what came after
         self._taken: Counter[type[Event]] = Counter()
@@ -419,8 +522,20 @@ class TestAgent:
 
     def ports_of(self, call: Call) -> tuple[Switch, Monitor]:
         if call.call_id not in self._ports:
-            self._ports[call.call_id] = (Switch(), Monitor())
+            source, monitor = Switch(), Monitor()
+            conversation = self.conversation_of(call.call_id)
+            source.taps.append(conversation.said)
+            monitor.taps.append(conversation.heard)
+            self._ports[call.call_id] = (source, monitor)
         return self._ports[call.call_id]
+
+    def conversation_of(self, call_id: str) -> Conversation:
+        """When each side of a call spoke (voice activity of what it sent and heard)."""
+        return self._conversations.setdefault(call_id, Conversation())
+
+    def _note_answer(self, event: Event) -> None:
+        if isinstance(event, Answered):
+            self.conversation_of(event.call_id).answered_at = time.monotonic()
 
     @property
     def uri(self) -> str:

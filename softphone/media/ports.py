@@ -188,6 +188,7 @@ class Switch:
     def __init__(self, source: AudioSource | None = None) -> None:
         self.source: AudioSource = source or Silence()
         self._rate: int | None = None
+        self.taps: list[AudioSink] = []  # see every frame sent (voice activity)
 
     def set(self, source: AudioSource) -> None:
         if self._rate is not None:
@@ -200,10 +201,15 @@ class Switch:
         self.source.prepare(rate)
 
     def read(self, samples: int, rate: int) -> Samples:
-        return self.source.read(samples, rate)
+        frame = self.source.read(samples, rate)
+        for tap in self.taps:
+            tap.write(frame, rate)
+        return frame
 
     def close(self) -> None:
         self.source.close()
+        for tap in self.taps:
+            tap.close()
 
 
 class Monitor:
@@ -217,6 +223,7 @@ class Monitor:
         self._kept = 0
         self.written = 0  # samples ever written: a position for since()
         self.recording: AudioSink | None = None
+        self.taps: list[AudioSink] = []  # see every frame heard (voice activity)
 
     def write(self, frame: Samples, rate: int) -> None:
         if rate != self.rate:
@@ -228,6 +235,8 @@ class Monitor:
             self._kept -= len(self.frames.popleft())
         if self.recording is not None:
             self.recording.write(frame, rate)
+        for tap in self.taps:
+            tap.write(frame, rate)
 
     def last(self, seconds: float) -> Samples:
         wanted = int(seconds * self.rate)
@@ -254,6 +263,8 @@ class Monitor:
     def close(self) -> None:
         if self.recording is not None:
             self.recording.close()
+        for tap in self.taps:
+            tap.close()
 
 
 class DtmfTones:

@@ -69,7 +69,8 @@ KINDS: dict[str, dict[str, Any]] = {
     "parallel": {"type": "boolean",
                  "description": "run together with the neighbouring steps marked so; the "
                                 "scenario goes on when all of them are done"},
-    "seconds": {**SECONDS, "description": "how long the audio must hold, or to wait"},
+    "seconds": {**SECONDS, "description": "how long the audio must hold, how long to wait, "
+                                          "or the most a conversation timing may take"},
     "level": {"type": "number", "minimum": 0,
               "description": "the tone's floor in dB below full scale (default 40)"},
     "threshold": {"type": "number", "minimum": 0, "maximum": 1,
@@ -122,6 +123,16 @@ ACTIONS: dict[str, Action] = {
     "expect_words": Action("the far end says the text (offline speech recognition of what "
                            "was heard since the last words matched); the transcript goes "
                            "into the report", ("text",), ("max_wer",)),
+    "expect_first_words": Action("the far end starts speaking within seconds of the answer",
+                                 ("seconds",)),
+    "expect_response": Action("once this leg's words end, the far end starts speaking within "
+                              "seconds (response latency)", ("seconds",)),
+    "expect_barge_in": Action("when this leg talks over the far end, it stops within seconds",
+                              ("seconds",)),
+    "expect_max_dead_air": Action("since the answer, neither side was silent longer than "
+                                  "seconds (checked when the step runs)", ("seconds",)),
+    "expect_max_talk_over": Action("both sides spoke at once for at most seconds in all "
+                                   "(checked when the step runs)", ("seconds",)),
     "message": Action("send a MESSAGE: to a leg or URI outside any call, else in the call",
                       ("text",), ("to",)),
     "expect_message": Action("the next MESSAGE that arrives carries this text", ("text",)),

@@ -47,6 +47,7 @@ class StepResult:
     message: str = ""
     kind: str = ""
     heard: str = ""  # what an expect_words step recognised, passing or not
+    measured: float | None = None  # what a timing step measured (a response's latency, s)
 
 
 @dataclass
@@ -180,10 +181,16 @@ async def run_scenario(scenario: Scenario) -> ScenarioResult:
     finally:
         for runtime in legs.values():
             await runtime.tester.agent.close()
-        result.calls = [event.to_json() for runtime in legs.values()
+        result.calls = [_call_figures(runtime.tester, event) for runtime in legs.values()
                         for event in runtime.tester.events if isinstance(event, Ended)]
         result.seconds = round(time.monotonic() - started, 3)
     return result
+
+
+def _call_figures(tester: TestAgent, ended: Ended) -> dict[str, Any]:
+    """A call for the report: its end (status, RTP figures) and its conversation timing."""
+    conversation = tester.conversation_of(ended.call_id)
+    return ended.to_json() | {"conversation": conversation.figures(time.monotonic())}
 
 
 def _groups(steps: tuple[Step, ...]) -> list[list[Step]]:
@@ -200,10 +207,11 @@ def _groups(steps: tuple[Step, ...]) -> list[list[Step]]:
 
 async def _run_step(step: Step, legs: dict[str, LegRuntime]) -> StepResult:
     started = time.monotonic()
-    kind, message, heard = "", "", ""
+    kind, message, heard, measured = "", "", "", None
     try:
         outcome = await asyncio.wait_for(HANDLERS[step.action](step, legs), step.within)
         heard = outcome if isinstance(outcome, str) else ""
+        measured = round(outcome, 3) if isinstance(outcome, float) else None
     except TimeoutError:
         kind, message = "failure", f"{step.describe()} did not happen within {step.within:g} s"
     except (StepFailed, ExpectationFailed) as failure:
@@ -212,7 +220,7 @@ async def _run_step(step: Step, legs: dict[str, LegRuntime]) -> StepResult:
     except (SipError, OSError, ValueError, SpeechError) as broken:
         kind, message = "error", f"{step.describe()}: {broken}"
     return StepResult(step.number, step.line, step.describe(), not kind,
-                      round(time.monotonic() - started, 3), message, kind, heard)
+                      round(time.monotonic() - started, 3), message, kind, heard, measured)
 
 
 # --- the actions: each is given its step and every leg ------------------------------------
@@ -338,6 +346,15 @@ HANDLERS: dict[str, Handler] = {
                                                 str(step.args.get("voice", DEFAULT_VOICE)))),
     "expect_words": _on_call(lambda call, step: call.hears_words(
         str(step.args["text"]), step.within, float(step.args.get("max_wer", DEFAULT_MAX_WER)))),
+    "expect_first_words": _on_call(
+        lambda call, step: call.hears_first_words(_seconds(step), step.within)),
+    "expect_response": _on_call(
+        lambda call, step: call.responds_within(_seconds(step), step.within)),
+    "expect_barge_in": _on_call(
+        lambda call, step: call.stops_when_interrupted(_seconds(step), step.within)),
+    "expect_max_dead_air": _on_call(lambda call, step: call.dead_air_at_most(_seconds(step))),
+    "expect_max_talk_over": _on_call(
+        lambda call, step: call.talk_over_at_most(_seconds(step))),
     "message": _message,
     "transfer": _transfer,
     "hold": _on_call(lambda call, step: call.call.hold()),
