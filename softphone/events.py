@@ -259,7 +259,10 @@ class DtmfSent(Event):
 @dataclass(frozen=True)
 class Ended(Event):
     """The call is over. ``status`` is the SIP status that ended it (200 for a normal hang-up,
-    487 for a cancelled call, 408 for a timeout ...); ``by`` is local, remote or error."""
+    487 for a cancelled call, 408 for a timeout ...); ``by`` is local, remote or error;
+    ``diagnosis`` says in one line what went wrong, when something did (authentication, codec
+    mismatch, timeout, no RTP, one-way audio and which way, silence, clipping, loss, late
+    media, poor quality: softphone.media.diagnosis), else None."""
 
     name: ClassVar[str] = "ended"
     call_id: str
@@ -268,6 +271,7 @@ class Ended(Event):
     by: str
     duration: float
     rtp: dict[str, float | int | None] | None = None  # RTP and RTCP figures of the stream
+    diagnosis: str | None = None
 
 
 __all__ = ["Answered", "Calling", "Dtmf", "DtmfSent", "EarlyMedia", "Ended", "Event", "Hold",

@@ -213,8 +213,9 @@ def describe(event: Event) -> str:
         return f"dtmf sent [bold]{event.digits}[/bold] ({event.method})"
     if isinstance(event, Ended):
         colour = "green" if event.status < 300 else "red"
+        diagnosis = f" [yellow]{event.diagnosis}[/yellow]" if event.diagnosis else ""
         return (f"[{colour}]ended[/{colour}]: {event.status} {event.reason} "
-                f"(by {event.by}, {event.duration:.1f}s)")
+                f"(by {event.by}, {event.duration:.1f}s){diagnosis}")
     return ""
 
 

@@ -84,7 +84,8 @@ async def _run_all(scenarios: list[Scenario], console: Console,
         with console.status(f"running {scenario.name} ..."):
             result = await run_scenario(scenario)
         console.print(f"{MARKS[result.outcome]} {scenario.name} ({result.seconds:.1f} s)"
-                      + (f": {result.error}" if result.error else ""))
+                      + (f": {result.error}" if result.error else "")
+                      + (f" (calls: {result.diagnosis})" if result.diagnosis else ""))
         results.append(result)
     return True
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from softphone.media.clock import MediaClock
 from softphone.media.codecs import audio_rate, make_codec
+from softphone.media.diagnosis import HeardAudio
 from softphone.media.mos import estimate_mos
 from softphone.media.ports import AudioSink, AudioSource, Discard, Samples, content_rate
 from softphone.media.quality import level_dbfs
@@ -139,6 +140,7 @@ class MediaStream:
         self.clock_per_frame = media.codec.clock_rate * media.ptime // 1000
         self.stats = ReceiverStats(media.codec.clock_rate)
         self.jitter = JitterBuffer()
+        self.heard = HeardAudio()  # its peak and clipping, for the call's diagnosis
         self._packet_samples = self.samples_per_frame  # the peer's packets, as last seen
         self._pending, self._pending_samples = [], 0
 
@@ -311,6 +313,7 @@ class MediaStream:
             self._packet_samples = len(decoded) or self._packet_samples
             if not self._pending and len(decoded) == need:
                 self._last_played = decoded  # the usual case: one packet, one frame
+                self.heard.add(decoded)
                 self.sink.write(decoded, self.rate)
                 return
             self._pending.append(decoded)
@@ -320,6 +323,7 @@ class MediaStream:
         self._pending = [rest] if len(rest) else []
         self._pending_samples = len(rest)
         self._last_played = frame
+        self.heard.add(frame)
         self.sink.write(frame, self.rate)
 
     def _start_metering(self) -> None:

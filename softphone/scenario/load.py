@@ -58,6 +58,7 @@ class CallRow:
     packets_lost: int
     jitter_ms: float
     mos: float | None = None  # E-model estimate of what the call heard (None: nothing)
+    diagnosis: str | None = None  # what went wrong, in one line (Ended.diagnosis)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -175,7 +176,8 @@ async def place_call(agent: UserAgent, uri: str, duration: float,
         response_ms = (time.monotonic() - started) * 1000
         ended = await asyncio.shield(call.ended)
     except SipError as error:
-        return (CallRow(index, "", 503, str(error), None, 0.0, 0, 0, 0, 0.0),
+        return (CallRow(index, "", 503, str(error), None, 0.0, 0, 0, 0, 0.0,
+                        diagnosis=f"local failure: {error}"),
                 (time.monotonic() - started) * 1000)
     return call_row(index, call, ended, response_ms if answered else None), response_ms
 
@@ -186,7 +188,7 @@ def call_row(index: int, call: Call, ended: Ended, setup_ms: float | None) -> Ca
     return CallRow(index, call.call_id, ended.status if setup_ms is None else 200,
                    ended.reason, setup_ms, ended.duration, int(rtp.get("packets_sent") or 0),
                    int(rtp.get("packets_received") or 0), int(rtp.get("packets_lost") or 0),
-                   float(rtp.get("jitter_ms") or 0.0), _mos(rtp.get("mos")))
+                   float(rtp.get("jitter_ms") or 0.0), _mos(rtp.get("mos")), ended.diagnosis)
 
 
 def _mos(value: object) -> float | None:

@@ -52,12 +52,13 @@ def _case(result: ScenarioResult) -> TestCase:
     steps = "\n".join(f"step {s.number} (line {s.line}) {'ok' if s.ok else 'FAILED'} "
                       f"{s.seconds:.3f}s {s.description} {s.message}"
                       + (f" [heard: {s.heard!r}]" if s.heard else "") for s in result.steps)
+    why = result.error + (f" (calls: {result.diagnosis})" if result.diagnosis else "")
     if result.outcome == "failed":
-        verdict: Failure | Error | Skipped = Failure(result.error, "expectation")
+        verdict: Failure | Error | Skipped = Failure(why, "expectation")
         verdict.text = steps
         case.result = [verdict]
     elif result.outcome == "error":
-        verdict = Error(result.error, "error")
+        verdict = Error(why, "error")
         verdict.text = steps
         case.result = [verdict]
     elif result.outcome == "skipped":

@@ -66,10 +66,17 @@ class ScenarioResult:
     sip_trace: list[str] = field(default_factory=list)
     outcome: str = "passed"
     timestamp: str = field(default_factory=lambda: utc_timestamp())
+    diagnosis: str = ""  # a failed scenario's calls: what went wrong with them, one line
 
     def end(self, outcome: str, why: str) -> None:
         self.outcome, self.error = outcome, why
         self.ok = outcome in ("passed", "skipped")
+
+    def diagnose(self) -> None:
+        """A failed run's diagnosis: its calls' own (Ended.diagnosis), each said once."""
+        if self.outcome in ("failed", "error"):
+            found = [str(c["diagnosis"]) for c in self.calls if c.get("diagnosis")]
+            self.diagnosis = "; ".join(dict.fromkeys(found))
 
 
 _VARIABLE_RE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
@@ -183,6 +190,7 @@ async def run_scenario(scenario: Scenario) -> ScenarioResult:
             await runtime.tester.agent.close()
         result.calls = [_call_figures(runtime.tester, event) for runtime in legs.values()
                         for event in runtime.tester.events if isinstance(event, Ended)]
+        result.diagnose()
         result.seconds = round(time.monotonic() - started, 3)
     return result
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from softphone.core.call import CoreCall
 from softphone.core.events import Completed
 from softphone.events import Dtmf, DtmfSent, Ended, MessageSent, TransferProgress
+from softphone.media.diagnosis import CallFacts, diagnose
 from softphone.media.ports import AudioSource, Silence, Switch
 from softphone.media.stream import MediaStream
 from softphone.rtp.dtmf import event_code
@@ -342,12 +343,22 @@ class Call:
         if self.stream is not None:
             self.stream.stop()
             ended = replace(ended, rtp=self.stream.snapshot().to_json())
+        ended = replace(ended, diagnosis=diagnose(self._facts(ended)))
         self.rtp.close()
         if not self.answered.done():
             self.answered.set_result(False)
         if not self.ended.done():
             self.ended.set_result(ended)
         self.agent.emit(ended)
+
+
+    def _facts(self, ended: Ended) -> CallFacts:
+        """What the call's diagnosis looks at."""
+        media = self.media
+        return CallFacts(ended.status, ended.reason, ended.by, self.answered_at is not None,
+                         ended.duration, media.direction if media is not None else "sendrecv",
+                         ended.rtp, self.stream.heard if self.stream is not None else None,
+                         self.agent.config.credentials is not None)
 
 
 def _describe(error: BaseException) -> str:
