@@ -57,6 +57,7 @@ from softphone.media.speech import (
     word_error_rate,
     words_of,
 )
+from softphone.media.stream import StreamStats
 from softphone.media.voice import HANGOVER_SECONDS, Conversation, Segment
 from softphone.media.wav import WavSink, WavSource, load_wav, resample
 from softphone.sip.uri import format_host
@@ -80,6 +81,7 @@ E = TypeVar("E", bound=Event)
 Window = npt.NDArray[np.int16]
 POLL = 0.05
 TONE_SHARE, SILENCE_DBFS, SPEECH_DBFS = 0.5, -50.0, -40.0
+QUALITY_PACKETS = 50  # a second of 20 ms packets before a MOS means anything
 
 
 class ExpectationFailed(AssertionError):
@@ -323,6 +325,28 @@ class TestCall:
                 return transcriber.text
             await transcriber.changed(min(POLL * 2, max(0.0, deadline - loop.time())))
         return None
+
+    async def quality_at_least(self, min_mos: float, timeout: float = 5.0) -> float:
+        """What the call heard so far scores at least ``min_mos`` (the E-model of ITU-T G.107
+        from its loss, jitter and delay, as the ended event's ``mos``), judged once a second
+        of packets has arrived; returns the score."""
+        async def scored() -> StreamStats:
+            while True:
+                stream = self.call.stream
+                if stream is not None:
+                    stats = stream.snapshot()
+                    if stats.packets_received >= QUALITY_PACKETS and stats.mos is not None:
+                        return stats
+                await asyncio.sleep(POLL)
+
+        stats: StreamStats = await self._within(  # type: ignore[assignment]
+            timeout, "a second of RTP to judge", scored())
+        mos = float(stats.mos or 0.0)
+        if mos < min_mos:
+            lost = stats.packets_lost / max(1, stats.packets_lost + stats.packets_received)
+            raise ExpectationFailed(f"MOS {mos:.2f} is below {min_mos:g} (loss {lost:.0%}, "
+                                    f"jitter {stats.jitter_ms:.0f} ms)")
+        return mos
 
     # --- conversation timing (voice activity of both directions) ---------------------------
 

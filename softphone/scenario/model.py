@@ -59,6 +59,8 @@ KINDS: dict[str, dict[str, Any]] = {
     "hz": {"type": "number", "exclusiveMinimum": 0},
     "digits": {"type": "string", "pattern": "^[0-9*#A-Da-d]+$"},
     "text": {"type": "string", "description": "a message's text, or the words to say or hear"},
+    "min_mos": {"type": "number", "minimum": 1, "maximum": 4.5,
+                "description": "the lowest E-model MOS (ITU-T G.107) that passes"},
     "voice": {"enum": list(VOICES), "description": f"Flite's voice (default {DEFAULT_VOICE})"},
     "max_wer": {"type": "number", "minimum": 0, "maximum": 1,
                 "description": "the highest word error rate that still matches (default "
@@ -123,6 +125,9 @@ ACTIONS: dict[str, Action] = {
     "expect_words": Action("the far end says the text (offline speech recognition of what "
                            "was heard since the last words matched); the transcript goes "
                            "into the report", ("text",), ("max_wer",)),
+    "expect_quality": Action("what the call heard so far scores at least min_mos (E-model "
+                             "from its loss, jitter and delay; judged after 1 s of RTP)",
+                             ("min_mos",)),
     "expect_first_words": Action("the far end starts speaking within seconds of the answer",
                                  ("seconds",)),
     "expect_response": Action("once this leg's words end, the far end starts speaking within "

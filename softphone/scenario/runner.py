@@ -354,6 +354,8 @@ HANDLERS: dict[str, Handler] = {
                                                 str(step.args.get("voice", DEFAULT_VOICE)))),
     "expect_words": _on_call(lambda call, step: call.hears_words(
         str(step.args["text"]), step.within, float(step.args.get("max_wer", DEFAULT_MAX_WER)))),
+    "expect_quality": _on_call(
+        lambda call, step: call.quality_at_least(float(step.args["min_mos"]), step.within)),
     "expect_first_words": _on_call(
         lambda call, step: call.hears_first_words(_seconds(step), step.within)),
     "expect_response": _on_call(

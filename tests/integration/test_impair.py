@@ -80,3 +80,41 @@ action = "hangup"
     assert heard_clean["packets_lost"] == 0  # what the callee sent arrived whole
     lost = heard_lossy["packets_lost"]
     assert 0.15 < lost / (lost + heard_lossy["packets_received"]) < 0.45
+
+
+QUALITY_SCENARIO = """
+name = "quality"
+[[legs]]
+name = "caller"
+codecs = ["pcmu"]
+[[legs]]
+name = "callee"
+codecs = ["pcmu"]
+impair = "{impair}"
+[[steps]]
+leg = "caller"
+action = "call"
+to = "callee"
+[[steps]]
+leg = "callee"
+action = "wait_call"
+[[steps]]
+leg = "callee"
+action = "answer"
+[[steps]]
+leg = "caller"
+action = "expect_quality"
+min_mos = 3.8
+"""
+
+
+async def test_expect_quality_passes_a_clean_call_and_fails_a_lossy_one(tmp_path: Path) -> None:
+    clean, lossy = tmp_path / "clean.toml", tmp_path / "lossy.toml"
+    clean.write_text(QUALITY_SCENARIO.format(impair="seed=1"))
+    lossy.write_text(QUALITY_SCENARIO.format(impair="loss=20%,seed=3"))
+    passed = await run_scenario(load_scenario(clean))
+    assert passed.ok, passed.error
+    assert passed.steps[-1].measured is not None and passed.steps[-1].measured >= 4.0
+    failed = await run_scenario(load_scenario(lossy))
+    assert failed.outcome == "failed"
+    assert "is below 3.8 (loss" in failed.error
