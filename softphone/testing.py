@@ -42,6 +42,7 @@ from softphone.core.network import VirtualAgent, VirtualNetwork, is_request, is_
 from softphone.media.ports import (
     AudioSink,
     AudioSource,
+    BothWays,
     DtmfTones,
     Monitor,
     Silence,
@@ -518,7 +519,10 @@ class TestAgent:
 
     def __init__(self, user: str = "test", codecs: tuple[str, ...] = ("pcmu", "pcma", "opus"),
                  listen_host: str = "127.0.0.1", listen_port: int = 0,
-                 **config: object) -> None:
+                 recordings: Path | None = None, **config: object) -> None:
+        """``recordings``: a directory where every call is recorded both ways, as
+        ``<user>-<n>.wav`` (stereo: left sent, right heard)."""
+        self.recordings = recordings
         self._ports: dict[str, tuple[Switch, Monitor]] = {}
         self._conversations: dict[str, Conversation] = {}
         self.agent = UserAgent(AgentConfig(listen_host=listen_host, listen_port=listen_port,
@@ -550,6 +554,12 @@ class TestAgent:
             conversation = self.conversation_of(call.call_id)
             source.taps.append(conversation.said)
             monitor.taps.append(conversation.heard)
+            if self.recordings is not None:
+                number = len(self._ports) + 1
+                both = BothWays(WavSink(self.recordings / f"{self.agent.config.user}-{number}.wav",
+                                        channels=2))
+                source.taps.append(both.sending_side())
+                monitor.taps.append(both)
             self._ports[call.call_id] = (source, monitor)
         return self._ports[call.call_id]
 

@@ -23,13 +23,16 @@ from softphone.scenario.runner import ScenarioResult, run_scenario
 @click.option("--junit", "junit_path", metavar="FILE", help="Write JUnit XML here.")
 @click.option("--report", "report_path", metavar="FILE.json",
               help="Write a JSON report: steps with timings, SIP trace, RTP figures.")
+@click.option("--artifacts", "artifacts_path", metavar="DIR",
+              help="Keep what a failed scenario leaves here: SIP ladder, sip.pcap, each "
+                   "call's two-way WAV (default with --junit: FILE-artifacts beside it).")
 @click.option("--example", "example_names", metavar="NAME", multiple=True,
               help="Run a scenario that comes with softphone (see softphone examples).")
 @click.option("--schema", "print_schema", is_flag=True,
               help="Print the scenario format as JSON Schema and exit.")
 def test_command(files: tuple[str, ...], junit_path: str | None,
-                 report_path: str | None, example_names: tuple[str, ...],
-                 print_schema: bool) -> None:
+                 report_path: str | None, artifacts_path: str | None,
+                 example_names: tuple[str, ...], print_schema: bool) -> None:
     """Run call-test scenario files (TOML). Exit code 0 when every scenario passed (or was
     skipped for an unset environment variable), 1 when any failed, 130 after Ctrl-C.
 
@@ -38,6 +41,7 @@ def test_command(files: tuple[str, ...], junit_path: str | None,
       softphone test my_scenarios/*.toml
       softphone test --example busy --example basic_call
       softphone test ivr.toml --junit results.xml --report results.json
+      softphone test ivr.toml --artifacts failures/
       softphone test --schema > scenario.schema.json
     """
     if print_schema:
@@ -56,10 +60,12 @@ def test_command(files: tuple[str, ...], junit_path: str | None,
     except ScenarioError as error:
         raise click.UsageError(str(error)) from None
     console = Console()
+    artifacts = Path(artifacts_path) if artifacts_path else \
+        _beside(Path(junit_path)) if junit_path else None
 
     async def main(stop: asyncio.Event) -> int:
         results: list[ScenarioResult] = []
-        finished = await until_stopped(_run_all(scenarios, console, results), stop)
+        finished = await until_stopped(_run_all(scenarios, console, results, artifacts), stop)
         if finished is None:  # Ctrl-C: what ran, what was cut short, what never ran
             results += _not_run(scenarios[len(results):])
         console.print(_summary(results))
@@ -78,14 +84,22 @@ MARKS = {"passed": "[green]PASS[/green]", "failed": "[red]FAIL[/red]",
          "error": "[red]ERROR[/red]", "skipped": "[yellow]SKIP[/yellow]"}
 
 
+def _beside(junit: Path) -> Path:
+    """Where a JUnit file's attachments go by default: ``results.xml`` ->
+    ``results-artifacts/`` in the same directory."""
+    return junit.with_name(f"{junit.stem}-artifacts")
+
+
 async def _run_all(scenarios: list[Scenario], console: Console,
-                   results: list[ScenarioResult]) -> bool:
+                   results: list[ScenarioResult], artifacts: Path | None) -> bool:
     for scenario in scenarios:
         with console.status(f"running {scenario.name} ..."):
-            result = await run_scenario(scenario)
+            result = await run_scenario(scenario, artifacts)
         console.print(f"{MARKS[result.outcome]} {scenario.name} ({result.seconds:.1f} s)"
                       + (f": {result.error}" if result.error else "")
                       + (f" (calls: {result.diagnosis})" if result.diagnosis else ""))
+        if result.attachments:
+            console.print(f"  kept: {Path(result.attachments[0]).parent}", highlight=False)
         results.append(result)
     return True
 

@@ -326,6 +326,10 @@ class BothWays:
     def tap(self, source: AudioSource) -> AudioSource:
         return _Tapped(source, self)
 
+    def sending_side(self) -> AudioSink:
+        """A sink for what the call sends (a tap of its source): the left channel."""
+        return _SendingSide(self)
+
     def sent(self, frame: Samples, rate: int) -> None:
         self._add(0, frame, rate)
 
@@ -361,6 +365,19 @@ class BothWays:
 
     def close(self) -> None:
         self.sink.close()
+
+
+class _SendingSide:
+    """What a call sends, handed to a BothWays recorder (which the heard side closes)."""
+
+    def __init__(self, recorder: BothWays) -> None:
+        self.recorder = recorder
+
+    def write(self, frame: Samples, rate: int) -> None:
+        self.recorder.sent(frame, rate)
+
+    def close(self) -> None:
+        pass
 
 
 class _Tapped:

@@ -63,5 +63,7 @@ def _case(result: ScenarioResult) -> TestCase:
         case.result = [verdict]
     elif result.outcome == "skipped":
         case.result = [Skipped(result.error, "skipped")]
-    case.system_out = "\n".join(result.sip_trace)
+    # the Jenkins JUnit Attachments plugin's form; other readers see the paths
+    attached = [f"[[ATTACHMENT|{path}]]" for path in result.attachments]
+    case.system_out = "\n".join(result.sip_trace + attached)
     return case

@@ -12,10 +12,12 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from softphone.events import TransferProgress
 from softphone.media.speech import DEFAULT_MAX_WER, DEFAULT_VOICE, SpeechError
+from softphone.scenario.artifacts import Artifacts, SipRecord
 from softphone.scenario.model import Leg, Scenario, Step
 from softphone.sip import parse_sip_uri
 from softphone.sip.errors import SipError
@@ -67,6 +69,7 @@ class ScenarioResult:
     outcome: str = "passed"
     timestamp: str = field(default_factory=lambda: utc_timestamp())
     diagnosis: str = ""  # a failed scenario's calls: what went wrong with them, one line
+    attachments: list[str] = field(default_factory=list)  # a failed run's files (artifacts)
 
     def end(self, outcome: str, why: str) -> None:
         self.outcome, self.error = outcome, why
@@ -100,14 +103,16 @@ def missing_variables(scenario: Scenario) -> list[str]:
 class LegRuntime:
     """One leg while the scenario runs: its test agent and its current call."""
 
-    def __init__(self, leg: Leg, trace: Callable[[str, bytes, Peer], None]) -> None:
+    def __init__(self, leg: Leg, trace: Callable[[LegRuntime, str, bytes, Peer], None],
+                 recordings: Path | None = None) -> None:
         host, _, port = leg.listen.rpartition(":")
         self.leg = leg
         self.registrar = os.path.expandvars(leg.registrar) if leg.registrar else None
         self.tester = TestAgent(leg.user or leg.name, leg.codecs, listen_host=host,
                                 listen_port=int(port), dtmf_method=leg.dtmf_method,
-                                **self._account())
-        self.tester.agent.add_tracer(trace)
+                                recordings=recordings, **self._account())
+        self.tester.agent.add_tracer(
+            lambda direction, data, peer: trace(self, direction, data, peer))
         self.call: TestCall | None = None
         self.transfer: asyncio.Future[TransferProgress] | None = None  # a transfer step's
 
@@ -154,7 +159,9 @@ class LegRuntime:
         return self.call
 
 
-async def run_scenario(scenario: Scenario) -> ScenarioResult:
+async def run_scenario(scenario: Scenario, artifacts: Path | None = None) -> ScenarioResult:
+    """Run the scenario; with ``artifacts``, a failure leaves its SIP ladder, a capture and
+    every call's two-way recording in a directory there (``ScenarioResult.attachments``)."""
     result = ScenarioResult(scenario.name, str(scenario.path))
     missing = missing_variables(scenario)
     if missing:
@@ -162,13 +169,19 @@ async def run_scenario(scenario: Scenario) -> ScenarioResult:
                    + (" is" if len(missing) == 1 else " are") + " not set")
         return result
     started = time.monotonic()
+    kept = Artifacts(artifacts, scenario.path.stem) if artifacts else None
 
-    def trace(direction: str, data: bytes, peer: Peer) -> None:
+    def trace(runtime: LegRuntime, direction: str, data: bytes, peer: Peer) -> None:
+        at = time.monotonic() - started
         first_line = data.split(b"\r\n", 1)[0].decode("utf-8", "replace")
-        result.sip_trace.append(f"{time.monotonic() - started:8.3f} {direction:8} {peer} "
-                                f"{first_line}")
+        result.sip_trace.append(f"{at:8.3f} {direction:8} {peer} {first_line}")
+        if kept is not None:
+            agent = runtime.tester.agent
+            kept.note(SipRecord(at, runtime.leg.name, direction, (agent.host, agent.port),
+                                peer, data))
 
-    legs = {leg.name: LegRuntime(leg, trace) for leg in scenario.legs}
+    recordings = kept.directory if kept is not None else None
+    legs = {leg.name: LegRuntime(leg, trace, recordings) for leg in scenario.legs}
     try:
         for runtime in legs.values():
             await runtime.start()
@@ -191,6 +204,11 @@ async def run_scenario(scenario: Scenario) -> ScenarioResult:
         result.calls = [_call_figures(runtime.tester, event) for runtime in legs.values()
                         for event in runtime.tester.events if isinstance(event, Ended)]
         result.diagnose()
+        if kept is not None:
+            if result.outcome in ("failed", "error"):
+                result.attachments = kept.keep()
+            else:
+                kept.discard()
         result.seconds = round(time.monotonic() - started, 3)
     return result
 

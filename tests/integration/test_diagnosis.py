@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import soundfile
+
 from softphone.media.ports import Tone
 from softphone.scenario.model import load_scenario
 from softphone.scenario.runner import run_scenario
@@ -68,9 +71,7 @@ def test_a_codec_mismatch_is_diagnosed_in_the_load_rows() -> None:
     assert all(row["diagnosis"].startswith("codec mismatch: 488") for row in rows), rows
 
 
-async def test_a_failed_scenario_carries_its_calls_diagnosis(tmp_path: Path) -> None:
-    path = tmp_path / "deaf.toml"
-    path.write_text("""
+DEAF_SCENARIO = """
 name = "nothing comes back"
 [[legs]]
 name = "caller"
@@ -98,7 +99,43 @@ leg = "caller"
 action = "expect_tone"
 hz = 440
 within = 2
-""")
-    result = await run_scenario(load_scenario(path))
+"""
+
+
+async def test_a_failed_scenario_carries_its_calls_diagnosis_and_leaves_its_artifacts(
+        tmp_path: Path) -> None:
+    path = tmp_path / "deaf.toml"
+    path.write_text(DEAF_SCENARIO)
+    result = await run_scenario(load_scenario(path), artifacts=tmp_path / "kept")
     assert result.outcome == "failed" and "step 5" in result.error
     assert "one-way audio: nothing heard from the far end" in result.diagnosis
+    kept = tmp_path / "kept" / "deaf"
+    assert sorted(Path(p).name for p in result.attachments) == [
+        "callee-1.wav", "caller-1.wav", "ladder.txt", "sip.pcap"]
+    ladder = (kept / "ladder.txt").read_text()
+    assert ladder.count("INVITE sip:") >= 1 and "SIP/2.0 200 OK" in ladder
+    assert "m=audio" in ladder  # whole messages, bodies too
+    # Wireshark's dissector reads the capture as SIP: the call's requests, each once
+    methods = subprocess.run(["tshark", "-r", str(kept / "sip.pcap"), "-Y", "sip.Method",
+                              "-T", "fields", "-e", "sip.Method"],
+                             capture_output=True, text=True, timeout=60).stdout.split()
+    assert methods == ["INVITE", "ACK", "BYE"]
+    sent, rate = soundfile.read(kept / "callee-1.wav", dtype="int16")
+    assert rate == 8000 and sent.shape[1] == 2
+    assert np.abs(sent[:, 0]).max() > 1000  # the callee sent its tone (left) ...
+    heard, _ = soundfile.read(kept / "caller-1.wav", dtype="int16")
+    assert np.abs(heard[:, 1]).max() < 100  # ... which the caller never heard (right)
+
+
+def test_softphone_test_keeps_a_failures_files_beside_the_junit_report(tmp_path: Path) -> None:
+    failing, passing = tmp_path / "deaf.toml", tmp_path / "fine.toml"
+    failing.write_text(DEAF_SCENARIO)
+    passing.write_text(DEAF_SCENARIO.replace('impair = "loss=100%"', ""))
+    junit = tmp_path / "results.xml"
+    run = subprocess.run([*SOFTPHONE, "test", str(failing), str(passing), "--junit", str(junit)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "one-way audio" in run.stdout and "kept: " in run.stdout
+    kept = tmp_path / "results-artifacts"
+    assert sorted(p.name for p in kept.iterdir()) == ["deaf"]  # the passing one left nothing
+    assert f"[[ATTACHMENT|{(kept / 'deaf' / 'sip.pcap').resolve()}]]" in junit.read_text()
