@@ -59,7 +59,7 @@ from softphone.media.speech import (
     words_of,
 )
 from softphone.media.stream import StreamStats
-from softphone.media.voice import HANGOVER_SECONDS, Conversation, Segment
+from softphone.media.voice import HANGOVER_SECONDS, Conversation, ConversationFigures, Segment
 from softphone.media.wav import WavSink, WavSource, load_wav, resample
 from softphone.sip.uri import format_host
 from softphone.ua.agent import AgentConfig, UserAgent
@@ -351,7 +351,7 @@ class TestCall:
 
     # --- conversation timing (voice activity of both directions) ---------------------------
 
-    def conversation_figures(self) -> dict[str, float | None]:
+    def conversation_figures(self) -> ConversationFigures:
         """first_words, response_latency, talk_over, dead_air so far (seconds)."""
         return self.conversation.figures(time.monotonic())
 
@@ -437,13 +437,13 @@ class TestCall:
 
     def dead_air_at_most(self, seconds: float) -> None:
         """Since the answer, neither side was silent longer than ``seconds`` (checked now)."""
-        longest = self.conversation_figures()["dead_air"] or 0.0
+        longest = self.conversation_figures().dead_air
         if longest > seconds:
             raise ExpectationFailed(f"{longest:.2f} s of dead air (allowed {seconds:g} s)")
 
     def talk_over_at_most(self, seconds: float) -> None:
         """Both sides spoke at once for at most ``seconds`` in all (checked now)."""
-        both = self.conversation_figures()["talk_over"] or 0.0
+        both = self.conversation_figures().talk_over
         if both > seconds:
             raise ExpectationFailed(f"{both:.2f} s of talk-over (allowed {seconds:g} s)")
 

@@ -60,12 +60,15 @@ log = logging.getLogger("softphone.load")
 @srtp_options
 @click.option("--json", "json_path", metavar="FILE|-",
               help="Write one JSON object per call, then the summary.")
+@click.option("--voice-timing", is_flag=True,
+              help="Time who speaks when on every call (first words, response to --play, "
+                   "talk-over, dead air: row columns); decodes all audio received.")
 def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: float,
                  play: str | None, codecs: str | None, no_media: bool, workers: str,
                  listen: str | None,
                  transport: str | None, user: str | None, password: str | None,
                  proxy: str | None, rtp_ports: str | None, csv_path: str | None,
-                 json_path: str | None, **network: Any) -> None:
+                 json_path: str | None, voice_timing: bool, **network: Any) -> None:
     """Place many calls to URI and report set-up latency, failures and RTP quality.
     Exits 0 when every call was answered, 1 otherwise.
 
@@ -83,7 +86,8 @@ def load_command(uri: str, calls: int, rate: float, concurrency: int, duration: 
         **network)
     target = sip_uri(dial_target(uri, profile))
     config = unheard_caller_config(profile, target, codecs, rtp_ports, play, no_media,
-                                   max_unanswered_calls=10 * concurrency)
+                                   max_unanswered_calls=10 * concurrency,
+                                   voice_timing=voice_timing)
     plan = LoadPlan(str(target), calls, rate, concurrency, duration)
     try:
         shares = split_plan(plan, worker_count(workers))

@@ -212,6 +212,21 @@ class Switch:
             tap.close()
 
 
+class Tee:
+    """A sink that hands every frame to several (a recording and a voice-activity detector)."""
+
+    def __init__(self, *sinks: AudioSink) -> None:
+        self.sinks = sinks
+
+    def write(self, frame: Samples, rate: int) -> None:
+        for sink in self.sinks:
+            sink.write(frame, rate)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
 class Monitor:
     """A sink that keeps the last seconds of what was heard, for audio assertions, and can
     also pass everything on to a recording."""

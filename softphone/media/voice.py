@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -98,6 +98,22 @@ class VoiceActivity:
         return next((s.start for s in self.segments if s.start >= after), None)
 
 
+@dataclass(frozen=True)
+class ConversationFigures:
+    """A conversation in numbers for reports and load rows, in seconds to the millisecond:
+    ``first_words`` from the answer to the far end's first speech, ``response_latency`` the
+    median of its turns after ours (from the end of ours), ``talk_over`` both speaking at
+    once, ``dead_air`` the longest silence since the answer; None when it did not happen."""
+
+    first_words: float | None
+    response_latency: float | None
+    talk_over: float
+    dead_air: float
+
+    def to_json(self) -> dict[str, float | None]:
+        return asdict(self)
+
+
 @dataclass
 class Conversation:
     """Both directions of a call: ``said`` (what it sends) and ``heard`` (what it hears),
@@ -121,18 +137,15 @@ class Conversation:
             quiet_from = max(quiet_from, segment.end if segment.end is not None else now)
         return max(longest, now - quiet_from)
 
-    def figures(self, now: float) -> dict[str, float | None]:
-        """The conversation in numbers for reports (seconds, to the millisecond; None when
-        it did not happen): first_words (answer to their first speech), response_latency
-        (the median of their turns after ours), talk_over, dead_air (the longest silence
-        since the answer)."""
+    def figures(self, now: float) -> ConversationFigures:
+        """The conversation in numbers so far."""
         since = self.answered_at if self.answered_at is not None else now
         first = self.heard.first_start(since)
         gaps = self.response_gaps()
-        return {"first_words": _ms(first - since) if first is not None else None,
-                "response_latency": _ms(float(np.median(gaps))) if gaps else None,
-                "talk_over": _ms(self.talk_over(now)),
-                "dead_air": _ms(self.longest_silence(since, now))}
+        return ConversationFigures(
+            first_words=_ms(first - since) if first is not None else None,
+            response_latency=_ms(float(np.median(gaps))) if gaps else None,
+            talk_over=_ms(self.talk_over(now)), dead_air=_ms(self.longest_silence(since, now)))
 
     def response_gaps(self) -> list[float]:
         """For each of their segments that starts after one of ours ended (and before we spoke

@@ -9,7 +9,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -59,6 +59,12 @@ class CallRow:
     jitter_ms: float
     mos: float | None = None  # E-model estimate of what the call heard (None: nothing)
     diagnosis: str | None = None  # what went wrong, in one line (Ended.diagnosis)
+    # load --voice-timing: the far end's first words after the answer, its response to what
+    # we played, both speaking at once, the longest silence (seconds; None: not measured)
+    first_words: float | None = None
+    response_latency: float | None = None
+    talk_over: float | None = None
+    dead_air: float | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -185,10 +191,16 @@ async def place_call(agent: UserAgent, uri: str, duration: float,
 def call_row(index: int, call: Call, ended: Ended, setup_ms: float | None) -> CallRow:
     """The row of a call that has ended; ``setup_ms`` None when it was never answered."""
     rtp = ended.rtp or {}
-    return CallRow(index, call.call_id, ended.status if setup_ms is None else 200,
-                   ended.reason, setup_ms, ended.duration, int(rtp.get("packets_sent") or 0),
-                   int(rtp.get("packets_received") or 0), int(rtp.get("packets_lost") or 0),
-                   float(rtp.get("jitter_ms") or 0.0), _mos(rtp.get("mos")), ended.diagnosis)
+    row = CallRow(index, call.call_id, ended.status if setup_ms is None else 200,
+                  ended.reason, setup_ms, ended.duration, int(rtp.get("packets_sent") or 0),
+                  int(rtp.get("packets_received") or 0), int(rtp.get("packets_lost") or 0),
+                  float(rtp.get("jitter_ms") or 0.0), _mos(rtp.get("mos")), ended.diagnosis)
+    if call.conversation is not None and call.ended_at is not None:
+        figures = call.conversation.figures(call.ended_at)
+        row = replace(row, first_words=figures.first_words,
+                      response_latency=figures.response_latency,
+                      talk_over=figures.talk_over, dead_air=figures.dead_air)
+    return row
 
 
 def _mos(value: object) -> float | None:

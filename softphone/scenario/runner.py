@@ -216,7 +216,7 @@ async def run_scenario(scenario: Scenario, artifacts: Path | None = None) -> Sce
 def _call_figures(tester: TestAgent, ended: Ended) -> dict[str, Any]:
     """A call for the report: its end (status, RTP figures) and its conversation timing."""
     conversation = tester.conversation_of(ended.call_id)
-    return ended.to_json() | {"conversation": conversation.figures(time.monotonic())}
+    return ended.to_json() | {"conversation": conversation.figures(time.monotonic()).to_json()}
 
 
 def _groups(steps: tuple[Step, ...]) -> list[list[Step]]:

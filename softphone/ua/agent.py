@@ -150,6 +150,9 @@ class AgentConfig:
     unanswered_timeout: float = 180.0
     audio: AudioConfig = field(default_factory=AudioConfig)
     media: bool = True  # False: SDP is negotiated but no RTP flows (signalling load tests)
+    # voice activity of both directions of every call (Call.conversation): decodes what
+    # arrives even when nobody listens; load --voice-timing
+    voice_timing: bool = False
     # Ports for each call, when AudioConfig cannot say it (test monitors, say).
     port_factory: Callable[[Call], tuple[AudioSource, AudioSink]] | None = None
     dtmf_method: str = "auto"  # auto (RFC 4733 when negotiated, else SIP INFO), rfc4733, info

@@ -19,8 +19,9 @@ from softphone.core.call import CoreCall
 from softphone.core.events import Completed
 from softphone.events import Dtmf, DtmfSent, Ended, MessageSent, TransferProgress
 from softphone.media.diagnosis import CallFacts, diagnose
-from softphone.media.ports import AudioSource, Silence, Switch
+from softphone.media.ports import AudioSink, AudioSource, Discard, Silence, Switch, Tee
 from softphone.media.stream import MediaStream
+from softphone.media.voice import Conversation
 from softphone.rtp.dtmf import event_code
 from softphone.sdp.negotiation import NegotiatedMedia
 from softphone.sip import Request, parse_sip_uri
@@ -44,6 +45,7 @@ class Call:
         self.handle = core_call.handle
         self.rtp = rtp or RtpEndpoint(agent.config.impairment)
         self.stream: MediaStream | None = None
+        self.conversation: Conversation | None = None  # with AgentConfig.voice_timing
         loop = asyncio.get_running_loop()
         self.answered: asyncio.Future[bool] = loop.create_future()
         self.ended: asyncio.Future[Ended] = loop.create_future()
@@ -291,6 +293,8 @@ class Call:
     def note_answered(self) -> None:
         if self.core_call.answered_at is not None and self.answered_at is None:
             self.answered_at = time.monotonic()
+            if self.conversation is not None:
+                self.conversation.answered_at = self.answered_at
             if self.stream is not None:  # early media gives way to the call's own audio
                 self.stream.listen_only = False
                 if self._switch is not None and self._main_source is not None:
@@ -309,6 +313,8 @@ class Call:
         factory = self.agent.config.port_factory
         try:
             source, sink = factory(self) if factory else self.agent.config.audio.ports()
+            if self.agent.config.voice_timing:
+                source, sink = self._timed(source, sink)
             early = self.core_call.answered_at is None
             if early and self._early_source not in (None, source):  # our 183's, till answer
                 assert self._early_source is not None
@@ -324,6 +330,16 @@ class Call:
             self.stream.start()
         except Exception as error:  # noqa: BLE001  (whatever broke, the peer must hear BYE)
             self.agent.spawn(self.fail(f"media could not start: {_describe(error)}"))
+
+    def _timed(self, source: AudioSource, sink: AudioSink) -> tuple[AudioSource, AudioSink]:
+        """The ports with voice activity taken on both ways (``conversation``); the heard
+        side replaces a Discard, so what arrives is decoded."""
+        conversation = self.conversation = Conversation(answered_at=self.answered_at)
+        timed_source = Switch(source)
+        timed_source.taps.append(conversation.said)
+        heard = conversation.heard if isinstance(sink, Discard) else Tee(sink,
+                                                                          conversation.heard)
+        return timed_source, heard
 
     def _media_failed(self, error: BaseException) -> None:
         """The stream stopped itself: its source or sink raised (device lost, disk full)."""

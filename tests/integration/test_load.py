@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers import free_port
+from tests.peers import free_port, stop
 
 SOFTPHONE = [sys.executable, "-m", "softphone"]
 
@@ -222,3 +222,29 @@ def test_answer_tells_what_it_served_when_it_stops(as_json: bool) -> None:
     else:
         assert re.fullmatch(r"answered \d of 5 calls; ended: 200 x \d, 486 x \d; RTP "
                             r"received \d+, lost 0\.00%; MOS \(mean\) 4\.\d\d", last), last
+
+
+def test_load_voice_timing_gives_each_call_its_conversation_figures() -> None:
+    prompt = str(Path(__file__).parents[2] / "softphone" / "examples" / "scenarios"
+                 / "prompt.wav")
+    port = free_port()
+    answer = subprocess.Popen(
+        [*SOFTPHONE, "answer", "--listen", f"127.0.0.1:{port}", "--auto-answer", "--json",
+         "--play", prompt, "--null-audio"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert answer.stdout is not None and "listening" in answer.stdout.readline()
+        runs = [subprocess.run(
+            [*SOFTPHONE, "load", f"sip:bob@127.0.0.1:{port}", "--calls", "2", "--rate", "5",
+             "--duration", "2.5", "--codec", "pcmu", "--play", prompt, "--json", "-", *extra],
+            capture_output=True, text=True, timeout=60) for extra in (["--voice-timing"], [])]
+    finally:
+        stop(answer)
+        assert answer.stdout is not None
+        answer.stdout.close()
+    timed, untimed = ([json.loads(line) for line in run.stdout.splitlines()][:-1]
+                      for run in runs)
+    assert len(timed) == 2, runs[0].stderr
+    for row in timed:  # the answerer speaks from its answer on, over our own prompt
+        assert row["first_words"] is not None and 0 <= row["first_words"] < 1.0, row
+        assert row["talk_over"] > 0.3 and row["dead_air"] < 2.0, row
+    assert all(row["first_words"] is None and row["talk_over"] is None for row in untimed)

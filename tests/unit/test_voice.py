@@ -66,8 +66,8 @@ def test_the_figures_of_a_conversation() -> None:
     # they greet at 1.0-2.0; we ask 3.0-4.0; they answer at 4.8 until 7.0, we cut in at 6.5
     talk = conversation(said=[(3.0, 4.0), (6.5, 6.9)], heard=[(1.0, 2.0), (4.8, 7.0)])
     assert talk.response_gaps() == [pytest.approx(0.8)]  # the cut-in got no reply of its own
-    assert talk.figures(now=10.0) == {"first_words": 1.0, "response_latency": 0.8,
-                                      "talk_over": 0.4, "dead_air": 3.0}  # 7.0 to now
+    assert talk.figures(now=10.0).to_json() == {"first_words": 1.0, "response_latency": 0.8,
+                                                "talk_over": 0.4, "dead_air": 3.0}  # 7.0 to now
 
 
 def test_a_reply_that_comes_after_we_spoke_again_is_not_a_response_to_the_first_words() -> None:
@@ -78,5 +78,5 @@ def test_a_reply_that_comes_after_we_spoke_again_is_not_a_response_to_the_first_
 def test_nothing_heard_yet_has_no_first_words_nor_responses() -> None:
     talk = conversation(said=[(0.5, 1.0)], heard=[], answered_at=0.0)
     figures = talk.figures(now=2.0)
-    assert figures["first_words"] is None and figures["response_latency"] is None
-    assert figures["dead_air"] == 1.0 and figures["talk_over"] == 0.0
+    assert figures.first_words is None and figures.response_latency is None
+    assert figures.dead_air == 1.0 and figures.talk_over == 0.0
