@@ -183,3 +183,59 @@ async def test_a_scenario_asserts_timing_and_reports_the_figures(tmp_path: Path)
     assert agents["conversation"]["first_words"] is not None  # the caller's question
     assert late.outcome == "failed" and "step 10" in late.error
     assert "allowed 0.1 s" in late.error
+
+
+BARGE_IN_SCENARIO = """
+name = "barge-in"
+[[legs]]
+name = "caller"
+codecs = ["pcmu"]
+[[legs]]
+name = "agent"
+codecs = ["pcmu"]
+[[steps]]
+leg = "caller"
+action = "call"
+to = "agent"
+[[steps]]
+leg = "agent"
+action = "wait_call"
+[[steps]]
+leg = "agent"
+action = "answer"
+[[steps]]
+leg = "agent"
+action = "say"
+text = "{reply}"
+[[steps]]
+leg = "caller"
+action = "expect_speech"
+seconds = 0.5
+[[steps]]
+leg = "caller"
+action = "say"
+text = "Stop, please."
+[[steps]]
+leg = "agent"
+action = "expect_speech"
+seconds = 0.2
+[[steps]]
+leg = "agent"
+{reaction}
+[[steps]]
+leg = "caller"
+action = "expect_barge_in"
+seconds = 1
+"""
+
+
+async def test_a_scenario_asserts_barge_in_both_ways(tmp_path: Path) -> None:
+    yields, talks_on = tmp_path / "yields.toml", tmp_path / "talks_on.toml"
+    yields.write_text(BARGE_IN_SCENARIO.format(reply=REPLY, reaction='action = "stop_audio"'))
+    talks_on.write_text(BARGE_IN_SCENARIO.format(reply=REPLY,
+                                                 reaction='action = "wait"\nseconds = 0.1'))
+    stopped, went_on = [await run_scenario(load_scenario(path)) for path in (yields, talks_on)]
+    assert stopped.ok, stopped.error
+    assert stopped.steps[-1].measured is not None and stopped.steps[-1].measured < 1
+    assert went_on.outcome == "failed" and "step 9" in went_on.error
+    assert "after we talked over it (allowed 1 s)" in went_on.error
