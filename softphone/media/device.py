@@ -10,11 +10,14 @@ libportaudio2 still runs file, tone and null audio.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from softphone.media.drift import DriftResampler, FillSteering, SteadyFrames
 from softphone.media.wav import resample
 
 Samples = npt.NDArray[np.int16]
@@ -91,10 +94,24 @@ class SoundDevice:
     opens when it is first used, so a call that only plays (its source a file) never opens
     the microphone; both run at the rate the first one opened at."""
 
+    CAPTURE_TARGET_BLOCKS = 2.5  # the microphone ring's fill the drift steering aims at
+    PLAYBACK_TARGET_BLOCKS = 2.0  # ... and the speaker's: a block of margin against stalls
+
     def __init__(self, device: str | int | None = None, buffer_seconds: float = 0.5,
                  device_rate: int | None = None, capture_device: str | int | None = None,
-                 playback_device: str | int | None = None) -> None:
+                 playback_device: str | int | None = None,
+                 compensate_drift: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.device = device
+        self.compensate_drift = compensate_drift
+        self.clock = clock
+        # when each direction's callback last ran (the audio thread writes, the loop reads):
+        # how far into its next block the device is, so the fill is measured between blocks
+        self._last_callback = {"input": 0.0, "output": 0.0}
+        self.steering: dict[str, FillSteering] = {}  # per direction, once its stream opens
+        self._resamplers: dict[str, DriftResampler] = {}
+        self._captured_frames = SteadyFrames()
+        self._capture_owed = 0.0  # device samples due to the resampler, with their fraction
         self.devices = {"input": capture_device if capture_device is not None else device,
                         "output": playback_device if playback_device is not None else device}
         self.buffer_seconds = buffer_seconds
@@ -135,8 +152,12 @@ class SoundDevice:
 
     def _open(self, sounddevice: Any, kind: str, rate: int) -> None:
         buffer = RingBuffer(int(rate * self.buffer_seconds))
+        block = rate // 50
         settings = dict(samplerate=rate, channels=1, dtype="int16", device=self.devices[kind],
-                        blocksize=rate // 50, latency=0.1)
+                        blocksize=block, latency=0.1)
+        blocks = self.CAPTURE_TARGET_BLOCKS if kind == "input" else self.PLAYBACK_TARGET_BLOCKS
+        self.steering[kind] = FillSteering(rate, int(block * blocks))
+        self._resamplers[kind] = DriftResampler()
         if kind == "input":
             self.capture = buffer
             stream = sounddevice.InputStream(callback=self._captured, **settings)
@@ -153,26 +174,61 @@ class SoundDevice:
             stream.close()
 
     # PortAudio's audio thread: ring-buffer copies only.
-    def _captured(self, indata: Any, frames: int, time: Any, status: Any) -> None:
+    def _captured(self, indata: Any, frames: int, times: Any, status: Any) -> None:
         assert self.capture is not None
         self.capture.write(indata[:, 0])
+        self._last_callback["input"] = self.clock()
 
-    def _play(self, outdata: Any, frames: int, time: Any, status: Any) -> None:
+    def _play(self, outdata: Any, frames: int, times: Any, status: Any) -> None:
         assert self.playback is not None
         outdata[:, 0] = self.playback.read(frames)
+        self._last_callback["output"] = self.clock()
+
+    def _fill(self, kind: str, ring: RingBuffer) -> float:
+        """A ring's fill as the device sees it now, not only at its last block: the
+        microphone has captured since (more to come), the speaker has played since (less
+        left). Between two nearly equal clocks the phase of their blocks drifts slowly, so
+        the bare fill would wander by a block over a minute and the steering chase it."""
+        assert self.rate is not None
+        since = min(self.clock() - self._last_callback[kind], 1 / 50) * self.rate
+        return ring.available + (since if kind == "input" else -since)
 
     def read(self, samples: int, rate: int) -> Samples:
         self._ensure("input", rate)
         assert self.capture is not None and self.rate is not None
+        captured = self._take_captured(samples * self.rate // rate, samples / rate)
         if self.rate == rate:
-            return self.capture.read(samples)
-        frame = resample(self.capture.read(samples * self.rate // rate), self.rate, rate)
+            return captured
+        frame = resample(captured, self.rate, rate)
         return np.resize(frame, samples) if len(frame) != samples else frame
+
+    def _take_captured(self, count: int, seconds: float) -> Samples:
+        """``count`` microphone samples, the device's drift taken up (see media/drift.py)."""
+        assert self.capture is not None
+        if not self.compensate_drift:
+            return self.capture.read(count)
+        ratio = self.steering["input"].ratio(self._fill("input", self.capture), seconds)
+        frames = self._captured_frames
+        for _ in range(3):  # the resampler keeps a sample or two back: ask again for them
+            wanted = count - frames.available
+            if wanted <= 0:
+                break
+            # a fraction of a sample a frame is the whole correction: carry it, not round it
+            self._capture_owed += wanted * ratio
+            taking = int(self._capture_owed)
+            self._capture_owed -= taking
+            frames.add(self._resamplers["input"].process(self.capture.read(taking), ratio))
+        return frames.take(count)
 
     def write(self, frame: Samples, rate: int) -> None:
         self._ensure("output", rate)
         assert self.playback is not None and self.rate is not None
-        self.playback.write(frame if self.rate == rate else resample(frame, rate, self.rate))
+        data = frame if self.rate == rate else resample(frame, rate, self.rate)
+        if self.compensate_drift:
+            ratio = self.steering["output"].ratio(self._fill("output", self.playback),
+                                                  len(frame) / rate)
+            data = self._resamplers["output"].process(data, ratio)
+        self.playback.write(data)
 
     def close(self) -> None:
         for stream in self._streams.values():
