@@ -94,8 +94,11 @@ class SoundDevice:
     opens when it is first used, so a call that only plays (its source a file) never opens
     the microphone; both run at the rate the first one opened at."""
 
-    CAPTURE_TARGET_BLOCKS = 2.5  # the microphone ring's fill the drift steering aims at
-    PLAYBACK_TARGET_BLOCKS = 2.0  # ... and the speaker's: a block of margin against stalls
+    # the lowest fill the drift steering aims at, before a frame is read from the microphone
+    # (a frame and a block of margin) and after one is written for the speaker (a block)
+    CAPTURE_TARGET_BLOCKS = 3.0
+    SETTLING_SECONDS = 1.0  # after its first block, a device's underruns widen the targets
+    PLAYBACK_TARGET_BLOCKS = 2.0
 
     def __init__(self, device: str | int | None = None, buffer_seconds: float = 0.5,
                  device_rate: int | None = None, capture_device: str | int | None = None,
@@ -108,10 +111,15 @@ class SoundDevice:
         # when each direction's callback last ran (the audio thread writes, the loop reads):
         # how far into its next block the device is, so the fill is measured between blocks
         self._last_callback = {"input": 0.0, "output": 0.0}
+        self._first_callback = {"input": 0.0, "output": 0.0}
         self.steering: dict[str, FillSteering] = {}  # per direction, once its stream opens
         self._resamplers: dict[str, DriftResampler] = {}
         self._captured_frames = SteadyFrames()
         self._capture_owed = 0.0  # device samples due to the resampler, with their fraction
+        # samples dropped to cut a late backlog (negative: silence made up for a deficit)
+        self.dropped = {"input": 0, "output": 0}
+        self._playback_backlog = 0  # samples still to drop from what the call writes
+        self._underruns_seen = {"input": 0, "output": 0}
         self.devices = {"input": capture_device if capture_device is not None else device,
                         "output": playback_device if playback_device is not None else device}
         self.buffer_seconds = buffer_seconds
@@ -178,11 +186,15 @@ class SoundDevice:
         assert self.capture is not None
         self.capture.write(indata[:, 0])
         self._last_callback["input"] = self.clock()
+        self._first_callback["input"] = self._first_callback["input"] or \
+            self._last_callback["input"]
 
     def _play(self, outdata: Any, frames: int, times: Any, status: Any) -> None:
         assert self.playback is not None
         outdata[:, 0] = self.playback.read(frames)
         self._last_callback["output"] = self.clock()
+        self._first_callback["output"] = self._first_callback["output"] or \
+            self._last_callback["output"]
 
     def _fill(self, kind: str, ring: RingBuffer) -> float:
         """A ring's fill as the device sees it now, not only at its last block: the
@@ -207,8 +219,14 @@ class SoundDevice:
         assert self.capture is not None
         if not self.compensate_drift:
             return self.capture.read(count)
-        ratio = self.steering["input"].ratio(self._fill("input", self.capture), seconds)
+        ratio, jump = self._steer("input", self.capture, seconds)
         frames = self._captured_frames
+        if jump > 0:  # a late start or a stall left audio that would only be heard late
+            self.capture.read(jump)
+            self.dropped["input"] += jump
+        elif jump < 0:  # bursts drain the ring lower than its margin: let it fill up
+            frames.add(np.zeros(-jump, dtype=np.int16))
+            self.dropped["input"] += jump
         for _ in range(3):  # the resampler keeps a sample or two back: ask again for them
             wanted = count - frames.available
             if wanted <= 0:
@@ -220,13 +238,38 @@ class SoundDevice:
             frames.add(self._resamplers["input"].process(self.capture.read(taking), ratio))
         return frames.take(count)
 
+    def _steer(self, kind: str, ring: RingBuffer, seconds: float) -> tuple[float, int]:
+        """The resampling ratio for a frame of ``seconds`` and the samples to drop at once.
+        Nothing is steered until the device has run for a second (ALSA's pulse plugin
+        starts late and in bursts: steering an empty ring would wind the controller up for
+        nothing); after that, a ring that ran dry makes its target a block higher (to half
+        the ring at most)."""
+        assert self.rate is not None
+        started = self._first_callback[kind]
+        settled = bool(started) and self.clock() - started > self.SETTLING_SECONDS
+        underran, self._underruns_seen[kind] = \
+            ring.underruns > self._underruns_seen[kind], ring.underruns
+        if not settled:
+            return 1.0, 0
+        steering = self.steering[kind]
+        if underran:
+            steering.widen(self.rate // 50, int(self.rate * self.buffer_seconds / 2))
+        return steering.ratio(self._fill(kind, ring), seconds), steering.jump()
+
     def write(self, frame: Samples, rate: int) -> None:
         self._ensure("output", rate)
         assert self.playback is not None and self.rate is not None
         data = frame if self.rate == rate else resample(frame, rate, self.rate)
         if self.compensate_drift:
-            ratio = self.steering["output"].ratio(self._fill("output", self.playback),
-                                                  len(frame) / rate)
+            ratio, jump = self._steer("output", self.playback, len(frame) / rate)
+            if jump < 0:  # bursts drain the ring lower than its margin: fill it up
+                self.playback.write(np.zeros(-jump, dtype=np.int16))
+                self.dropped["output"] += jump
+            self._playback_backlog += max(0, jump)
+            if self._playback_backlog:  # the speaker stalled (or started late): what would
+                dropping = min(self._playback_backlog, len(data))  # queue now is heard late
+                data, self._playback_backlog = data[dropping:], self._playback_backlog - dropping
+                self.dropped["output"] += dropping
             data = self._resamplers["output"].process(data, ratio)
         self.playback.write(data)
 

@@ -20,19 +20,29 @@ Samples = npt.NDArray[np.int16]
 MAX_CORRECTION = 0.002  # 2,000 ppm: far past real crystals, short of audible pitch change
 PROPORTIONAL = 0.05  # per second of fill error: 10 ms off target -> 500 ppm
 INTEGRAL = 0.001  # per second of fill error per second: learns a steady drift in ~a minute
-SMOOTHING_SECONDS = 1.0  # the fill jumps a device block at every callback: average it out
+SMOOTHING_SECONDS = 1.0  # the fill swings by a device burst: average it out
+WINDOW_SECONDS = 2.0  # a smoothed fill off by a jump this long is a backlog or a deficit
+JUMP_SECONDS = 0.04  # ... this far off target: jump, not steer
 
 
 class FillSteering:
-    """The in/out resampling ratio that brings a ring buffer's fill to ``target`` samples.
+    """The in/out resampling ratio that keeps a ring buffer's fill at ``target`` samples.
     Both directions use it the same way: a fill above target makes the ratio above 1 (the
-    capture side takes more device samples per call sample, the playback side gives fewer)."""
+    capture side takes more device samples per call sample, the playback side gives fewer).
+
+    It steers the fill averaged over about a second: real devices move audio in bursts
+    (ALSA's pulse plugin: several blocks back to back, then nothing for tens of
+    milliseconds), so the fill swings by a burst; the device raises the target when the ring
+    runs dry all the same (``widen``). A fill far off target for a whole window (a backlog
+    from a late start or a stall) is a ``jump``: steering 2,000 ppm at most would take
+    minutes to close it."""
 
     def __init__(self, rate: int, target: int) -> None:
         self.rate = rate
         self.target = target
         self.smoothed: float | None = None
         self._integral = 0.0
+        self._off_for = 0.0  # seconds the smoothed fill has been more than a jump off
         self.correction = 0.0  # the last ratio - 1, for the live view and the benchmarks
 
     def ratio(self, fill: float, elapsed: float) -> float:
@@ -41,12 +51,28 @@ class FillSteering:
         self.smoothed = fill if self.smoothed is None else \
             self.smoothed + weight * (fill - self.smoothed)
         error = (self.smoothed - self.target) / self.rate  # seconds of audio too many
+        self._off_for = self._off_for + elapsed if abs(error) > JUMP_SECONDS else 0.0
         self._integral += error * elapsed
         limit = MAX_CORRECTION / INTEGRAL  # anti-windup: the integral alone stays in range
         self._integral = max(-limit, min(limit, self._integral))
         correction = PROPORTIONAL * error + INTEGRAL * self._integral
         self.correction = max(-MAX_CORRECTION, min(MAX_CORRECTION, correction))
         return 1.0 + self.correction
+
+    def widen(self, step: int, limit: int) -> None:
+        """The ring ran dry all the same (a burstier device than its target allows for):
+        aim ``step`` samples higher, up to ``limit``, as adaptive jitter buffers do."""
+        self.target = min(limit, self.target + step)
+
+    def jump(self) -> int:
+        """Samples to drop at once (positive) or to make up with silence (negative), when
+        the smoothed fill has stayed more than ``JUMP_SECONDS`` off target for a window;
+        the fill is then taken as on target."""
+        if self.smoothed is None or self._off_for < WINDOW_SECONDS:
+            return 0
+        gap = int(self.smoothed - self.target)
+        self.smoothed, self._off_for = float(self.target), 0.0
+        return gap
 
 
 class DriftResampler:

@@ -91,7 +91,7 @@ def test_an_hour_of_drift_is_taken_up_and_a_tone_passes_intact(ppm: float) -> No
     run = simulate(ppm, 3600, compensate=True)
     assert run.capture_ms[1] - run.capture_ms[0] <= 21  # a block's swing, no trend
     assert run.playback_ms[1] - run.playback_ms[0] <= 21
-    assert run.capture_ms[1] < 40 and run.playback_ms[1] < 90  # near their targets
+    assert run.capture_ms[1] < 70 and run.playback_ms[1] < 110  # near their targets
     assert run.capture_underruns == 0 and run.playback_underruns == 0
     # the steering learned the drift: the capture side takes ppm more, playback gives less
     assert run.correction_ppm[0] == pytest.approx(ppm, abs=30)
@@ -109,7 +109,7 @@ def test_without_the_steering_the_same_drift_fills_or_drains_the_rings(ppm: floa
         assert run.capture_underruns > 0 and run.playback_ms[1] >= 150
 
 
-def test_the_steering_answers_the_fill_and_stays_within_its_bounds() -> None:
+def test_the_steering_follows_the_smoothed_fill_and_stays_within_bounds() -> None:
     steering = FillSteering(RATE, target=400)
     assert steering.ratio(400, 0.02) == 1.0  # on target: no correction
     assert steering.ratio(4000, 0.02) > 1.0  # too full: take more (capture), give less
@@ -119,6 +119,23 @@ def test_the_steering_answers_the_fill_and_stays_within_its_bounds() -> None:
     for _ in range(200):
         steering.ratio(0, 0.02)
     assert steering.correction < 0.002  # it turns as soon as the fill does
+
+
+def test_a_fill_far_off_target_for_a_whole_window_jumps() -> None:
+    steering = FillSteering(RATE, target=400)
+    for _ in range(50):  # a burst: the smoothed fill rises, but not for long enough
+        steering.ratio(4000, 0.02)
+    assert steering.jump() == 0
+    for _ in range(200):  # a backlog that stays: dropped at once, down to target
+        steering.ratio(4000, 0.02)
+    assert 3000 < steering.jump() <= 3600
+    assert steering.jump() == 0  # and it counts as on target from there
+    for _ in range(200):  # a ring that stays low (bursts bigger than its margin): filled
+        steering.ratio(0, 0.02)
+    assert -400 <= steering.jump() < -300
+    steering.widen(160, limit=600)
+    steering.widen(160, limit=600)
+    assert steering.target == 600  # ran dry: aims higher, to its limit
 
 
 def test_the_resampler_gives_fewer_samples_for_a_ratio_above_one() -> None:
