@@ -44,6 +44,7 @@ class Profile:
     device: str | None = None
     capture_device: str | None = None   # the microphone's device, when it is not ``device``
     playback_device: str | None = None  # the speaker's device, when it is not ``device``
+    aec: bool | None = None  # echo cancellation on the sound device (None: on)
     listen: str | None = None
     rtp_ports: str | None = None  # "LOW-HIGH": where calls bind their RTP/RTCP port pairs
     ca_file: str | None = None    # TLS: trust these CAs instead of the system's
@@ -81,6 +82,7 @@ _KINDS = {"codecs": "a list of strings", "auth": "a list of strings",
           "trust": "a list of strings",
           "tls_insecure": "true or false", "srtp_insecure": "true or false",
           "mwi": "true or false", "decline_transfers": "true or false",
+          "aec": "true or false",
           "keepalive": "a number of seconds", "session_expires": "a whole number of seconds"}
 _CHECKS: dict[str, Any] = {
     "transport": lambda v: v in ("udp", "tcp", "tls") or "udp, tcp or tls",

@@ -137,7 +137,8 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         audio=audio_config(play, tone, record, echo,
                            null_audio or no_media or reject_code is not None
                            or redirect is not None, profile.device, record_both,
-                           profile.capture_device, profile.playback_device),
+                           profile.capture_device, profile.playback_device,
+                           profile.aec is not False),
         media=not no_media,
         guard=guard, reuse_port=reuse_port)
     try:

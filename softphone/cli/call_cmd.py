@@ -77,7 +77,8 @@ def call_command(uri: str, listen: str | None, transport: str, user: str | None,
         rtp_ports=rtp_port_range(rtp_ports, profile),
         audio=audio_config(play, tone, record, null_audio=null_audio, device=profile.device,
                            record_both=record_both, capture_device=profile.capture_device,
-                           playback_device=profile.playback_device))
+                           playback_device=profile.playback_device,
+                           aec=profile.aec is not False))
 
     async def main(stop: asyncio.Event) -> int:
         interactive = is_interactive(as_json)

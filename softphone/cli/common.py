@@ -282,6 +282,9 @@ def audio_options(command: Callable[..., None]) -> Callable[..., None]:
                      help="The microphone's device, when it is another (default: --device)."),
         click.option("--playback-device", metavar="NAME|INDEX",
                      help="The speaker's device, when it is another (default: --device)."),
+        click.option("--no-aec", "aec", flag_value=False, default=None,
+                     help="No echo cancellation or noise suppression on the sound device "
+                          "(on when the call both plays and records through it)."),
         RTP_PORTS_OPTION,
     ]
     for decorate in reversed(decorators):
@@ -312,7 +315,7 @@ def audio_config(play: str | None, tone: float | None, record: str | None,
                  echo: bool = False, null_audio: bool = False,
                  device: str | None = None, record_both: bool = False,
                  capture_device: str | None = None,
-                 playback_device: str | None = None) -> AudioConfig:
+                 playback_device: str | None = None, aec: bool = True) -> AudioConfig:
     """Ports for a call: files and tones where given, the sound device for the directions they
     leave uncovered, or silence/discard there with --null-audio."""
     if play is not None and tone is not None:
@@ -340,7 +343,7 @@ def audio_config(play: str | None, tone: float | None, record: str | None,
         _check_device(playback, False, True, "--playback-device")
     return AudioConfig(play=play, tone=tone, record=record, echo=echo, device=chosen,
                        device_in=device_in, device_out=device_out, record_both=record_both,
-                       capture_device=capture, playback_device=playback)
+                       capture_device=capture, playback_device=playback, aec=aec)
 
 
 def _device_choice(name: str | None) -> str | int | None:

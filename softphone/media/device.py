@@ -10,6 +10,7 @@ libportaudio2 still runs file, tone and null audio.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,9 +19,11 @@ import numpy as np
 import numpy.typing as npt
 
 from softphone.media.drift import DriftResampler, FillSteering, SteadyFrames
+from softphone.media.echo import EchoCanceller
 from softphone.media.wav import resample
 
 Samples = npt.NDArray[np.int16]
+log = logging.getLogger("softphone.media")
 
 
 class NoSoundDevice(RuntimeError):
@@ -96,6 +99,7 @@ class SoundDevice:
 
     # the lowest fill the drift steering aims at, before a frame is read from the microphone
     # (a frame and a block of margin) and after one is written for the speaker (a block)
+    LATENCY_SECONDS = 0.1  # PortAudio's suggested latency each way
     CAPTURE_TARGET_BLOCKS = 3.0
     SETTLING_SECONDS = 1.0  # after its first block, a device's underruns widen the targets
     PLAYBACK_TARGET_BLOCKS = 2.0
@@ -104,9 +108,12 @@ class SoundDevice:
                  device_rate: int | None = None, capture_device: str | int | None = None,
                  playback_device: str | int | None = None,
                  compensate_drift: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 echo_cancellation: bool = False) -> None:
         self.device = device
         self.compensate_drift = compensate_drift
+        # what the speaker plays, taken back out of what the microphone hears (media/echo.py)
+        self.echo: EchoCanceller | None = EchoCanceller() if echo_cancellation else None
         self.clock = clock
         # when each direction's callback last ran (the audio thread writes, the loop reads):
         # how far into its next block the device is, so the fill is measured between blocks
@@ -162,7 +169,7 @@ class SoundDevice:
         buffer = RingBuffer(int(rate * self.buffer_seconds))
         block = rate // 50
         settings = dict(samplerate=rate, channels=1, dtype="int16", device=self.devices[kind],
-                        blocksize=block, latency=0.1)
+                        blocksize=block, latency=self.LATENCY_SECONDS)
         blocks = self.CAPTURE_TARGET_BLOCKS if kind == "input" else self.PLAYBACK_TARGET_BLOCKS
         self.steering[kind] = FillSteering(rate, int(block * blocks))
         self._resamplers[kind] = DriftResampler()
@@ -209,10 +216,28 @@ class SoundDevice:
         self._ensure("input", rate)
         assert self.capture is not None and self.rate is not None
         captured = self._take_captured(samples * self.rate // rate, samples / rate)
-        if self.rate == rate:
-            return captured
-        frame = resample(captured, self.rate, rate)
-        return np.resize(frame, samples) if len(frame) != samples else frame
+        if self.rate != rate:
+            captured = resample(captured, self.rate, rate)
+            captured = np.resize(captured, samples) if len(captured) != samples else captured
+        if self.echo is not None:
+            try:
+                self.echo.set_delay(self._echo_delay_ms())
+                captured = self.echo.near(captured, rate)
+            except Exception as error:  # noqa: BLE001  (the call goes on, uncancelled)
+                self._echo_failed(error)
+        return captured
+
+    def _echo_failed(self, error: Exception) -> None:
+        """The echo canceller refused a frame: the call goes on without it, said once."""
+        log.warning("echo cancellation stopped: %s", error)
+        self.echo = None
+
+    def _echo_delay_ms(self) -> float:
+        """What the buffers hold between a frame written for the speaker and its echo read
+        from the microphone: both rings and PortAudio's own latency each way."""
+        assert self.rate is not None
+        held = sum(ring.available for ring in (self.capture, self.playback) if ring)
+        return held * 1000 / self.rate + 2 * self.LATENCY_SECONDS * 1000
 
     def _take_captured(self, count: int, seconds: float) -> Samples:
         """``count`` microphone samples, the device's drift taken up (see media/drift.py)."""
@@ -259,6 +284,11 @@ class SoundDevice:
     def write(self, frame: Samples, rate: int) -> None:
         self._ensure("output", rate)
         assert self.playback is not None and self.rate is not None
+        if self.echo is not None:
+            try:
+                self.echo.far(frame, rate)
+            except Exception as error:  # noqa: BLE001  (the call goes on, uncancelled)
+                self._echo_failed(error)
         data = frame if self.rate == rate else resample(frame, rate, self.rate)
         if self.compensate_drift:
             ratio, jump = self._steer("output", self.playback, len(frame) / rate)

@@ -18,7 +18,7 @@ import soxr
 Samples = npt.NDArray[np.int16]
 
 MAX_CORRECTION = 0.002  # 2,000 ppm: far past real crystals, short of audible pitch change
-PROPORTIONAL = 0.05  # per second of fill error: 10 ms off target -> 500 ppm
+PROPORTIONAL = 0.02  # per second of fill error: 10 ms off target -> 200 ppm
 INTEGRAL = 0.001  # per second of fill error per second: learns a steady drift in ~a minute
 SMOOTHING_SECONDS = 1.0  # the fill swings by a device burst: average it out
 WINDOW_SECONDS = 2.0  # a smoothed fill off by a jump this long is a backlog or a deficit

@@ -93,6 +93,7 @@ class AudioConfig:
     device_out: bool = False     # the speaker plays the call where no recording takes it
     capture_device: str | int | None = None   # the microphone's device, if not ``device``
     playback_device: str | int | None = None  # the speaker's device, if not ``device``
+    aec: bool = True  # echo cancellation and noise suppression on the sound device
 
     def prepare(self, rates: set[int]) -> None:
         """Decode and resample the file to play at every rate a call may use, now: the first
@@ -107,7 +108,8 @@ class AudioConfig:
             echo = Echo()
             return echo, echo
         card = SoundDevice(self.device, capture_device=self.capture_device,
-                           playback_device=self.playback_device) \
+                           playback_device=self.playback_device,
+                           echo_cancellation=self.aec and self.device_in and self.device_out) \
             if self.device_in or self.device_out else None
         source: AudioSource = Silence()
         if self.play is not None:
