@@ -100,9 +100,9 @@ class SoundDevice:
     # the lowest fill the drift steering aims at, before a frame is read from the microphone
     # (a frame and a block of margin) and after one is written for the speaker (a block)
     LATENCY_SECONDS = 0.1  # PortAudio's suggested latency each way
-    CAPTURE_TARGET_BLOCKS = 3.0
+    CAPTURE_TARGET_BLOCKS = 1.5
     SETTLING_SECONDS = 1.0  # after its first block, a device's underruns widen the targets
-    PLAYBACK_TARGET_BLOCKS = 2.0
+    PLAYBACK_TARGET_BLOCKS = 0.5
 
     def __init__(self, device: str | int | None = None, buffer_seconds: float = 0.5,
                  device_rate: int | None = None, capture_device: str | int | None = None,

@@ -19,7 +19,7 @@ Samples = npt.NDArray[np.int16]
 
 MAX_CORRECTION = 0.002  # 2,000 ppm: far past real crystals, short of audible pitch change
 PROPORTIONAL = 0.02  # per second of fill error: 10 ms off target -> 200 ppm
-INTEGRAL = 0.001  # per second of fill error per second: learns a steady drift in ~a minute
+INTEGRAL = 0.0002  # per second of fill error per second: learns a steady drift in minutes
 SMOOTHING_SECONDS = 1.0  # the fill swings by a device burst: average it out
 WINDOW_SECONDS = 2.0  # a smoothed fill off by a jump this long is a backlog or a deficit
 JUMP_SECONDS = 0.04  # ... this far off target: jump, not steer
@@ -43,6 +43,7 @@ class FillSteering:
         self.smoothed: float | None = None
         self._integral = 0.0
         self._off_for = 0.0  # seconds the smoothed fill has been more than a jump off
+        self._started = False  # the first jump, to target from wherever the fill began
         self.correction = 0.0  # the last ratio - 1, for the live view and the benchmarks
 
     def ratio(self, fill: float, elapsed: float) -> float:
@@ -65,13 +66,13 @@ class FillSteering:
         self.target = min(limit, self.target + step)
 
     def jump(self) -> int:
-        """Samples to drop at once (positive) or to make up with silence (negative), when
-        the smoothed fill has stayed more than ``JUMP_SECONDS`` off target for a window;
-        the fill is then taken as on target."""
-        if self.smoothed is None or self._off_for < WINDOW_SECONDS:
+        """Samples to drop at once (positive) or to make up with silence (negative): on the
+        first call, to start on target; after that when the smoothed fill has stayed more
+        than ``JUMP_SECONDS`` off target for a window. The fill is then taken as on target."""
+        if self.smoothed is None or (self._started and self._off_for < WINDOW_SECONDS):
             return 0
-        gap = int(self.smoothed - self.target)
-        self.smoothed, self._off_for = float(self.target), 0.0
+        gap = int(self.smoothed - self.target)  # the first time: start on target
+        self.smoothed, self._off_for, self._started = float(self.target), 0.0, True
         return gap
 
 

@@ -6,7 +6,6 @@ while both talk."""
 from __future__ import annotations
 
 import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,57 +13,17 @@ import numpy as np
 import pytest
 
 from softphone.media.device import SoundDevice
+from softphone.media.virtual_card import run_room, stand_in_sounddevice
 from softphone.media.wav import load_wav
-from tests.unit.test_device import FakeStream
 
 SPEECH = Path(__file__).parents[1] / "data" / "speech"
 RATE, BLOCK = 16000, 320
-ECHO_DELAY, ECHO_GAIN, REFLECTION_DELAY, REFLECTION_GAIN = 640, 0.5, 720, 0.15
 
 
 @pytest.fixture(autouse=True)
-def fake_sounddevice(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    module = types.ModuleType("sounddevice")
-    module.InputStream = type("InputStream", (FakeStream,), {})  # type: ignore[attr-defined]
-    module.OutputStream = type("OutputStream", (FakeStream,), {})  # type: ignore[attr-defined]
-    module.PortAudioError = type("PortAudioError", (Exception,), {})  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "sounddevice", module)
+def virtual_card(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setitem(sys.modules, "sounddevice", stand_in_sounddevice())
     yield
-
-
-def through_the_room(far: np.ndarray, near: np.ndarray,
-                     cancel: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Run the far end's speech out of the card's speaker and what its microphone hears
-    (the speaker's echo plus ``near``) back in, 20 ms at a time, as a call would. Returns
-    what the speaker played and what the call got from the microphone."""
-    now = [0.0]
-    card = SoundDevice(None, compensate_drift=False, clock=lambda: now[0],
-                       echo_cancellation=cancel)
-    card.prepare(RATE)
-    played = np.zeros(len(far) + BLOCK, dtype=np.float64)
-    heard: list[np.ndarray] = []
-    for start in range(0, len(far) - BLOCK, BLOCK):
-        now[0] = start / RATE
-        card.write(far[start:start + BLOCK], RATE)  # the call sends the far end's voice
-        speaker = np.zeros((BLOCK, 1), dtype=np.int16)
-        card._play(speaker, BLOCK, None, None)  # the device plays it ...
-        played[start:start + BLOCK] = speaker[:, 0]
-        echo = (ECHO_GAIN * _delayed(played, start, ECHO_DELAY)
-                + REFLECTION_GAIN * _delayed(played, start, REFLECTION_DELAY))
-        microphone = np.clip(echo + near[start:start + BLOCK], -32768, 32767)
-        card._captured(microphone.astype(np.int16).reshape(-1, 1), BLOCK, None, None)
-        heard.append(card.read(BLOCK, RATE))  # ... and the call takes the microphone's
-    card.close()
-    return played[: len(far)], np.concatenate(heard)
-
-
-def _delayed(played: np.ndarray, start: int, delay: int) -> np.ndarray:
-    begin = start - delay
-    piece = np.zeros(BLOCK)
-    if begin + BLOCK > 0:
-        available = played[max(0, begin) : begin + BLOCK]
-        piece[BLOCK - len(available):] = available
-    return piece
 
 
 def _power(samples: np.ndarray) -> float:
@@ -81,8 +40,8 @@ def speech() -> tuple[np.ndarray, np.ndarray]:
 def test_the_far_end_hears_its_echo_at_least_25_db_down() -> None:
     far, _ = speech()
     silent = np.zeros(len(far))
-    _, uncancelled = through_the_room(far, silent, cancel=False)
-    _, cancelled = through_the_room(far, silent, cancel=True)
+    _, uncancelled = run_room(far, silent, cancel=False)
+    _, cancelled = run_room(far, silent, cancel=True)
     settled = slice(len(far) // 3, len(uncancelled))  # after the canceller has converged
     erle = 10 * np.log10(_power(uncancelled[settled]) / _power(cancelled[settled]))
     assert _power(uncancelled[settled]) > 1e5  # the echo was there to cancel
@@ -94,7 +53,7 @@ def test_the_near_end_gets_through_while_both_talk() -> None:
     near = np.zeros(len(far))
     start = len(far) // 2  # the near end talks over the second half of the prompt
     near[start : start + len(near_voice)] = near_voice[: len(far) - start]
-    _, cancelled = through_the_room(far, near, cancel=True)
+    _, cancelled = run_room(far, near, cancel=True)
     talking = slice(start, min(len(far), start + len(near_voice)) - BLOCK)
     kept = 10 * np.log10(_power(cancelled[talking]) / _power(near[talking]))
     assert kept > -6, f"the near end came through {kept:.1f} dB down"
