@@ -100,6 +100,7 @@ class SoundDevice:
     # the lowest fill the drift steering aims at, before a frame is read from the microphone
     # (a frame and a block of margin) and after one is written for the speaker (a block)
     LATENCY_SECONDS = 0.1  # PortAudio's suggested latency each way
+    STALL_SECONDS = 1.0  # no callback this long: the device is gone (or stalled)
     CAPTURE_TARGET_BLOCKS = 1.5
     SETTLING_SECONDS = 1.0  # after its first block, a device's underruns widen the targets
     PLAYBACK_TARGET_BLOCKS = 0.5
@@ -119,6 +120,7 @@ class SoundDevice:
         # how far into its next block the device is, so the fill is measured between blocks
         self._last_callback = {"input": 0.0, "output": 0.0}
         self._first_callback = {"input": 0.0, "output": 0.0}
+        self.stalled: set[str] = set()  # directions whose device stopped calling back
         self.steering: dict[str, FillSteering] = {}  # per direction, once its stream opens
         self._resamplers: dict[str, DriftResampler] = {}
         self._captured_frames = SteadyFrames()
@@ -215,6 +217,7 @@ class SoundDevice:
     def read(self, samples: int, rate: int) -> Samples:
         self._ensure("input", rate)
         assert self.capture is not None and self.rate is not None
+        self._watch("input")
         captured = self._take_captured(samples * self.rate // rate, samples / rate)
         if self.rate != rate:
             captured = resample(captured, self.rate, rate)
@@ -226,6 +229,22 @@ class SoundDevice:
             except Exception as error:  # noqa: BLE001  (the call goes on, uncancelled)
                 self._echo_failed(error)
         return captured
+
+    def _watch(self, kind: str) -> None:
+        """A device whose callbacks stopped (unplugged, or its server gone) is said once:
+        the ring then gives silence and takes frames nowhere, and the call goes on."""
+        last = self._last_callback[kind]
+        stalled = bool(last) and self.clock() - last > self.STALL_SECONDS
+        if stalled != (kind in self.stalled):
+            part = "microphone" if kind == "input" else "speaker"
+            name = self.devices[kind] if self.devices[kind] is not None else "default"
+            if stalled:
+                self.stalled.add(kind)
+                log.warning("sound device %s: the %s stopped (unplugged?); the call goes on "
+                            "with silence", name, part)
+            else:
+                self.stalled.discard(kind)
+                log.warning("sound device %s: the %s is back", name, part)
 
     def _echo_failed(self, error: Exception) -> None:
         """The echo canceller refused a frame: the call goes on without it, said once."""
@@ -284,6 +303,7 @@ class SoundDevice:
     def write(self, frame: Samples, rate: int) -> None:
         self._ensure("output", rate)
         assert self.playback is not None and self.rate is not None
+        self._watch("output")
         if self.echo is not None:
             try:
                 self.echo.far(frame, rate)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from softphone.media.device import SoundDevice
+from softphone.media.virtual_card import stand_in_sounddevice
 
 
 class FakeStream:
@@ -63,3 +64,35 @@ def test_without_separate_devices_both_directions_use_the_one(
     default = SoundDevice(None)
     default.prepare(8000)
     assert fake_sounddevice[-1] == ("input", None, 8000)
+
+
+def test_a_device_that_stops_calling_back_is_said_once_and_the_call_gets_silence(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unplugged: PortAudio's callbacks stop. Reads go on giving frames (silence), writes go
+    on taking them, one warning says what happened, and another when it comes back."""
+    monkeypatch.setitem(sys.modules, "sounddevice", stand_in_sounddevice())
+    clock = [0.0]
+    card = SoundDevice("USB headset", clock=lambda: clock[0])
+    card.prepare(8000)
+    card.write(np.zeros(160, dtype=np.int16), 8000)
+    tone = np.full((160, 1), 3000, dtype=np.int16)
+    for tick in range(300):  # 6 s: 2 s working, 3 s unplugged, 1 s back
+        clock[0] = tick * 0.02
+        if not 100 <= tick < 250:
+            card._captured(tone, 160, None, None)
+            card._play(np.zeros((160, 1), dtype=np.int16), 160, None, None)
+        frame = card.read(160, 8000)
+        card.write(frame, 8000)
+        assert len(frame) == 160
+        if tick == 240:
+            assert card.stalled == {"input", "output"}
+            assert np.abs(frame).max() <= 2  # silence (the resampler's last bit aside)
+    card.close()
+    said = [r.getMessage() for r in caplog.records if "USB headset" in r.getMessage()]
+    assert said == [
+        "sound device USB headset: the microphone stopped (unplugged?); the call goes on with "
+        "silence",
+        "sound device USB headset: the speaker stopped (unplugged?); the call goes on with "
+        "silence",
+        "sound device USB headset: the microphone is back",
+        "sound device USB headset: the speaker is back"]
