@@ -24,13 +24,18 @@ REPORT_EVERY = 10  # frames: a mic level every 200 ms
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per device.")
 @click.option("--test", "run_test", is_flag=True,
               help="Play a 440 Hz tone on the speaker and show the microphone's level.")
+@click.option("--latency", "measure_latency", is_flag=True,
+              help="Measure the round trip of clicks from the speaker back into the "
+                   "microphone (hold them together, or loop the output back), softphone's "
+                   "own buffering in it, and the time to first audio.")
 @click.option("--seconds", type=click.FloatRange(0.2, 600), default=5.0, show_default=True,
-              help="How long --test runs.")
+              help="How long --test or --latency runs.")
 @click.option("--device", metavar="NAME|INDEX", help="With --test: the device to try.")
 @click.option("--capture-device", metavar="NAME|INDEX", help="With --test: the microphone's.")
 @click.option("--playback-device", metavar="NAME|INDEX", help="With --test: the speaker's.")
-def devices_command(as_json: bool, run_test: bool, seconds: float, device: str | None,
-                    capture_device: str | None, playback_device: str | None) -> None:
+def devices_command(as_json: bool, run_test: bool, measure_latency: bool, seconds: float,
+                    device: str | None, capture_device: str | None,
+                    playback_device: str | None) -> None:
     """List sound devices (index, name, input/output channels, default rate), or with
     --test check them: a tone out of the speaker, the microphone's level shown as it goes.
 
@@ -38,11 +43,14 @@ def devices_command(as_json: bool, run_test: bool, seconds: float, device: str |
     Example:
       softphone devices
       softphone devices --test --seconds 3
+      softphone devices --latency --json
       softphone call sip:bob@127.0.0.1:5062 --device 3
     """
+    chosen = [_index_or_name(d) for d in (device, capture_device, playback_device)]
     if run_test:
-        raise SystemExit(_test_devices(seconds, as_json, *(_index_or_name(d) for d in (
-            device, capture_device, playback_device))))
+        raise SystemExit(_test_devices(seconds, as_json, *chosen))
+    if measure_latency:
+        raise SystemExit(_measure_latency(seconds, as_json, *chosen))
     devices = list_devices()
     default_in, default_out = default_devices()
     if as_json:
@@ -115,3 +123,69 @@ def _show_level(at: float, level: float, as_json: bool) -> None:
         return
     filled = max(0, min(30, int((level + 60) / 2)))
     click.echo(f"{at:5.1f} s  mic {level:6.1f} dBFS  {'#' * filled}{'.' * (30 - filled)}")
+
+
+CLICK_EVERY = 25  # frames: a click every half second
+CLICK_LEVEL = 16000
+
+
+def _measure_latency(seconds: float, as_json: bool, device: str | int | None,
+                     capture: str | int | None, playback: str | int | None) -> int:
+    """Clicks out of the speaker every half second, found again in what the microphone
+    brings back: the round trip, softphone's own part of it (what its two rings held on
+    average), and how long the device took to deliver its first audio."""
+    if not list_devices():
+        click.echo("softphone: error: no sound devices: PortAudio sees none", err=True)
+        return 2
+    card = SoundDevice(device, capture_device=capture, playback_device=playback)
+    clicks: list[int] = []  # the sample each click was written at
+    heard: list[np.ndarray] = []
+    held: list[int] = []
+    opened = deadline = time.monotonic()
+    try:
+        for number in range(int(seconds * 50)):
+            frame = np.zeros(FRAME, dtype=np.int16)
+            if number % CLICK_EVERY == CLICK_EVERY - 1:
+                frame[: FRAME // 4] = CLICK_LEVEL  # a 5 ms pulse
+                clicks.append(number * FRAME)
+            card.write(frame, TEST_RATE)
+            heard.append(card.read(FRAME, TEST_RATE))
+            assert card.capture is not None and card.playback is not None
+            held.append(card.capture.available + card.playback.available)
+            deadline += FRAME / TEST_RATE
+            time.sleep(max(0.0, deadline - time.monotonic()))
+    except NoSoundDevice as error:
+        click.echo(f"softphone: error: {error}", err=True)
+        return 2
+    finally:
+        card.close()
+    first = card.first_audio()
+    trips = _round_trips(clicks, np.concatenate(heard))
+    result = {"event": "device_latency", "clicks": len(clicks), "found": len(trips),
+              "round_trip_ms": round(float(np.median(trips)), 1) if trips else None,
+              "softphone_ms": round(float(np.mean(held)) * 1000 / TEST_RATE, 1),
+              "first_audio_ms": round((first - opened) * 1000, 1) if first else None}
+    if as_json:
+        click.echo(json.dumps(result))
+    elif trips:
+        click.echo(f"round trip {result['round_trip_ms']} ms (median of {len(trips)} of "
+                   f"{len(clicks)} clicks), of which softphone's buffers "
+                   f"{result['softphone_ms']} ms; first audio "
+                   f"{result['first_audio_ms']} ms after opening")
+    else:
+        click.echo(f"none of {len(clicks)} clicks came back: is the microphone near the "
+                   "speaker (or the output looped back)?")
+    return 0
+
+
+def _round_trips(clicks: list[int], heard: np.ndarray) -> list[float]:
+    """Milliseconds from each click to the next loud onset in what the microphone heard
+    (before the following click)."""
+    loud = np.flatnonzero(np.abs(heard.astype(np.int32)) > CLICK_LEVEL // 8)
+    trips: list[float] = []
+    for index, at in enumerate(clicks):
+        until = clicks[index + 1] if index + 1 < len(clicks) else len(heard)
+        onset = loud[(loud >= at) & (loud < until)]
+        if len(onset):
+            trips.append((int(onset[0]) - at) * 1000 / TEST_RATE)
+    return trips

@@ -121,6 +121,7 @@ class SoundDevice:
         self._last_callback = {"input": 0.0, "output": 0.0}
         self._first_callback = {"input": 0.0, "output": 0.0}
         self.stalled: set[str] = set()  # directions whose device stopped calling back
+        self._callbacks = {"input": 0, "output": 0}
         self.steering: dict[str, FillSteering] = {}  # per direction, once its stream opens
         self._resamplers: dict[str, DriftResampler] = {}
         self._captured_frames = SteadyFrames()
@@ -194,6 +195,7 @@ class SoundDevice:
     def _captured(self, indata: Any, frames: int, times: Any, status: Any) -> None:
         assert self.capture is not None
         self.capture.write(indata[:, 0])
+        self._callbacks["input"] += 1
         self._last_callback["input"] = self.clock()
         self._first_callback["input"] = self._first_callback["input"] or \
             self._last_callback["input"]
@@ -201,9 +203,14 @@ class SoundDevice:
     def _play(self, outdata: Any, frames: int, times: Any, status: Any) -> None:
         assert self.playback is not None
         outdata[:, 0] = self.playback.read(frames)
+        self._callbacks["output"] += 1
         self._last_callback["output"] = self.clock()
         self._first_callback["output"] = self._first_callback["output"] or \
             self._last_callback["output"]
+
+    def first_audio(self) -> float | None:
+        """When the microphone first delivered (its clock), None if it never did."""
+        return self._first_callback["input"] or None
 
     def _fill(self, kind: str, ring: RingBuffer) -> float:
         """A ring's fill as the device sees it now, not only at its last block: the
@@ -234,7 +241,9 @@ class SoundDevice:
         """A device whose callbacks stopped (unplugged, or its server gone) is said once:
         the ring then gives silence and takes frames nowhere, and the call goes on."""
         last = self._last_callback[kind]
-        stalled = bool(last) and self.clock() - last > self.STALL_SECONDS
+        # (a device that has not yet run a second's worth of blocks may still be starting:
+        # ALSA's pulse plugin pulls a few, then nothing for up to two seconds)
+        stalled = self._callbacks[kind] > 50 and self.clock() - last > self.STALL_SECONDS
         if stalled != (kind in self.stalled):
             part = "microphone" if kind == "input" else "speaker"
             name = self.devices[kind] if self.devices[kind] is not None else "default"

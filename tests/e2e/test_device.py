@@ -224,3 +224,30 @@ def test_drift_steering_keeps_a_real_devices_speaker_queue_short(tmp_path: Path)
     assert runs["off"]["playback_ms"] > 300, runs
     assert runs["on"]["playback_ms"] < 200, runs
     assert runs["on"]["underruns"] < 8000 * 0.01, runs  # under 1% of the settled half
+
+
+def test_devices_latency_times_clicks_looped_back_from_the_speaker(tmp_path: Path) -> None:
+    """The private PulseAudio loops the speaker's output back into the microphone (a room
+    with the phone's speaker next to its microphone): the clicks come back, and the round
+    trip holds softphone's own buffering and the rest of the path."""
+    with pulseaudio(tmp_path) as env:
+        subprocess.run(["pactl", "load-module", "module-loopback", "source=speaker.monitor",
+                        "sink=mic", "latency_msec=20"], env=env, check=True,
+                       capture_output=True, timeout=30)
+        result = subprocess.run(
+            [sys.executable, "-m", "softphone", "devices", "--latency", "--seconds", "6",
+             "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(result.stdout)
+    assert measured["clicks"] == 12 and measured["found"] >= 6, measured
+    assert measured["softphone_ms"] < measured["round_trip_ms"] < 1500, measured
+    assert measured["first_audio_ms"] is not None and measured["first_audio_ms"] < 5000
+
+
+def test_devices_latency_says_when_no_click_comes_back(tmp_path: Path) -> None:
+    with pulseaudio(tmp_path) as env:  # the speaker and the microphone are not joined
+        result = subprocess.run(
+            [sys.executable, "-m", "softphone", "devices", "--latency", "--seconds", "2"],
+            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "none of 4 clicks came back" in result.stdout
