@@ -94,9 +94,8 @@ class AnswerSummary:
 
 def summary_of(line: str) -> AnswerSummary | None:
     """A worker's summary line, or None for any other output line."""
-    if not line.startswith('{"event": "summary"'):
-        return None
     try:
-        return AnswerSummary.from_json(json.loads(line))
-    except (ValueError, KeyError, TypeError):
+        data = json.loads(line)
+        return AnswerSummary.from_json(data) if data.get("event") == "summary" else None
+    except (ValueError, KeyError, TypeError, AttributeError):  # not JSON, or not an object
         return None

@@ -333,7 +333,7 @@ def audio_config(play: str | None, tone: float | None, record: str | None,
                                      param_hint="--record")
     device_in = not (null_audio or echo or play is not None or tone is not None)
     device_out = not (null_audio or echo or record is not None)
-    chosen, capture, playback = (_device_choice(name) for name in (device, capture_device,
+    chosen, capture, playback = (device_choice(name) for name in (device, capture_device,
                                                                     playback_device))
     if device_in or device_out:
         _check_device(chosen, device_in, device_out)
@@ -346,7 +346,7 @@ def audio_config(play: str | None, tone: float | None, record: str | None,
                        capture_device=capture, playback_device=playback, aec=aec)
 
 
-def _device_choice(name: str | None) -> str | int | None:
+def device_choice(name: str | None) -> str | int | None:
     """A device as sounddevice takes it: an index when the text is a number, else a name."""
     index = decimal(name)
     return index if index is not None else name

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 import click
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from softphone.cli.common import device_choice
 from softphone.media.device import NoSoundDevice, SoundDevice, default_devices, list_devices
 from softphone.media.ports import Tone
 from softphone.media.quality import level_dbfs
@@ -46,7 +48,7 @@ def devices_command(as_json: bool, run_test: bool, measure_latency: bool, second
       softphone devices --latency --json
       softphone call sip:bob@127.0.0.1:5062 --device 3
     """
-    chosen = [_index_or_name(d) for d in (device, capture_device, playback_device)]
+    chosen = [device_choice(d) for d in (device, capture_device, playback_device)]
     if run_test:
         raise SystemExit(_test_devices(seconds, as_json, *chosen))
     if measure_latency:
@@ -74,37 +76,50 @@ def devices_command(as_json: bool, run_test: bool, measure_latency: bool, second
     click.echo("< default input, > default output")
 
 
-def _index_or_name(text: str | None) -> str | int | None:
-    return int(text) if text is not None and text.isdigit() else text
+def _exchange(seconds: float, device: str | int | None, capture: str | int | None,
+              playback: str | int | None, outgoing: Callable[[int], np.ndarray],
+              each: Callable[[int, np.ndarray, SoundDevice], None]) -> SoundDevice | None:
+    """Frames to the speaker and from the microphone at their real pace for ``seconds``:
+    ``outgoing(number)`` is written, ``each(number, heard, card)`` sees what came back. The
+    card, closed, when done; None (said on stderr) when no device could be opened."""
+    if not list_devices():
+        click.echo("softphone: error: no sound devices: PortAudio sees none", err=True)
+        return None
+    card = SoundDevice(device, capture_device=capture, playback_device=playback)
+    deadline = time.monotonic()
+    try:
+        for number in range(1, int(seconds * 50) + 1):
+            card.write(outgoing(number), TEST_RATE)
+            each(number, card.read(FRAME, TEST_RATE), card)
+            deadline += FRAME / TEST_RATE
+            time.sleep(max(0.0, deadline - time.monotonic()))
+    except NoSoundDevice as error:
+        click.echo(f"softphone: error: {error}", err=True)
+        return None
+    finally:
+        card.close()
+    return card
 
 
 def _test_devices(seconds: float, as_json: bool, device: str | int | None,
                   capture: str | int | None, playback: str | int | None) -> int:
     """Play the tone and read the microphone for ``seconds``, a level line every 200 ms;
     exit status 0, or 2 when the devices cannot be opened."""
-    if not list_devices():
-        click.echo("softphone: error: no sound devices: PortAudio sees none", err=True)
-        return 2
-    card = SoundDevice(device, capture_device=capture, playback_device=playback)
     tone = Tone(TEST_TONE_HZ, level_dbfs=-12)
     heard: list[np.ndarray] = []
-    peak = -96.0
-    started = deadline = time.monotonic()
-    try:
-        for number in range(1, int(seconds * 50) + 1):
-            card.write(tone.read(FRAME, TEST_RATE), TEST_RATE)
-            heard.append(card.read(FRAME, TEST_RATE))
-            if number % REPORT_EVERY == 0:
-                level = level_dbfs(np.concatenate(heard[-REPORT_EVERY:]))
-                peak = max(peak, level)
-                _show_level(time.monotonic() - started, level, as_json)
-            deadline += FRAME / TEST_RATE
-            time.sleep(max(0.0, deadline - time.monotonic()))
-    except NoSoundDevice as error:
-        click.echo(f"softphone: error: {error}", err=True)
+    levels: list[float] = []
+    started = time.monotonic()
+
+    def show(number: int, frame: np.ndarray, card: SoundDevice) -> None:
+        heard.append(frame)
+        if number % REPORT_EVERY == 0:
+            levels.append(level_dbfs(np.concatenate(heard[-REPORT_EVERY:])))
+            _show_level(time.monotonic() - started, levels[-1], as_json)
+
+    if _exchange(seconds, device, capture, playback, lambda _: tone.read(FRAME, TEST_RATE),
+                 show) is None:
         return 2
-    finally:
-        card.close()
+    peak = max(levels, default=-96.0)
     if as_json:
         click.echo(json.dumps({"event": "device_test", "tone_hz": TEST_TONE_HZ,
                                "seconds": seconds, "mic_peak_dbfs": round(peak, 1)}))
@@ -134,31 +149,26 @@ def _measure_latency(seconds: float, as_json: bool, device: str | int | None,
     """Clicks out of the speaker every half second, found again in what the microphone
     brings back: the round trip, softphone's own part of it (what its two rings held on
     average), and how long the device took to deliver its first audio."""
-    if not list_devices():
-        click.echo("softphone: error: no sound devices: PortAudio sees none", err=True)
-        return 2
-    card = SoundDevice(device, capture_device=capture, playback_device=playback)
     clicks: list[int] = []  # the sample each click was written at
     heard: list[np.ndarray] = []
     held: list[int] = []
-    opened = deadline = time.monotonic()
-    try:
-        for number in range(int(seconds * 50)):
-            frame = np.zeros(FRAME, dtype=np.int16)
-            if number % CLICK_EVERY == CLICK_EVERY - 1:
-                frame[: FRAME // 4] = CLICK_LEVEL  # a 5 ms pulse
-                clicks.append(number * FRAME)
-            card.write(frame, TEST_RATE)
-            heard.append(card.read(FRAME, TEST_RATE))
-            assert card.capture is not None and card.playback is not None
-            held.append(card.capture.available + card.playback.available)
-            deadline += FRAME / TEST_RATE
-            time.sleep(max(0.0, deadline - time.monotonic()))
-    except NoSoundDevice as error:
-        click.echo(f"softphone: error: {error}", err=True)
+
+    def outgoing(number: int) -> np.ndarray:
+        frame = np.zeros(FRAME, dtype=np.int16)
+        if number % CLICK_EVERY == 0:
+            frame[: FRAME // 4] = CLICK_LEVEL  # a 5 ms pulse
+            clicks.append((number - 1) * FRAME)
+        return frame
+
+    def note(number: int, frame: np.ndarray, card: SoundDevice) -> None:
+        heard.append(frame)
+        assert card.capture is not None and card.playback is not None
+        held.append(card.capture.available + card.playback.available)
+
+    opened = time.monotonic()
+    card = _exchange(seconds, device, capture, playback, outgoing, note)
+    if card is None:
         return 2
-    finally:
-        card.close()
     first = card.first_audio()
     trips = _round_trips(clicks, np.concatenate(heard))
     result = {"event": "device_latency", "clicks": len(clicks), "found": len(trips),

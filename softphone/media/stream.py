@@ -21,6 +21,7 @@ import numpy as np
 
 from softphone.media.clock import MediaClock
 from softphone.media.codecs import audio_rate, make_codec
+from softphone.media.codecs.opus import DEFAULT_COMPLEXITY
 from softphone.media.diagnosis import HeardAudio
 from softphone.media.mos import estimate_mos
 from softphone.media.ports import AudioSink, AudioSource, Discard, Samples, content_rate
@@ -48,7 +49,7 @@ from softphone.transport.rtp import RtpEndpoint
 
 log = logging.getLogger("softphone.media")
 ADAPT_EVERY = 50  # ticks between jitter-buffer depth and codec complexity adjustments
-NORMAL_COMPLEXITY, LOW_COMPLEXITY = 5, 1  # Opus encoder complexity (0-10)
+NORMAL_COMPLEXITY, LOW_COMPLEXITY = DEFAULT_COMPLEXITY, 1  # Opus encoder complexity (0-10)
 SILENT_AFTER = 0.25  # seconds without RTP before the speaker meter shows silence
 RTCP_INTERVAL = 5.0  # seconds, randomised by 0.5-1.5 (RFC 3550 6.2)
 

@@ -22,7 +22,7 @@ Samples = npt.NDArray[np.int16]
 Signal = npt.NDArray[np.float64]
 
 
-class _StillStream:
+class StillStream:
     """A PortAudio stream that opens, starts and closes, and never calls back by itself."""
 
     def __init__(self, callback: Any, **settings: Any) -> None:
@@ -41,8 +41,8 @@ class _StillStream:
 def stand_in_sounddevice() -> types.ModuleType:
     """A module to install as ``sounddevice`` (sys.modules) while a virtual card runs."""
     module = types.ModuleType("sounddevice")
-    module.InputStream = type("InputStream", (_StillStream,), {})  # type: ignore[attr-defined]
-    module.OutputStream = type("OutputStream", (_StillStream,), {})  # type: ignore[attr-defined]
+    module.InputStream = type("InputStream", (StillStream,), {})  # type: ignore[attr-defined]
+    module.OutputStream = type("OutputStream", (StillStream,), {})  # type: ignore[attr-defined]
     module.PortAudioError = type("PortAudioError", (Exception,), {})  # type: ignore[attr-defined]
     return module
 

@@ -12,24 +12,18 @@ import numpy as np
 import pytest
 
 from softphone.media.device import SoundDevice
-from softphone.media.virtual_card import stand_in_sounddevice
+from softphone.media.virtual_card import StillStream, stand_in_sounddevice
 
 
-class FakeStream:
+class FakeStream(StillStream):
+    """A still stream that also notes which device each direction opened, at what rate."""
+
     opened: list[tuple[str, Any, int]] = []
 
     def __init__(self, callback: Any, **settings: Any) -> None:
+        super().__init__(callback, **settings)
         self.kind = "input" if type(self).__name__ == "InputStream" else "output"
         FakeStream.opened.append((self.kind, settings["device"], settings["samplerate"]))
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture

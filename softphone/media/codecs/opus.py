@@ -33,12 +33,14 @@ def audio_rate_for(wanted: int) -> int:
     """The narrowest rate libopus codes at that holds audio of ``wanted`` Hz."""
     return next((rate for rate in AUDIO_RATES if rate >= wanted), RATE)
 
+DEFAULT_COMPLEXITY = 5  # the encoder's effort (0-10): a call's own, when not under load
+
 
 class Opus:
     """``rate`` is the audio's coded by the encoder (frames in), ``decode_rate`` the audio's
     the decoder gives out (``rate`` unless said); the packets are the same at any rate."""
 
-    def __init__(self, complexity: int = 5, peer: dict[str, str] | None = None,
+    def __init__(self, complexity: int = DEFAULT_COMPLEXITY, peer: dict[str, str] | None = None,
                  rate: int = RATE, decode_rate: int | None = None) -> None:
         import opuslib
         import opuslib.api.encoder
