@@ -232,7 +232,8 @@ def test_drift_steering_keeps_a_real_devices_speaker_queue_short(tmp_path: Path)
             text=True, timeout=60, check=True).stdout) for mode in ("on", "off")}
     assert runs["off"]["playback_ms"] > 300, runs
     assert runs["on"]["playback_ms"] < 200, runs
-    assert runs["on"]["underruns"] < 8000 * 0.01, runs  # under 1% of the settled half
+    # under 1% of the settled half (8 s): the ring raises its target a block at each underrun
+    assert runs["on"]["underruns"] < 8 * 8000 * 0.01, runs
 
 
 def test_devices_latency_times_clicks_looped_back_from_the_speaker(tmp_path: Path) -> None:
