@@ -29,6 +29,9 @@ MAX_CONNECTIONS_PER_SOURCE = 32
 PING, PONG = b"\r\n\r\n", b"\r\n"
 
 
+CLOSE_SECONDS = 1.0  # how long a closing connection may take before it is aborted
+
+
 class TcpTransport:
     name = "tcp"
     via = "TCP"
@@ -191,3 +194,14 @@ class TcpTransport:
         for task in self._pending():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await asyncio.gather(*(_shut(writer) for writer in list(self._writers.values())))
+
+
+async def _shut(writer: asyncio.StreamWriter) -> None:
+    """A closed connection, gone for good: a TLS peer that never answers our close_notify
+    would keep asyncio's socket underneath open for its 30 s shutdown timeout (and past the
+    agent's end), so after a moment it is aborted."""
+    try:
+        await asyncio.wait_for(writer.wait_closed(), CLOSE_SECONDS)
+    except (TimeoutError, OSError):
+        writer.transport.abort()
