@@ -174,9 +174,14 @@ class TestCall:
         self.agent = agent
         self.call = call
         self.source, self.monitor = agent.ports_of(call)
-        self.conversation = agent.conversation_of(call.call_id)
         self._digits_taken = 0  # received digits that receives_dtmf has matched already
         self._words_taken = 0  # monitor position up to which hears_words matched already
+
+    @property
+    def conversation(self) -> Conversation:
+        """When each side of the call spoke: the call's own voice activity (the agent runs
+        with ``voice_timing``), an empty one while no media has started."""
+        return self.agent.conversation_of(self.call.call_id)
 
     async def _within(self, timeout: float, what: str, waiting: object) -> object:
         try:
@@ -524,13 +529,13 @@ class TestAgent:
         ``<user>-<n>.wav`` (stereo: left sent, right heard)."""
         self.recordings = recordings
         self._ports: dict[str, tuple[Switch, Monitor]] = {}
-        self._conversations: dict[str, Conversation] = {}
+        self._calls: dict[str, Call] = {}  # the calls that had media, for their conversation
+        config.setdefault("voice_timing", True)
         self.agent = UserAgent(AgentConfig(listen_host=listen_host, listen_port=listen_port,
                                            user=user, codecs=codecs,
                                            port_factory=self._make_ports,
                                            **config))  # type: ignore[arg-type]
         self.log = EventLog(self.agent)
-        self.agent.add_listener(self._note_answer)
         # how many events of each kind (messages, voicemail summaries) the receives_*
         # expectations have taken already: each looks only at what came after
         self._taken: Counter[type[Event]] = Counter()
@@ -551,9 +556,7 @@ class TestAgent:
     def ports_of(self, call: Call) -> tuple[Switch, Monitor]:
         if call.call_id not in self._ports:
             source, monitor = Switch(), Monitor()
-            conversation = self.conversation_of(call.call_id)
-            source.taps.append(conversation.said)
-            monitor.taps.append(conversation.heard)
+            self._calls[call.call_id] = call
             if self.recordings is not None:
                 number = len(self._ports) + 1
                 both = BothWays(WavSink(self.recordings / f"{self.agent.config.user}-{number}.wav",
@@ -564,12 +567,12 @@ class TestAgent:
         return self._ports[call.call_id]
 
     def conversation_of(self, call_id: str) -> Conversation:
-        """When each side of a call spoke (voice activity of what it sent and heard)."""
-        return self._conversations.setdefault(call_id, Conversation())
-
-    def _note_answer(self, event: Event) -> None:
-        if isinstance(event, Answered):
-            self.conversation_of(event.call_id).answered_at = time.monotonic()
+        """When each side of a call spoke (Call.conversation: voice activity of what it sent
+        and heard); an empty one for a call that had no media."""
+        call = self._calls.get(call_id)
+        if call is None or call.conversation is None:
+            return Conversation(answered_at=call.answered_at if call else None)
+        return call.conversation
 
     @property
     def uri(self) -> str:

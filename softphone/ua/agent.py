@@ -153,7 +153,7 @@ class AgentConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     media: bool = True  # False: SDP is negotiated but no RTP flows (signalling load tests)
     # voice activity of both directions of every call (Call.conversation): decodes what
-    # arrives even when nobody listens; load --voice-timing
+    # arrives even when nobody listens; load --voice-timing, and every TestAgent
     voice_timing: bool = False
     # Ports for each call, when AudioConfig cannot say it (test monitors, say).
     port_factory: Callable[[Call], tuple[AudioSource, AudioSink]] | None = None

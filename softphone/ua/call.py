@@ -313,13 +313,13 @@ class Call:
         factory = self.agent.config.port_factory
         try:
             source, sink = factory(self) if factory else self.agent.config.audio.ports()
-            if self.agent.config.voice_timing:
-                source, sink = self._timed(source, sink)
             early = self.core_call.answered_at is None
             if early and self._early_source not in (None, source):  # our 183's, till answer
                 assert self._early_source is not None
                 self._main_source, self._switch = source, Switch(self._early_source)
                 source = self._switch
+            if self.agent.config.voice_timing:  # what is sent, early media included
+                source, sink = self._timed(source, sink)
             self.stream = MediaStream(self.rtp, media, source, sink,
                                       rtcp_interval=self.agent.config.rtcp_interval)
             # the network's ringback or announcement is heard; we send from the answer on
