@@ -97,12 +97,13 @@ class SoundDevice:
     opens when it is first used, so a call that only plays (its source a file) never opens
     the microphone; both run at the rate the first one opened at."""
 
-    # the lowest fill the drift steering aims at, before a frame is read from the microphone
-    # (a frame and a block of margin) and after one is written for the speaker (a block)
     LATENCY_SECONDS = 0.1  # PortAudio's suggested latency each way
     STALL_SECONDS = 1.0  # no callback this long: the device is gone (or stalled)
+    SETTLING_SECONDS = 1.0  # a device's first second is not steered (it starts in bursts)
+    # the fill the drift steering aims at, in device blocks, as measured between blocks:
+    # before a frame is read from the microphone, and before one is written for the speaker
+    # (each raised a block whenever its ring runs dry all the same)
     CAPTURE_TARGET_BLOCKS = 1.5
-    SETTLING_SECONDS = 1.0  # after its first block, a device's underruns widen the targets
     PLAYBACK_TARGET_BLOCKS = 0.5
 
     def __init__(self, device: str | int | None = None, buffer_seconds: float = 0.5,
