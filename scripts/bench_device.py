@@ -5,7 +5,8 @@ on a virtual card (softphone.media.virtual_card) so that they do not depend on t
 - drift: a device 300 ppm fast and slow for ten minutes, the rings' spread with the drift
   steering against without it;
 - latency: a click through each direction, with the steering against the bare ring (the
-  baseline: a block's worth, what any ring between two block clocks holds), per call rate;
+  baseline: a block's worth, what any ring between two block clocks holds, and the call's
+  rate converted to the card's 48 kHz), per call rate;
 - echo: the far end's speech through a simulated room (40 ms, -6 dB, a reflection): the echo
   return loss enhancement (ERLE: the echo's power without cancellation over what is left
   with it), the near end's level while both talk, and the canceller's CPU per 20 ms frame as
@@ -49,8 +50,9 @@ def latency() -> None:
     for rate in (8000, 16000, 48000):
         steered = click_delay("capture", rate=rate) + click_delay("playback", rate=rate)
         bare = click_delay("capture", False, rate) + click_delay("playback", False, rate)
-        print(f"  {rate:5d} Hz: steered {steered:5.1f}, bare ring {bare:5.1f}, added by the "
-              f"steering {steered - bare:5.1f} (aim: under 60 in all)")
+        print(f"  {rate:5d} Hz call, 48 kHz card: steered {steered:5.1f}, bare ring and rate "
+              f"conversion {bare:5.1f}, added by the steering {steered - bare:5.1f} "
+              f"(aim: under 60 in all)")
 
 
 def echo() -> None:

@@ -176,7 +176,7 @@ def _measure_latency(seconds: float, as_json: bool, device: str | int | None,
               "round_trip_ms": round(float(np.median(trips)), 1) if trips else None,
               # once settled: a late-starting device's backlog is dropped within seconds
               "softphone_ms": round(float(np.median(held[len(held) // 2:])) * 1000
-                                    / TEST_RATE, 1),
+                                    / (card.rate or TEST_RATE), 1),  # (rings: card's rate)
               "first_audio_ms": round((first - opened) * 1000, 1) if first else None}
     if as_json:
         click.echo(json.dumps(result))

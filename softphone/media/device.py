@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from softphone.media.drift import DriftResampler, FillSteering, SteadyFrames
 from softphone.media.echo import EchoCanceller
-from softphone.media.wav import resample
+from softphone.media.rates import RateConverter
 
 Samples = npt.NDArray[np.int16]
 log = logging.getLogger("softphone.media")
@@ -98,6 +98,11 @@ class SoundDevice:
     the microphone; both run at the rate the first one opened at."""
 
     LATENCY_SECONDS = 0.1  # PortAudio's suggested latency each way
+    # The card runs at 48 kHz whatever the call's rate: the drift steering's resampler holds
+    # 240 samples at the rate it runs at (5 ms at 48 kHz, 30 at 8 kHz), the card's own rate
+    # is most often 48 kHz (so its server does not resample again), and the call's 8 or
+    # 16 kHz is converted once, in 1.5-3 ms (media/rates.py).
+    PREFERRED_RATE = 48000
     STALL_SECONDS = 1.0  # no callback this long: the device is gone (or stalled)
     SETTLING_SECONDS = 1.0  # a device's first second is not steered (it starts in bursts)
     # the fill the drift steering aims at, in device blocks, as measured between blocks:
@@ -125,6 +130,9 @@ class SoundDevice:
         self._callbacks = {"input": 0, "output": 0}
         self.steering: dict[str, FillSteering] = {}  # per direction, once its stream opens
         self._resamplers: dict[str, DriftResampler] = {}
+        # the call's rate to the card's and back, per direction and call rate (a re-INVITE
+        # may change the codec)
+        self._converters: dict[tuple[str, int], RateConverter] = {}
         self._captured_frames = SteadyFrames()
         self._capture_owed = 0.0  # device samples due to the resampler, with their fraction
         # samples dropped to cut a late backlog (negative: silence made up for a deficit)
@@ -134,7 +142,7 @@ class SoundDevice:
         self.devices = {"input": capture_device if capture_device is not None else device,
                         "output": playback_device if playback_device is not None else device}
         self.buffer_seconds = buffer_seconds
-        self.device_rate = device_rate  # None: the call's rate, else the device's default
+        self.device_rate = device_rate  # None: 48 kHz, else the call's, else the device's
         self.rate: int | None = None  # the rate the streams really run at
         self.capture: RingBuffer | None = None
         self.playback: RingBuffer | None = None
@@ -153,21 +161,18 @@ class SoundDevice:
             raise NoSoundDevice(f"PortAudio is not available: {error}") from error
         device = self.devices[kind]
         fixed = self.rate if self.rate is not None else self.device_rate
-        try:
-            self._open(sounddevice, kind, fixed or rate)
-        except (sounddevice.PortAudioError, ValueError) as error:
-            self._drop(kind)
-            if fixed is not None:
-                raise NoSoundDevice(f"cannot open sound device {device!r}: {error}") \
-                    from error
-            # The device refuses the call's rate: run it at its own and resample frames.
+        # A card that refuses 48 kHz runs at the call's rate, else at its own.
+        rates = [fixed] if fixed is not None else [self.PREFERRED_RATE, rate, None]
+        refusal: Exception = NoSoundDevice("no rate to open it at")
+        for tried in dict.fromkeys(rates):  # (the call's rate may be 48 kHz)
             try:
-                default = int(sounddevice.query_devices(device, kind)["default_samplerate"])
-                self._open(sounddevice, kind, default)
-            except (sounddevice.PortAudioError, ValueError) as again:
+                self._open(sounddevice, kind, tried if tried is not None else
+                           int(sounddevice.query_devices(device, kind)["default_samplerate"]))
+                return
+            except (sounddevice.PortAudioError, ValueError) as error:
                 self._drop(kind)
-                raise NoSoundDevice(f"cannot open sound device {device!r}: {again}") \
-                    from again
+                refusal = error
+        raise NoSoundDevice(f"cannot open sound device {device!r}: {refusal}") from refusal
 
     def _open(self, sounddevice: Any, kind: str, rate: int) -> None:
         buffer = RingBuffer(int(rate * self.buffer_seconds))
@@ -226,10 +231,7 @@ class SoundDevice:
         self._ensure("input", rate)
         assert self.capture is not None and self.rate is not None
         self._watch("input")
-        captured = self._take_captured(samples * self.rate // rate, samples / rate)
-        if self.rate != rate:
-            captured = resample(captured, self.rate, rate)
-            captured = np.resize(captured, samples) if len(captured) != samples else captured
+        captured = self._take_captured(samples, rate)
         if self.echo is not None:
             try:
                 self.echo.set_delay(self._echo_delay_ms())
@@ -268,29 +270,40 @@ class SoundDevice:
         held = sum(ring.available for ring in (self.capture, self.playback) if ring)
         return held * 1000 / self.rate + 2 * self.LATENCY_SECONDS * 1000
 
-    def _take_captured(self, count: int, seconds: float) -> Samples:
-        """``count`` microphone samples, the device's drift taken up (see media/drift.py)."""
-        assert self.capture is not None
-        if not self.compensate_drift:
-            return self.capture.read(count)
-        ratio, jump = self._steer("input", self.capture, seconds)
+    def _take_captured(self, count: int, rate: int) -> Samples:
+        """``count`` microphone samples at the call's ``rate``, the device's drift taken up
+        (see media/drift.py) and its rate converted."""
+        assert self.capture is not None and self.rate is not None
+        ratio, jump = (self._steer("input", self.capture, count / rate)
+                       if self.compensate_drift else (1.0, 0))
         frames = self._captured_frames
         if jump > 0:  # a late start or a stall left audio that would only be heard late
             self.capture.read(jump)
             self.dropped["input"] += jump
         elif jump < 0:  # bursts drain the ring lower than its margin: let it fill up
-            frames.add(np.zeros(-jump, dtype=np.int16))
+            frames.add(np.zeros(-jump * rate // self.rate, dtype=np.int16))
             self.dropped["input"] += jump
-        for _ in range(3):  # the resampler keeps a sample or two back: ask again for them
+        for _ in range(3):  # the resamplers keep a sample or two back: ask again for them
             wanted = count - frames.available
             if wanted <= 0:
                 break
             # a fraction of a sample a frame is the whole correction: carry it, not round it
-            self._capture_owed += wanted * ratio
+            self._capture_owed += wanted * ratio * self.rate / rate
             taking = int(self._capture_owed)
             self._capture_owed -= taking
-            frames.add(self._resamplers["input"].process(self.capture.read(taking), ratio))
+            piece = self.capture.read(taking)
+            if self.compensate_drift:
+                piece = self._resamplers["input"].process(piece, ratio)
+            frames.add(self._converter("input", rate).process(piece))
         return frames.take(count)
+
+    def _converter(self, kind: str, rate: int) -> RateConverter:
+        assert self.rate is not None
+        key = (kind, rate)
+        if key not in self._converters:
+            self._converters[key] = RateConverter(self.rate, rate) if kind == "input" else \
+                RateConverter(rate, self.rate)
+        return self._converters[key]
 
     def _steer(self, kind: str, ring: RingBuffer, seconds: float) -> tuple[float, int]:
         """The resampling ratio for a frame of ``seconds`` and the samples to drop at once.
@@ -319,7 +332,7 @@ class SoundDevice:
                 self.echo.far(frame, rate)
             except Exception as error:  # noqa: BLE001  (the call goes on, uncancelled)
                 self._echo_failed(error)
-        data = frame if self.rate == rate else resample(frame, rate, self.rate)
+        data = self._converter("output", rate).process(frame)
         if self.compensate_drift:
             ratio, jump = self._steer("output", self.playback, len(frame) / rate)
             if jump < 0:  # bursts drain the ring lower than its margin: fill it up

@@ -62,13 +62,15 @@ class DriftRun:
 def run_drift(ppm: float, seconds: float, compensate: bool, rate: int = 8000) -> DriftRun:
     """A device ``ppm`` off the call's clock: its callbacks capture a 440 Hz tone and play
     what the call wrote; the call reads a frame and writes it back every 20 ms."""
-    block = rate // 50
+    frame_samples = rate // 50
     clock = _Clock()
     card = SoundDevice(None, compensate_drift=compensate, clock=clock)
     card.prepare(rate)
-    card.write(np.zeros(block, dtype=np.int16), rate)
-    tone = (np.sin(2 * np.pi * 440 * np.arange(rate) / rate) * 8000).astype(np.int16)
-    device_period = block / (rate * (1 + ppm * 1e-6))
+    card.write(np.zeros(frame_samples, dtype=np.int16), rate)
+    assert card.rate is not None
+    block = card.rate // 50
+    tone = (np.sin(2 * np.pi * 440 * np.arange(card.rate) / card.rate) * 8000).astype(np.int16)
+    device_period = block / (card.rate * (1 + ppm * 1e-6))
     device_at = frame_at = 0.0
     blocks = 0
     fills: list[tuple[int, int]] = []
@@ -84,7 +86,7 @@ def run_drift(ppm: float, seconds: float, compensate: bool, rate: int = 8000) ->
             device_at += device_period
             continue
         clock.now = frame_at
-        frame = card.read(block, rate)
+        frame = card.read(frame_samples, rate)
         card.write(frame, rate)
         frame_at += 0.02
         assert card.capture is not None and card.playback is not None
@@ -94,7 +96,7 @@ def run_drift(ppm: float, seconds: float, compensate: bool, rate: int = 8000) ->
             fills.append((card.capture.available, card.playback.available))
             last_frames = [*last_frames[-9:], frame]  # 0.2 s: its bins are 5 Hz wide
     assert card.capture is not None and card.playback is not None
-    capture, playback = (np.array([f[i] for f in fills]) * 1000 / rate for i in (0, 1))
+    capture, playback = (np.array([f[i] for f in fills]) * 1000 / card.rate for i in (0, 1))
     corrections = tuple(card.steering[k].correction * 1e6 for k in ("input", "output"))
     return DriftRun((float(capture.min()), float(capture.max())),
                     (float(playback.min()), float(playback.max())),
@@ -126,7 +128,8 @@ def run_room(far: Samples, near: Signal, cancel: bool, rate: int = 16000,
     room = room or Room()
     block = rate // 50
     clock = _Clock()
-    card = SoundDevice(None, compensate_drift=False, clock=clock, echo_cancellation=cancel)
+    card = SoundDevice(None, compensate_drift=False, clock=clock, echo_cancellation=cancel,
+                       device_rate=rate)  # (the room's delays count samples at the call's)
     card.prepare(rate)
     played = np.zeros(len(far) + block, dtype=np.float64)
     heard: list[Samples] = []
@@ -156,32 +159,38 @@ def _delayed(played: Signal, start: int, delay: int, block: int) -> Signal:
 def click_delay(direction: str, compensate: bool = True, rate: int = 8000,
                 settle_seconds: float = 3.0) -> float:
     """Milliseconds a click takes through softphone's side of one direction of the card
-    (its ring, the drift steering's resampler, its margin), the device exchanging 20 ms
-    blocks with the call in step: ``capture`` from the device's block to the frame the call
-    reads, ``playback`` from the frame the call writes to the device's block."""
-    block = rate // 50
+    (its ring, its rate conversion, the drift steering's resampler, its margin), the device
+    exchanging 20 ms blocks with the call in step: ``capture`` from the device's block to
+    the frame the call reads, ``playback`` from the frame the call writes to the device's
+    block. The click is a millisecond long, so that it passes the rate conversion's filter."""
     clock = _Clock()
     card = SoundDevice(None, compensate_drift=compensate, clock=clock)
     card.prepare(rate)
-    card.write(np.zeros(block, dtype=np.int16), rate)  # both directions open
+    card.write(np.zeros(rate // 50, dtype=np.int16), rate)  # both directions open
+    assert card.rate is not None
     click_at = int(settle_seconds * 50)
     for tick in range(click_at + 50):
         clock.now = tick * 0.02
-        click = np.zeros(block, dtype=np.int16)
-        if tick == click_at:
-            click[0] = 20000
-        quiet = np.zeros(block, dtype=np.int16)
-        card._captured((click if direction == "capture" else quiet).reshape(-1, 1), block,
-                       None, None)
-        speaker = np.zeros((block, 1), dtype=np.int16)
-        card._play(speaker, block, None, None)
+        card._captured(_click(card.rate, tick == click_at and direction == "capture"),
+                       card.rate // 50, None, None)
+        speaker = np.zeros((card.rate // 50, 1), dtype=np.int16)
+        card._play(speaker, card.rate // 50, None, None)
         clock.now = tick * 0.02 + 0.01  # the call's tick falls between the device's blocks
-        heard = card.read(block, rate)
-        card.write(click if direction == "playback" else quiet, rate)
-        out = heard if direction == "capture" else speaker[:, 0]
+        heard = card.read(rate // 50, rate)
+        card.write(_click(rate, tick == click_at and direction == "playback")[:, 0], rate)
+        out, out_rate = (heard, rate) if direction == "capture" else (speaker[:, 0], card.rate)
         if tick >= click_at and np.abs(out).max() > 5000:
-            return ((tick - click_at) * block + int(np.argmax(np.abs(out)))) * 1000 / rate
+            return ((tick - click_at) * out_rate // 50 + int(np.argmax(np.abs(out)))) * 1000 \
+                / out_rate
     return float("inf")
+
+
+def _click(rate: int, sounding: bool) -> Samples:
+    """A 20 ms block (as a device's column), a millisecond's click at its start or quiet."""
+    block = np.zeros((rate // 50, 1), dtype=np.int16)
+    if sounding:
+        block[: rate // 1000] = 20000
+    return block
 
 
 class _Clock:

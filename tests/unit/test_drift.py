@@ -91,13 +91,14 @@ def test_the_resampler_gives_fewer_samples_for_a_ratio_above_one() -> None:
     assert given / got == pytest.approx(1.001, abs=0.00005)
 
 
-@pytest.mark.parametrize("rate", [16000, 48000])
-def test_the_steering_adds_under_60_ms_at_wideband_rates(rate: int) -> None:
+@pytest.mark.parametrize("rate", [8000, 16000, 48000])
+def test_the_steering_adds_under_60_ms_at_every_calls_rate(rate: int) -> None:
     """A click each way through softphone's side of the card, on the virtual clock: the
-    steered path against the bare ring (a block, what any ring between block clocks holds).
-    At 8 kHz the variable-rate resampler's own 240-sample delay is 30 ms each way, so G.711
-    calls through the card add more (scripts/bench_device.py prints all three)."""
+    steered path against the bare ring (a block, what any ring between block clocks holds,
+    and the conversion from the call's rate to the card's 48 kHz). The card runs at 48 kHz
+    for every call because the variable-rate resampler holds 240 samples at its rate: at
+    8 kHz that was 30 ms each way (scripts/bench_device.py prints the figures)."""
     steered = click_delay("capture", rate=rate) + click_delay("playback", rate=rate)
     bare = click_delay("capture", False, rate) + click_delay("playback", False, rate)
-    assert bare == pytest.approx(20, abs=1)
+    assert 20 <= bare < 28  # the block, and the conversion's filters (3 ms at 8 kHz)
     assert steered - bare < 60

@@ -71,7 +71,7 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_a_canceller_that_fails_leaves_the_call_going_without_it() -> None:
-    card = SoundDevice(None, compensate_drift=False, echo_cancellation=True)
+    card = SoundDevice(None, compensate_drift=False, echo_cancellation=True, device_rate=RATE)
     card.prepare(RATE)
     assert card.echo is not None
 
