@@ -10,14 +10,23 @@ on a virtual card (softphone.media.virtual_card) so that they do not depend on t
 - echo: the far end's speech through a simulated room (40 ms, -6 dB, a reflection): the echo
   return loss enhancement (ERLE: the echo's power without cancellation over what is left
   with it), the near end's level while both talk, and the canceller's CPU per 20 ms frame as
-  a share of the frame's own time.
+  a share of the frame's own time;
+- a real device, when PulseAudio is installed: a private server whose speaker is looped into
+  its microphone (as tests/e2e/test_device.py sets it up), `softphone devices --latency`'s
+  time to first audio, round trip and softphone's buffers, against the server's own time to
+  deliver a recording client's first audio (parec), medians of three after a warm-up.
 
     .venv/bin/python scripts/bench_device.py
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +35,8 @@ import numpy as np
 from softphone.media.virtual_card import click_delay, run_drift, run_room, stand_in_sounddevice
 from softphone.media.wav import load_wav
 
-SPEECH = Path(__file__).parents[1] / "tests" / "data" / "speech"
+ROOT = Path(__file__).parents[1]
+SPEECH = ROOT / "tests" / "data" / "speech"
 
 
 def power(samples: np.ndarray) -> float:
@@ -80,7 +90,55 @@ def echo() -> None:
           f" canceller CPU {share:.1%} of each frame's 20 ms")
 
 
+def real_device() -> None:
+    if shutil.which("pulseaudio") is None:
+        print("real device: skipped (no pulseaudio; scripts/setup --test installs it)")
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.peers import pulseaudio
+
+    with tempfile.TemporaryDirectory() as folder, pulseaudio(Path(folder)) as env:
+        subprocess.run(["pactl", "load-module", "module-loopback", "source=speaker.monitor",
+                        "sink=mic", "latency_msec=20"], env=env, check=True,
+                       capture_output=True)
+        _server_first_audio(env)  # the null sinks' first render waits up to 2 s: warm up
+        _devices_latency(env)
+        server = [_server_first_audio(env) for _ in range(3)]
+        runs = [_devices_latency(env) for _ in range(3)]
+    first = statistics.median(r["first_audio_ms"] for r in runs)
+    print(f"real device (private PulseAudio through ALSA's pulse plugin, speaker looped into "
+          f"the microphone):\n  first audio {first:.0f} ms after opening (aim: under 200), "
+          f"the server's own {statistics.median(server):.0f} ms (parec), "
+          f"ratio {first / max(1.0, statistics.median(server)):.1f}\n"
+          f"  round trip {statistics.median(r['round_trip_ms'] for r in runs):.0f} ms, of "
+          f"which softphone's buffers "
+          f"{statistics.median(r['softphone_ms'] for r in runs):.0f} ms")
+
+
+def _server_first_audio(env: dict[str, str]) -> float:
+    """Milliseconds until a native PulseAudio client's recording gives its first bytes."""
+    started = time.monotonic()
+    recording = subprocess.Popen(["parec", "-d", "mic.monitor", "--latency-msec=20"],
+                                 env=env, stdout=subprocess.PIPE)
+    assert recording.stdout is not None
+    recording.stdout.read(2)
+    took = (time.monotonic() - started) * 1000
+    recording.kill()
+    recording.wait()
+    recording.stdout.close()
+    return took
+
+
+def _devices_latency(env: dict[str, str]) -> dict[str, float]:
+    result = subprocess.run([sys.executable, "-m", "softphone", "devices", "--latency",
+                             "--seconds", "3", "--json"], env=env, capture_output=True,
+                            text=True, check=True)
+    measured: dict[str, float] = json.loads(result.stdout)
+    return measured
+
+
 def main() -> None:
+    real_device()  # (before the stand-in replaces sounddevice in this process)
     sys.modules["sounddevice"] = stand_in_sounddevice()
     drift()
     latency()

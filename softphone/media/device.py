@@ -97,7 +97,10 @@ class SoundDevice:
     opens when it is first used, so a call that only plays (its source a file) never opens
     the microphone; both run at the rate the first one opened at."""
 
-    LATENCY_SECONDS = 0.1  # PortAudio's suggested latency each way
+    # PortAudio's suggested latency each way: what ALSA's buffer holds beyond our rings.
+    # 0.1 s put 265-285 ms in a looped-back round trip over the pulse plugin, 0.04 s 160-190
+    # ms, with no more underruns once settled (measured: scripts/bench_device.py).
+    LATENCY_SECONDS = 0.04
     # The card runs at 48 kHz whatever the call's rate: the drift steering's resampler holds
     # 240 samples at the rate it runs at (5 ms at 48 kHz, 30 at 8 kHz), the card's own rate
     # is most often 48 kHz (so its server does not resample again), and the call's 8 or
