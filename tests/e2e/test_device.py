@@ -53,7 +53,7 @@ def test_call_through_the_sound_card_both_ways(tmp_path: Path,
 
         microphone, speaker = tmp_path / "microphone.wav", tmp_path / "speaker.wav"
         sent, heard = tmp_path / "sent.wav", tmp_path / "heard.wav"
-        tone_file(microphone, 600, seconds=8)
+        tone_file(microphone, 600, seconds=20)  # past the call's end, however slow its start
         voice_like(sent)
         feeding = subprocess.Popen(["paplay", "-d", "mic", str(microphone)], env=env)
         recording = subprocess.Popen(
