@@ -59,12 +59,14 @@ class DriftRun:
     heard_tone: float  # the share of the last 0.2 s heard at 440 Hz
 
 
-def run_drift(ppm: float, seconds: float, compensate: bool, rate: int = 8000) -> DriftRun:
+def run_drift(ppm: float, seconds: float, compensate: bool, rate: int = 8000,
+              device_rate: int | None = None) -> DriftRun:
     """A device ``ppm`` off the call's clock: its callbacks capture a 440 Hz tone and play
-    what the call wrote; the call reads a frame and writes it back every 20 ms."""
+    what the call wrote; the call reads a frame and writes it back every 20 ms. The device
+    runs at ``device_rate`` (None: where a SoundDevice opens a card, 48 kHz)."""
     frame_samples = rate // 50
     clock = _Clock()
-    card = SoundDevice(None, compensate_drift=compensate, clock=clock)
+    card = SoundDevice(None, compensate_drift=compensate, clock=clock, device_rate=device_rate)
     card.prepare(rate)
     card.write(np.zeros(frame_samples, dtype=np.int16), rate)
     assert card.rate is not None
