@@ -59,30 +59,16 @@ def test_call_through_the_sound_card_both_ways(tmp_path: Path,
         recording = subprocess.Popen(
             ["parec", "-d", "speaker.monitor", "--rate=8000", "--channels=1",
              "--format=s16le", "--file-format=wav", str(speaker)], env=env)
-        card_side = subprocess.Popen(
-            [sys.executable, "-m", "softphone", "answer", "--listen", "127.0.0.1:0",
-             "--auto-answer", "--codec", "pcmu", *device_options, "--max-calls", "1",
-             "--json", *NO_ECHO_PATH], env=env, stdout=subprocess.PIPE, text=True)
         try:
-            assert card_side.stdout is not None
-            port = json.loads(card_side.stdout.readline())["port"]
-            caller = subprocess.run(
-                [sys.executable, "-m", "softphone", "call", f"sip:bob@127.0.0.1:{port}",
-                 "--play", str(sent), "--record", str(heard), "--codec", "pcmu",
-                 "--duration", "6", "--json"], capture_output=True, text=True, timeout=30)
-            assert caller.returncode == 0, caller.stderr
-            assert card_side.wait(15) == 0
+            call_the_card_side(env, [*device_options, *NO_ECHO_PATH], sent, heard, seconds=6)
             time.sleep(0.5)
         finally:
-            for process in (feeding, recording, card_side):
-                if process.poll() is None:
-                    process.terminate()
+            for process in (feeding, recording):
+                process.terminate()
                 process.wait()
-            if card_side.stdout is not None:
-                card_side.stdout.close()
 
     # The microphone's 600 Hz reached the caller through the card side's capture path (after
-    # the second or so that ALSA's pulse plugin takes to start delivering).
+    # the second or so a fresh null sink can take to render its first audio).
     received, rate = load_wav(heard)
     middle = received[rate * 2 : rate * 5]
     assert abs(dominant_frequency(middle, rate) - 600) < 10
@@ -126,17 +112,29 @@ def test_the_canceller_takes_the_far_ends_echo_out_of_a_real_device(tmp_path: Pa
 def echo_heard_by_caller(heard: Path, env: dict[str, str], aec: str) -> float:
     """The median level, second by second past the first two (the canceller's convergence),
     of what a caller playing speech to the sound-card side hears back from it."""
+    call_the_card_side(env, ["--device", "pulse", *(["--no-aec"] if aec == "off" else [])],
+                       SPEECH, heard, seconds=9)
+    received, rate = load_wav(heard)
+    return float(np.median([level_dbfs(received[start : start + rate])
+                            for start in range(2 * rate, len(received) - rate, rate)]))
+
+
+def call_the_card_side(env: dict[str, str], card_options: list[str], play: Path,
+                       record: Path, seconds: int) -> None:
+    """A G.711 call for ``seconds`` from a caller playing ``play`` and recording ``record``
+    to an answerer on the sound card (``card_options``); both must end well."""
     card_side = subprocess.Popen(
         [sys.executable, "-m", "softphone", "answer", "--listen", "127.0.0.1:0",
-         "--auto-answer", "--codec", "pcmu", "--device", "pulse", "--max-calls", "1", "--json",
-         *(["--no-aec"] if aec == "off" else [])], env=env, stdout=subprocess.PIPE, text=True)
+         "--auto-answer", "--codec", "pcmu", "--max-calls", "1", "--json", *card_options],
+        env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert card_side.stdout is not None
         port = json.loads(card_side.stdout.readline())["port"]
         caller = subprocess.run(
             [sys.executable, "-m", "softphone", "call", f"sip:bob@127.0.0.1:{port}",
-             "--play", str(SPEECH), "--record", str(heard), "--codec", "pcmu",
-             "--duration", "9", "--json"], capture_output=True, text=True, timeout=40)
+             "--play", str(play), "--record", str(record), "--codec", "pcmu",
+             "--duration", str(seconds), "--json"], capture_output=True, text=True,
+            timeout=seconds + 30)
         assert caller.returncode == 0, caller.stderr
         assert card_side.wait(15) == 0
     finally:
@@ -145,9 +143,6 @@ def echo_heard_by_caller(heard: Path, env: dict[str, str], aec: str) -> float:
         card_side.wait()
         if card_side.stdout is not None:
             card_side.stdout.close()
-    received, rate = load_wav(heard)
-    return float(np.median([level_dbfs(received[start : start + rate])
-                            for start in range(2 * rate, len(received) - rate, rate)]))
 
 
 def scaled(stretch: np.ndarray, scale: float) -> np.ndarray:
