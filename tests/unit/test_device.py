@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from softphone.media.device import SoundDevice
+from softphone.media.ports import content_rate
+from softphone.media.quality import level_dbfs, tone_level
 from softphone.media.rates import RateConverter
 from softphone.media.virtual_card import StillStream, stand_in_sounddevice
 
@@ -77,6 +79,28 @@ def test_a_card_that_refuses_48_khz_runs_at_the_calls_rate(
     assert fake_sounddevice == [("input", "USB headset", 16000)]
     card._captured(np.full((320, 1), 1000, dtype=np.int16), 320, None, None)
     assert card.read(320, 16000).tolist() == [1000] * 320  # no conversion: the very samples
+    card.close()
+
+
+def test_wideband_calls_meet_the_card_at_48_khz_and_are_converted_at_most_once(
+        fake_sounddevice: list[tuple[str, Any, int]]) -> None:
+    """Opus codes at the rate of the port it serves, and a card's is 48 kHz: its frames
+    pass untouched. G.722's 16 kHz is converted once, straight to the card's rate."""
+    card = SoundDevice("pulse", compensate_drift=False)
+    assert content_rate(card) == 48000
+    card.prepare(48000)
+    assert fake_sounddevice == [("input", "pulse", 48000)]
+    voice = np.random.default_rng(1).integers(-8000, 8000, 960).astype(np.int16)
+    card._captured(voice.reshape(-1, 1), 960, None, None)
+    assert card.read(960, 48000).tolist() == voice.tolist()  # the very samples
+    tone = (np.sin(2 * np.pi * 1000 * np.arange(48000) / 48000) * 8000).astype(np.int16)
+    heard = []
+    for start in range(0, 48000, 960):
+        card._captured(tone[start : start + 960].reshape(-1, 1), 960, None, None)
+        heard.append(card.read(320, 16000))
+    wideband = np.concatenate(heard)[1600:]
+    assert tone_level(wideband, 16000, 1000) > 0.99
+    assert level_dbfs(wideband) == pytest.approx(level_dbfs(tone), abs=0.2)
     card.close()
 
 
