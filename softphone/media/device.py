@@ -301,6 +301,8 @@ class SoundDevice:
         return frames.take(count)
 
     def _converter(self, kind: str, rate: int) -> RateConverter:
+        """The converter between the call's ``rate`` and the card's for one direction, kept
+        so that its filter runs on across frames (one made per frame would click)."""
         assert self.rate is not None
         key = (kind, rate)
         if key not in self._converters:
