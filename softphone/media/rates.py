@@ -34,19 +34,21 @@ class RateConverter:
         self.from_rate, self.to_rate = from_rate, to_rate
         higher, lower = max(from_rate, to_rate), min(from_rate, to_rate)
         self.factor = higher // lower if higher % lower == 0 else 0
-        self._taps: npt.NDArray[np.float64] | None = None
-        self._history = np.zeros(0)  # the input's last samples, one short of the taps
+        self._taps: npt.NDArray[np.float64] | None = None  # going down
+        self._phases: list[npt.NDArray[np.float64]] | None = None  # going up: per phase
+        self._history = np.zeros(0)  # the input's last samples, one short of a filter
         self._phase = 0  # where in the next chunk the next kept sample is (going down)
         self._stream: soxr.ResampleStream | None = None
-        self._phases: list[npt.NDArray[np.float64]] | None = None  # going up
         if self.factor > 1:
-            self._taps = _low_pass(higher, lower)
-            self._history = np.zeros(len(self._taps) - 1)
+            taps = _low_pass(higher, lower)
             if to_rate > from_rate:  # each output phase's taps, padded to whole phases
-                padded = np.zeros(-(-len(self._taps) // self.factor) * self.factor)
-                padded[: len(self._taps)] = self._taps
+                padded = np.zeros(-(-len(taps) // self.factor) * self.factor)
+                padded[: len(taps)] = taps
                 self._phases = [padded[phase :: self.factor] for phase in range(self.factor)]
-                self._history = np.zeros(len(self._phases[0]) - 1)  # input samples
+                self._history = np.zeros(len(self._phases[0]) - 1)
+            else:
+                self._taps = taps
+                self._history = np.zeros(len(taps) - 1)
         elif self.factor == 0:
             self._stream = soxr.ResampleStream(from_rate, to_rate, 1, dtype="int16")
 
@@ -66,8 +68,7 @@ class RateConverter:
         the input filtered by every ``factor``-th tap from ``p``. The gain puts back the
         energy the zeros would have spread."""
         assert self._phases is not None
-        joined = np.concatenate((self._history, samples.astype(np.float64)))
-        self._history = joined[len(joined) - len(self._history) :]
+        joined = self._after_history(samples)
         phases = [np.convolve(joined, taps, mode="valid") for taps in self._phases]
         return self._to_int16(np.stack(phases, axis=1).reshape(-1) * self.factor)
 
@@ -76,12 +77,18 @@ class RateConverter:
         ``factor``-th sample kept, counted across chunks of any length. (Computing only the
         kept outputs, polyphase or by strided windows, measured no faster in numpy.)"""
         assert self._taps is not None
-        joined = np.concatenate((self._history, samples.astype(np.float64)))
-        self._history = joined[len(joined) - len(self._history) :]
+        joined = self._after_history(samples)
         filtered = np.convolve(joined, self._taps, mode="valid")
         kept = filtered[self._phase :: self.factor]
         self._phase = (self._phase - len(samples)) % self.factor
         return self._to_int16(kept)
+
+    def _after_history(self, samples: Samples) -> npt.NDArray[np.float64]:
+        """``samples`` behind the stream's last ones (what the filter still reaches back
+        to), which are then kept from this chunk's end for the next."""
+        joined = np.concatenate((self._history, samples.astype(np.float64)))
+        self._history = joined[len(joined) - len(self._history) :]
+        return joined
 
     @staticmethod
     def _to_int16(signal: npt.NDArray[np.float64]) -> Samples:
