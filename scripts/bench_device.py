@@ -95,12 +95,10 @@ def real_device() -> None:
         print("real device: skipped (no pulseaudio; scripts/setup --test installs it)")
         return
     sys.path.insert(0, str(ROOT))
-    from tests.peers import pulseaudio
+    from tests.peers import loop_speaker_into_microphone, pulseaudio
 
     with tempfile.TemporaryDirectory() as folder, pulseaudio(Path(folder)) as env:
-        subprocess.run(["pactl", "load-module", "module-loopback", "source=speaker.monitor",
-                        "sink=mic", "latency_msec=20"], env=env, check=True,
-                       capture_output=True)
+        loop_speaker_into_microphone(env)
         _server_first_audio(env)  # the null sinks' first render waits up to 2 s: warm up
         _devices_latency(env)
         server = [_server_first_audio(env) for _ in range(3)]

@@ -99,7 +99,8 @@ class SoundDevice:
 
     # PortAudio's suggested latency each way: what ALSA's buffer holds beyond our rings.
     # 0.1 s put 265-285 ms in a looped-back round trip over the pulse plugin, 0.04 s 160-190
-    # ms, with no more underruns once settled (measured: scripts/bench_device.py).
+    # ms, with no more underruns once settled (measured with `devices --latency` and the e2e
+    # drift probe at each setting; scripts/bench_device.py prints the round trip now).
     LATENCY_SECONDS = 0.04
     # The card runs at 48 kHz whatever the call's rate: the drift steering's resampler holds
     # 240 samples at the rate it runs at (5 ms at 48 kHz, 30 at 8 kHz), the card's own rate

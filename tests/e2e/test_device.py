@@ -17,7 +17,7 @@ from softphone.media.ports import Tone
 from softphone.media.quality import dominant_frequency, level_dbfs, similarity, tone_level
 from softphone.media.wav import WavSink, load_wav, resample
 from tests.e2e.test_audio import voice_like
-from tests.peers import pulseaudio
+from tests.peers import loop_speaker_into_microphone, pulseaudio
 
 pytestmark = pytest.mark.peers
 
@@ -100,9 +100,7 @@ def test_the_canceller_takes_the_far_ends_echo_out_of_a_real_device(tmp_path: Pa
     in a room): without the canceller the caller hears its own speech come back; with it (the
     default for a device used both ways) that echo is 25 dB quieter, the issue's ERLE aim."""
     with pulseaudio(tmp_path) as env:
-        subprocess.run(["pactl", "load-module", "module-loopback", "source=speaker.monitor",
-                        "sink=mic", "latency_msec=20"], env=env, check=True,
-                       capture_output=True, timeout=30)
+        loop_speaker_into_microphone(env)
         echo_dbfs = {aec: echo_heard_by_caller(tmp_path / f"aec-{aec}.wav", env, aec)
                      for aec in ("on", "off")}
     assert echo_dbfs["off"] > -40, echo_dbfs  # the echo path is there: the far end's speech
@@ -288,9 +286,7 @@ def test_devices_latency_times_clicks_looped_back_from_the_speaker(tmp_path: Pat
     with the phone's speaker next to its microphone): the clicks come back, and the round
     trip holds softphone's own buffering and the rest of the path."""
     with pulseaudio(tmp_path) as env:
-        subprocess.run(["pactl", "load-module", "module-loopback", "source=speaker.monitor",
-                        "sink=mic", "latency_msec=20"], env=env, check=True,
-                       capture_output=True, timeout=30)
+        loop_speaker_into_microphone(env)
         result = subprocess.run(
             [sys.executable, "-m", "softphone", "devices", "--latency", "--seconds", "6",
              "--json"], env=env, capture_output=True, text=True, timeout=60)

@@ -373,6 +373,14 @@ def tshark_capture(ports: list[int], folder: Path,
         process.stderr.close()
 
 
+def loop_speaker_into_microphone(env: dict[str, str]) -> None:
+    """Join a private PulseAudio's speaker to its microphone, 20 ms apart (a speakerphone in
+    a room, or a headset held to itself): what the card plays comes back in."""
+    subprocess.run(["pactl", "load-module", "module-loopback", "source=speaker.monitor",
+                    "sink=mic", "latency_msec=20"], env=env, check=True, capture_output=True,
+                   timeout=30)
+
+
 @contextlib.contextmanager
 def pulseaudio(folder: Path) -> Iterator[dict[str, str]]:
     """A private PulseAudio with two null sinks: ``speaker`` (the default sink; record what
