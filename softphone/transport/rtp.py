@@ -115,10 +115,16 @@ DEFAULT_PORTS = PortRange()
 
 
 class RtpEndpoint(asyncio.DatagramProtocol):
+    """``sendto`` is the way a packet leaves now, rebound as the endpoint's state changes: the
+    transport's own ``sendto`` while it is open and nothing impairs it, so a media stream's
+    packet goes from its tick to the socket without another Python call; the impairment's
+    delay line when there is one; nothing before the socket opens or after it closes."""
+
     def __init__(self, impairment: Impairment | None = None) -> None:
         self.impairment = impairment
         self._random = random.Random(impairment.seed if impairment else 0)
         self._transport: asyncio.DatagramTransport | None = None
+        self.sendto: PacketHandler = _nowhere
         self.port = 0
         self.packets_received = 0
         self.bytes_received = 0
@@ -154,6 +160,8 @@ class RtpEndpoint(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # The selector loop's datagram transport does not subclass DatagramTransport.
         self._transport = cast(asyncio.DatagramTransport, transport)
+        self.sendto = self._impaired if self.impairment is not None else \
+            self._transport.sendto
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         source = addr if len(addr) == 2 else addr[:2]  # IPv6 adds flow info and scope
@@ -169,12 +177,11 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         pass
 
     def send(self, data: bytes, destination: tuple[str, int]) -> None:
-        if self._transport is None:
-            return
+        self.sendto(data, destination)
+
+    def _impaired(self, data: bytes, destination: tuple[str, int]) -> None:
         trouble = self.impairment
-        if trouble is None:
-            self._transport.sendto(data, destination)
-            return
+        assert trouble is not None
         if self._random.random() < trouble.loss:
             return
         delay = self._random.uniform(0, trouble.jitter)
@@ -189,6 +196,11 @@ class RtpEndpoint(asyncio.DatagramProtocol):
             if transport is not None:
                 transport.close()
         self._transport = self._rtcp = None
+        self.sendto = _nowhere
+
+
+def _nowhere(data: bytes, destination: tuple[str, int]) -> None:
+    """An endpoint's ``sendto`` while it has no socket: the packet is dropped."""
 
 
 class _RtcpProtocol(asyncio.DatagramProtocol):

@@ -159,12 +159,10 @@ async def test_g722_timestamps_advance_on_its_8000_clock_while_frames_hold_320_s
 
     sent: list[bytes] = []
 
-    class Wire(RtpEndpoint):
-        def send(self, data: bytes, destination: tuple[str, int]) -> None:
-            sent.append(data)
-
+    wire = RtpEndpoint()
+    wire.sendto = lambda data, destination: sent.append(data)
     media = NegotiatedMedia(CODECS["g722"], 9, "127.0.0.1", 4000, None, "sendrecv")
-    stream = MediaStream(Wire(), media, Tone(1000), Discard(),
+    stream = MediaStream(wire, media, Tone(1000), Discard(),
                          clock=MediaClock(asyncio.get_running_loop()))
     stream.source.prepare(stream.rate)
     for _ in range(3):
@@ -175,3 +173,28 @@ async def test_g722_timestamps_advance_on_its_8000_clock_while_frames_hold_320_s
     steps = [ts_add(later.timestamp, -earlier.timestamp)
              for earlier, later in zip(packets, packets[1:], strict=False)]
     assert steps == [160, 160]
+
+
+async def test_an_endpoint_sends_straight_out_while_open_through_its_impairment_and_not_after(
+        ) -> None:
+    """``sendto`` is rebound as the endpoint opens, is impaired, and closes."""
+    import asyncio
+
+    from softphone.transport.rtp import Impairment, RtpEndpoint
+
+    heard: list[bytes] = []
+    listener, plain, lossy = RtpEndpoint(), RtpEndpoint(), RtpEndpoint(Impairment(loss=1.0))
+    plain.sendto(b"before", ("127.0.0.1", 9))  # no socket yet: dropped, no error
+    for endpoint in (listener, plain, lossy):
+        await endpoint.open("127.0.0.1")
+    listener.handler = lambda data, source: heard.append(data)
+    destination = ("127.0.0.1", listener.port)
+    plain.sendto(b"straight", destination)
+    lossy.sendto(b"lost", destination)  # 100% loss: the impairment drops it
+    await asyncio.sleep(0.1)
+    plain.close()
+    plain.sendto(b"after", destination)  # closed: dropped, no error
+    await asyncio.sleep(0.1)
+    for endpoint in (listener, lossy):
+        endpoint.close()
+    assert heard == [b"straight"]
