@@ -124,8 +124,7 @@ class MediaClock:
             if group.next > now + EARLY:
                 continue
             self.note_lateness(now - group.next)
-            for stream in list(group.streams):
-                self._tick_one(stream, now)
+            self._tick_all(list(group.streams), now)
             group.next += group.period
             if now - group.next > MAX_CATCH_UP * group.period:
                 group.next = now + group.period
@@ -144,11 +143,23 @@ class MediaClock:
             log.info("media clock behind (mean lateness %.1f ms): streams code more cheaply",
                      self.mean_lateness * 1e3)
 
-    def _tick_one(self, stream: Ticking, now: float) -> None:
-        try:
-            stream.tick(now)
-        except Exception as error:  # noqa: BLE001  (contained: the clock must go on)
-            self.failures += 1
-            log.warning("a media stream failed and was stopped: %r", error)
-            self.remove(stream)
-            stream.failed(error)
+    def _tick_all(self, streams: list[Ticking], now: float) -> None:
+        """Tick each stream once. One ``try`` around the lot rather than one per stream (a
+        call less per packet): a stream that raises is let go and the rest of the iteration
+        goes on from the one after it."""
+        pending = iter(streams)
+        while True:
+            stream: Ticking | None = None
+            try:
+                for stream in pending:
+                    stream.tick(now)
+                return
+            except Exception as error:  # noqa: BLE001  (contained: the clock must go on)
+                assert stream is not None
+                self._let_go(stream, error)
+
+    def _let_go(self, stream: Ticking, error: Exception) -> None:
+        self.failures += 1
+        log.warning("a media stream failed and was stopped: %r", error)
+        self.remove(stream)
+        stream.failed(error)
