@@ -76,13 +76,18 @@ class Discard:
 
 class Tone:
     """A sine at ``hz``, ``level`` dBFS; the phase runs on across frames. One second of it is
-    computed once per rate and read in slices (a whole number of Hz repeats every second)."""
+    computed once per rate and read in slices (a whole number of Hz repeats every second).
+    When the frames divide the second, as 10-60 ms frames do, that second's frames are cut
+    once and handed out in turn: the same array objects over and over, cheaper than slicing
+    anew on every tick of every call playing it."""
 
     def __init__(self, hz: float, level_dbfs: float = -10.0) -> None:
         self.hz = hz
         self.amplitude = 32767 * 10 ** (level_dbfs / 20)
         self._position = 0
         self._tables: dict[int, Samples] = {}
+        self._frames: list[Samples] = []  # one second at _frame_rate, cut in frames
+        self._frame_samples = self._frame_rate = 0  # (none cut yet)
 
     @property
     def content_rate(self) -> int:
@@ -105,9 +110,15 @@ class Tone:
         return table
 
     def read(self, samples: int, rate: int) -> Samples:
-        table = self._table(rate)
         start = self._position % rate
         self._position += samples
+        if samples == self._frame_samples and rate == self._frame_rate and not start % samples:
+            return self._frames[start // samples]
+        table = self._table(rate)
+        if rate % samples == 0 and start % samples == 0:
+            self._frames = [table[i : i + samples] for i in range(0, rate, samples)]
+            self._frame_samples, self._frame_rate = samples, rate
+            return self._frames[start // samples]
         if start + samples <= rate:
             return table[start : start + samples]
         return np.take(table, np.arange(start, start + samples), mode="wrap")

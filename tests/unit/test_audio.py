@@ -176,6 +176,19 @@ def test_wav_sink_is_valid_at_every_moment(tmp_path: Path) -> None:
         assert nothing.getnframes() == 0
 
 
+@pytest.mark.parametrize("sizes", [
+    [160] * 120,  # whole frames that divide the second: handed out from the second cut once
+    [160] * 7 + [80] + [160] * 60 + [333] * 30 + [160] * 20,  # off the frame grid and back
+    [441] * 40,  # frames that do not divide the second
+])
+def test_a_tone_read_in_frames_is_one_continuous_sine(sizes: list[int]) -> None:
+    tone = Tone(440, level_dbfs=-6.0)
+    read = np.concatenate([tone.read(size, 8000) for size in sizes])
+    n = np.arange(len(read))
+    expected = (32767 * 10 ** (-6 / 20) * np.sin(2 * np.pi * 440 * n / 8000)).astype(np.int16)
+    assert np.array_equal(read, expected)
+
+
 def test_echo_returns_what_it_was_given() -> None:
     echo = Echo()
     echo.write(np.arange(100, dtype=np.int16), 8000)
