@@ -29,7 +29,7 @@ from softphone.media.quality import level_dbfs
 from softphone.media.srtp import SrtpContext
 from softphone.rtp.dtmf import DtmfReceiver, DtmfSender
 from softphone.rtp.jitter import JitterBuffer
-from softphone.rtp.packet import RTP_HEADER, RtpError, RtpPacket, build, seq_add, ts_add
+from softphone.rtp.packet import RTP_HEADER, RtpError, RtpPacket
 from softphone.rtp.rtcp import (
     Goodbye,
     ReceiverReport,
@@ -50,6 +50,7 @@ from softphone.transport.rtp import RtpEndpoint
 log = logging.getLogger("softphone.media")
 ADAPT_EVERY = 50  # ticks between jitter-buffer depth and codec complexity adjustments
 NORMAL_COMPLEXITY, LOW_COMPLEXITY = DEFAULT_COMPLEXITY, 1  # Opus encoder complexity (0-10)
+_pack_header = RTP_HEADER.pack
 SILENT_AFTER = 0.25  # seconds without RTP before the speaker meter shows silence
 RTCP_INTERVAL = 5.0  # seconds, randomised by 0.5-1.5 (RFC 3550 6.2)
 
@@ -82,9 +83,11 @@ class MediaStream:
                  rtcp_interval: float = RTCP_INTERVAL) -> None:
         self.rtp = rtp
         self.media = media
+        self._listen_only = False
         self.srtp = SrtpContext(media.srtp) if media.srtp is not None else None
         self._agree(media)
         self.source = source
+        self._metered = False  # a Discard sink's level is watched: decode what arrives
         self.sink = sink
         self.clock = clock or MediaClock.shared()
         self._use_codec(media)
@@ -92,10 +95,9 @@ class MediaStream:
         self.ssrc = secrets.randbits(32)
         self._sequence = secrets.randbits(16)
         self._timestamp = secrets.randbits(32)
-        self._first = True
+        self._voice_marker = 0x80  # the first voice packet has the marker bit (RFC 3551 4.1)
         self.packets_sent = 0
         self.muted = False
-        self.listen_only = False  # early media heard before the answer: nothing sent yet
         self._ticks = 0
         self._running = False
         # telephone-event durations run on its own 8 kHz clock, whatever the voice codec
@@ -110,7 +112,6 @@ class MediaStream:
         self._last_sent: Samples | None = None    # frames kept for the level meters, which
         self._last_played: Samples | None = None  # are computed only when somebody looks
         self._last_payload: bytes | None = None   # heard but not decoded (a Discard sink)
-        self._metered = False  # a Discard sink's level is watched: decode what arrives
         self.rtp_timeout: float | None = None
         self.on_inactive: Callable[[float], None] | None = None
         self.on_failure: Callable[[Exception], None] | None = None
@@ -131,6 +132,39 @@ class MediaStream:
         self.media = media
         self.sending = media.direction in ("sendrecv", "sendonly")
         self.receiving = media.direction in ("sendrecv", "recvonly")
+        self._transmit()
+
+    # What a tick does is decided when what it depends on changes, not on every tick: the
+    # direction, early media, the sink and its meter each set the flags the tick reads.
+
+    @property
+    def listen_only(self) -> bool:
+        """Early media heard before the answer: nothing is sent yet."""
+        return self._listen_only
+
+    @listen_only.setter
+    def listen_only(self, value: bool) -> None:
+        self._listen_only = value
+        self._transmit()
+
+    def _transmit(self) -> None:
+        self._transmitting = self.sending and not self._listen_only
+
+    @property
+    def sink(self) -> AudioSink:
+        """Where the audio heard goes; a Discard sink nobody meters gets nothing decoded."""
+        return self._sink
+
+    @sink.setter
+    def sink(self, sink: AudioSink) -> None:
+        self._sink = sink
+        self._discard_check()
+
+    def _discard_check(self) -> None:
+        """Nobody listens (a load test's far end, --null-audio) and no meter watches:
+        decoding would be the costliest step of the call, so what arrives is only counted
+        (RTP statistics), and the last payload waits undecoded until a meter asks."""
+        self._discarding = type(self._sink) is Discard and not self._metered
 
     def _use_codec(self, media: NegotiatedMedia) -> None:
         """``rate`` and ``samples_per_frame`` are the audio's as heard, ``send_rate`` and
@@ -165,7 +199,7 @@ class MediaStream:
             self.rtp.handler = self._on_packet
             self.rtp.rtcp_handler = self._on_rtcp
             self.rtcp.schedule(time.monotonic())
-            if self.sending and not self.listen_only:  # at once: they open a NAT's mappings
+            if self._transmitting:  # at once: they open a NAT's mappings
                 self._send_frame()
                 self._send_rtcp()
             self.clock.add(self, self.media.ptime / 1000)
@@ -229,11 +263,13 @@ class MediaStream:
 
     def tick(self, now: float) -> None:
         self._ticks += 1
-        if self.sending and not self.listen_only:
+        if self._transmitting:
             self._send_frame()
         if self.receiving:
-            self._play_frame()
-            self._check_activity(now)
+            if not self._discarding:
+                self._play_frame()
+            if self.rtp_timeout is not None:
+                self._check_activity(now)
         if self._ticks % ADAPT_EVERY == 0:
             self.jitter.adapt(self.stats.jitter_ms, self.media.ptime)
             self._adapt_complexity()
@@ -274,36 +310,53 @@ class MediaStream:
         return True
 
     def _send_frame(self) -> None:
+        """This tick's packet: a voice frame, built and handed to the socket right here (it
+        runs fifty times a second for every call: ``build``, ``seq_add`` and ``ts_add``
+        without their calls), or, while digits are being sent, a telephone-event."""
         frame = self.source.read(self.send_samples, self.send_rate)  # the source runs on
-        self._last_sent = frame if not self.muted else None
-        event = self.dtmf.next() if self.dtmf.busy and self.media.dtmf_payload_type is not None \
-            else None
-        if event is None:
-            if self.muted:
-                frame = frame * 0
-            self._send(self.media.payload_type, self._timestamp, self.codec.encode(frame),
-                       self._first)
-            self._first = False
-        elif event is not False:
-            assert self.media.dtmf_payload_type is not None
-            if event.marker:
-                self._dtmf_timestamp = self._timestamp
-            self._send(self.media.dtmf_payload_type, self._dtmf_timestamp, event.payload,
-                       event.marker)
-        self._timestamp = ts_add(self._timestamp, self.clock_per_frame)
-
-    def _send(self, payload_type: int, timestamp: int, payload: bytes, marker: bool) -> None:
-        packet = build(payload_type, self._sequence, timestamp, self.ssrc, payload, marker)
-        self.rtp.send(self.srtp.protect(packet) if self.srtp is not None else packet,
-                      self.remote)
+        timestamp = self._timestamp
+        self._timestamp = (timestamp + self.clock_per_frame) & 0xFFFFFFFF
+        if self.muted:
+            self._last_sent = None
+            frame = frame * 0
+        else:
+            self._last_sent = frame
+        if self.dtmf.busy and self.media.dtmf_payload_type is not None:
+            self._send_event(timestamp)
+            return
+        payload = self.codec.encode(frame)
+        packet = _pack_header(0x80, self._voice_marker | self.media.payload_type,
+                              self._sequence, timestamp, self.ssrc) + payload
+        self._voice_marker = 0  # the first voice packet's marker bit, set once
+        self.rtp.sendto(self.srtp.protect(packet) if self.srtp is not None else packet,
+                        self.remote)
+        self._sequence = (self._sequence + 1) & 0xFFFF
         self.packets_sent += 1
         self.octets_sent += len(payload)
-        self._sequence = seq_add(self._sequence, 1)
+
+    def _send_event(self, timestamp: int) -> None:
+        """A telephone-event packet in place of the voice frame, or nothing (the gap after a
+        digit); every packet of one event carries the event's first timestamp."""
+        event = self.dtmf.next()
+        if event is None or event is False:
+            return
+        assert self.media.dtmf_payload_type is not None
+        if event.marker:
+            self._dtmf_timestamp = timestamp
+        self._send(self.media.dtmf_payload_type, self._dtmf_timestamp, event.payload,
+                   event.marker)
+
+    def _send(self, payload_type: int, timestamp: int, payload: bytes, marker: bool) -> None:
+        packet = _pack_header(0x80, (0x80 if marker else 0) | payload_type, self._sequence,
+                              timestamp, self.ssrc) + payload
+        self.rtp.sendto(self.srtp.protect(packet) if self.srtp is not None else packet,
+                        self.remote)
+        self.packets_sent += 1
+        self.octets_sent += len(payload)
+        self._sequence = (self._sequence + 1) & 0xFFFF
 
     def _play_frame(self) -> None:
         """One frame to the sink, from as many packets as it takes (usually exactly one)."""
-        if self._discarding():
-            return
         need = self.samples_per_frame
         while self._pending_samples < need:
             playing, packet = self.jitter.get()
@@ -334,13 +387,8 @@ class MediaStream:
         is that, the next ones are right."""
         if not self._metered:
             self._metered = True
+            self._discard_check()
             self._pending, self._pending_samples = [], 0
-
-    def _discarding(self) -> bool:
-        """Nobody listens (a load test's far end, --null-audio) and no meter watches:
-        decoding would be the costliest step of the call, so what arrives is only counted
-        (RTP statistics), and the last payload waits undecoded until a meter asks."""
-        return type(self.sink) is Discard and not self._metered
 
     def _decode(self, payload: bytes) -> Samples:
         """The payload's audio; one the codec refuses (garbage, a truncated or corrupt
@@ -401,7 +449,7 @@ class MediaStream:
             digit = self._dtmf_receiver.receive(timestamp, payload)
             if digit is not None and self.on_dtmf is not None:
                 self.on_dtmf(digit)
-        elif self._discarding():
+        elif self._discarding:
             self._last_payload = payload  # nobody plays it: no jitter buffer, no decoding
         else:
             self.jitter.put(RtpPacket(payload_type, sequence, timestamp, ssrc, payload,
@@ -409,7 +457,7 @@ class MediaStream:
 
     def _check_activity(self, now: float) -> None:
         """Report, once, when RTP stops arriving although we should be receiving it."""
-        if self.rtp_timeout is None or self._inactive_reported:
+        if self._inactive_reported or self.rtp_timeout is None:
             return
         silent = now - self.last_rtp
         if silent > self.rtp_timeout:

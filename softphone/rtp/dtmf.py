@@ -63,6 +63,9 @@ class DtmfSender:
         self._queue: deque[int] = deque()
         self._event: int | None = None
         self._frame = 0
+        # Digits queued or one still being sent: read by the media stream on every tick,
+        # so kept up to date here rather than worked out there.
+        self.busy = False
 
     def resize(self, samples_per_frame: int) -> None:
         """Frames of another length (a new ptime); the 8 kHz event clock stays."""
@@ -73,10 +76,7 @@ class DtmfSender:
 
     def queue(self, digits: str) -> None:
         self._queue.extend(event_code(d) for d in digits)
-
-    @property
-    def busy(self) -> bool:
-        return self._event is not None or bool(self._queue)
+        self.busy = self._event is not None or bool(self._queue)
 
     def next(self) -> DtmfPacket | None | Literal[False]:
         """A packet to send; False for a silent gap frame; None when idle (send voice)."""
@@ -93,6 +93,7 @@ class DtmfSender:
             return DtmfPacket(bytes(payload), marker=self._frame == 1)
         if self._frame >= tone_end + self.gap_frames:
             self._event = None
+            self.busy = bool(self._queue)
         return False
 
 

@@ -12,7 +12,7 @@ MAX_DROPOUT = 3000
 MAX_MISORDER = 100
 
 
-@dataclass
+@dataclass(slots=True)
 class ReceiverStats:
     clock_rate: int
     received: int = 0
@@ -30,7 +30,11 @@ class ReceiverStats:
         packets whose timestamp is not their sampling instant (telephone-events repeat it),
         which count for loss but not for jitter."""
         self.received += 1
-        if self.base_seq is None:
+        if sequence == (self.max_seq + 1) & 0xFFFF and self.base_seq is not None:
+            if not sequence:
+                self.cycles += 1  # the usual packet, the next in sequence (and maybe wrapped)
+            self.max_seq = sequence
+        elif self.base_seq is None:
             self.base_seq = self.max_seq = sequence
         else:
             delta = seq_diff(sequence, self.max_seq)
