@@ -50,7 +50,11 @@ from softphone.transport.rtp import RtpEndpoint
 log = logging.getLogger("softphone.media")
 ADAPT_EVERY = 50  # ticks between jitter-buffer depth and codec complexity adjustments
 NORMAL_COMPLEXITY, LOW_COMPLEXITY = DEFAULT_COMPLEXITY, 1  # Opus encoder complexity (0-10)
-_pack_header = RTP_HEADER.pack
+# The hot path's helpers, looked up once: a packet is sent and one received fifty times a
+# second for every call.
+_pack_header, _unpack_header, _HEADER_SIZE = RTP_HEADER.pack, RTP_HEADER.unpack_from, \
+    RTP_HEADER.size
+_monotonic = time.monotonic
 SILENT_AFTER = 0.25  # seconds without RTP before the speaker meter shows silence
 RTCP_INTERVAL = 5.0  # seconds, randomised by 0.5-1.5 (RFC 3550 6.2)
 
@@ -130,6 +134,7 @@ class MediaStream:
         if media.srtp != self.media.srtp:
             self.srtp = SrtpContext(media.srtp) if media.srtp is not None else None
         self.media = media
+        self._voice_type, self._event_type = media.payload_type, media.dtmf_payload_type
         self.sending = media.direction in ("sendrecv", "sendonly")
         self.receiving = media.direction in ("sendrecv", "recvonly")
         self._transmit()
@@ -325,7 +330,7 @@ class MediaStream:
             self._send_event(timestamp)
             return
         payload = self.codec.encode(frame)
-        packet = _pack_header(0x80, self._voice_marker | self.media.payload_type,
+        packet = _pack_header(0x80, self._voice_marker | self._voice_type,
                               self._sequence, timestamp, self.ssrc) + payload
         self._voice_marker = 0  # the first voice packet's marker bit, set once
         self.rtp.sendto(self.srtp.protect(packet) if self.srtp is not None else packet,
@@ -422,9 +427,9 @@ class MediaStream:
             if plain is None:
                 return  # tampered, replayed or not for us: dropped, counted
             data = plain
-        if len(data) >= RTP_HEADER.size and data[0] == 0x80:  # the usual packet, read in place
-            _, second, sequence, timestamp, ssrc = RTP_HEADER.unpack_from(data)
-            payload_type, payload = second & 0x7F, data[RTP_HEADER.size:]
+        if len(data) >= _HEADER_SIZE and data[0] == 0x80:  # the usual packet, read in place
+            _, second, sequence, timestamp, ssrc = _unpack_header(data)
+            payload_type, payload = second & 0x7F, data[_HEADER_SIZE:]
         else:  # CSRCs, an extension, padding, or not RTP at all
             try:
                 packet = RtpPacket.parse(data)
@@ -433,8 +438,8 @@ class MediaStream:
             payload_type, sequence, timestamp, ssrc = (packet.payload_type, packet.sequence,
                                                        packet.timestamp, packet.ssrc)
             payload, second = packet.payload, payload_type | (0x80 if packet.marker else 0)
-        is_event = payload_type == self.media.dtmf_payload_type
-        if payload_type != self.media.payload_type and not is_event:
+        is_event = payload_type == self._event_type
+        if payload_type != self._voice_type and not is_event:
             return  # comfort noise, or a codec we did not agree on
         if source != self.remote:
             if self._latched:
@@ -442,9 +447,9 @@ class MediaStream:
                 return
             self.remote = source  # symmetric RTP (RFC 4961): answer where it comes from
         self._latched = True
-        self.last_rtp = now = time.monotonic()
+        self.last_rtp = now = _monotonic()
         self._inactive_reported = False
-        self.stats.update(sequence, timestamp, now, timing=not is_event)
+        self.stats.update(sequence, timestamp, now, not is_event)
         if is_event:
             digit = self._dtmf_receiver.receive(timestamp, payload)
             if digit is not None and self.on_dtmf is not None:

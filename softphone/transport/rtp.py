@@ -165,7 +165,7 @@ class RtpEndpoint(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         source = addr if len(addr) == 2 else addr[:2]  # IPv6 adds flow info and scope
-        if data[:1] < b"\x02" and is_stun(data):
+        if data and data[0] < 2 and is_stun(data):
             self.stun.received(data, source)  # the answer to our binding request
             return
         self.packets_received += 1
