@@ -8,7 +8,10 @@
    and the first not, three times.
 Baselines, same run: a bare asyncio UDP echo loop (round trips per second); the "null
 stream" (one shared timer, a 172-byte sendto per socket every 20 ms and its recvfrom,
-nothing else), searched the same way; a bare 20 ms timer doing nothing (its p99 lateness is
+nothing else), searched the same way; the "Python floor", the null stream plus the least
+any RTP stream written in Python does per packet (pack a header with its counters; on
+arrival unpack it and keep RFC 3550's statistics), which bounds what a Python media path
+can reach against the null stream; a bare 20 ms timer doing nothing (its p99 lateness is
 this machine's pacing floor).
 Aims (issue 14): G.711 streams >= 0.7 of the null stream's; pacing p99 at half that load
 <= 1.25 x the bare timer's p99; Opus >= 100 two-way streams.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 
@@ -30,6 +34,8 @@ from softphone.media.clock import MediaClock
 from softphone.media.codecs import make_codec
 from softphone.media.ports import Discard, Tone
 from softphone.media.stream import MediaStream
+from softphone.rtp.packet import RTP_HEADER
+from softphone.rtp.stats import ReceiverStats
 from softphone.sdp.negotiation import CODECS, NegotiatedMedia
 from softphone.transport.rtp import RtpEndpoint
 
@@ -135,19 +141,51 @@ class NullPeer(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.received += 1
 
+    def sender(self) -> Callable[[bytes, tuple[str, int]], None]:
+        """What the timer calls for each packet: the socket's own sendto, nothing between."""
+        return self.transport.sendto
 
-async def null_capacity(streams: int, seconds: float) -> tuple[float, float, float, int]:
+
+class FloorPeer(NullPeer):
+    """One end of the Python floor: an RTP header packed with its counters for every packet
+    sent; every packet received unpacked and kept in RFC 3550 statistics. Nothing else
+    (no source, codec, jitter buffer or RTCP)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stats = ReceiverStats(8000)
+        self.sequence = self.timestamp = 0
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        _, _, sequence, timestamp, _ = RTP_HEADER.unpack_from(data)
+        self.stats.update(sequence, timestamp, time.monotonic())
+        self.received += 1
+
+    def sender(self) -> Callable[[bytes, tuple[str, int]], None]:
+        return self.send
+
+    def send(self, payload: bytes, destination: tuple[str, int]) -> None:
+        self.transport.sendto(RTP_HEADER.pack(0x80, 0, self.sequence, self.timestamp, 1)
+                              + payload[RTP_HEADER.size:], destination)
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        self.timestamp = (self.timestamp + 160) & 0xFFFFFFFF
+
+
+async def null_capacity(streams: int, seconds: float, peer: type[NullPeer] = NullPeer
+                        ) -> tuple[float, float, float, int]:
     """The null stream's (p50, p99 lateness ms, CPU ms per stream-second, received) for
-    ``streams`` sockets (pairs sending to each other), on one absolute-deadline timer."""
+    ``streams`` sockets (pairs sending to each other), on one absolute-deadline timer;
+    with ``FloorPeer``, the Python floor's."""
     loop = asyncio.get_running_loop()
-    peers: list[tuple[NullPeer, tuple[str, int]]] = []
+    peers: list[tuple[NullPeer, tuple[str, int]]] = []  # each peer, and where it sends
     for _ in range(streams // 2):
-        a_transport, a = await loop.create_datagram_endpoint(NullPeer,
+        a_transport, a = await loop.create_datagram_endpoint(peer,
                                                              local_addr=("127.0.0.1", 0))
-        b_transport, b = await loop.create_datagram_endpoint(NullPeer,
+        b_transport, b = await loop.create_datagram_endpoint(peer,
                                                              local_addr=("127.0.0.1", 0))
         peers += [(a, b_transport.get_extra_info("sockname")),
                   (b, a_transport.get_extra_info("sockname"))]
+    senders = [(peer.sender(), destination) for peer, destination in peers]
     payload = bytes(172)
     lateness: list[float] = []
     done = loop.create_future()
@@ -158,8 +196,8 @@ async def null_capacity(streams: int, seconds: float) -> tuple[float, float, flo
         nonlocal deadline
         now = time.monotonic()
         lateness.append(now - deadline)
-        for peer, destination in peers:
-            peer.transport.sendto(payload, destination)
+        for send, destination in senders:
+            send(payload, destination)
         deadline += 0.02
         if deadline > end:
             done.set_result(None)
@@ -172,9 +210,9 @@ async def null_capacity(streams: int, seconds: float) -> tuple[float, float, flo
     cpu = time.process_time()
     await done
     cpu = time.process_time() - cpu
-    received = sum(peer.received for peer, _ in peers)
-    for peer, _ in peers:
-        peer.transport.close()
+    received = sum(one.received for one, _ in peers)
+    for one, _ in peers:
+        one.transport.close()
     late = np.abs(np.array(lateness)) * 1e3
     return (float(np.percentile(late, 50)), float(np.percentile(late, 99)),
             cpu * 1e3 / (max(streams, 1) * seconds), received)
@@ -204,10 +242,11 @@ async def search(name: str, measure: Measure, start: int, most: int, seconds: fl
         return delivered >= 0.9 and p50 <= MOST_LATE_MS
 
     carried, streams = 0, start
-    while streams <= most and await carries(streams):
-        carried, streams = streams, streams * 2
-    if streams > most:
-        return carried
+    while await carries(streams):
+        carried = streams
+        if streams >= most:
+            return carried
+        streams = min(streams * 2, most)  # the cap itself is tried, not stepped over
     failed = streams
     for _ in range(3):
         middle = (carried + failed) // 4 * 2  # pairs: an even count
@@ -223,7 +262,8 @@ async def search(name: str, measure: Measure, start: int, most: int, seconds: fl
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--max-streams", type=int, default=1200)
+    parser.add_argument("--max-streams", type=int, default=4800,
+                        help="the most streams any search tries (two sockets each for RTP)")
     args = parser.parse_args()
     baseline = await echo_baseline()
     print(f"baseline: bare asyncio UDP echo, {baseline:,.0f} round trips/s "
@@ -231,18 +271,23 @@ async def main() -> None:
     codec_costs()
     timer_p99 = await bare_timer_p99(args.seconds)
     print(f"baseline: a bare 20 ms timer, p99 lateness {timer_p99:.2f} ms")
-    null = await search("null", null_capacity, 100, args.max_streams * 4, args.seconds)
+    null = await search("null", null_capacity, 100, args.max_streams, args.seconds)
     print(f" null: carried {null} streams (>= 90% delivered, p50 lateness <= 10 ms)")
+    floor = await search("floor", functools.partial(null_capacity, peer=FloorPeer), 100,
+                         args.max_streams, args.seconds)
+    print(f"floor: carried {floor} streams (>= 90% delivered, p50 lateness <= 10 ms)")
     carried = {}
     for key, start in (("pcmu", 50), ("opus", 10)):
-        carried[key] = await search(key, lambda n, t, key=key: capacity(key, n, t), start,
+        carried[key] = await search(key, functools.partial(capacity, key), start,
                                     args.max_streams, args.seconds)
         print(f"{key:>5}: carried {carried[key]} streams (>= 90% delivered, p50 lateness "
               "<= 10 ms)")
     half = max(2, carried["pcmu"] // 4 * 2)
     _, half_p99, _, _ = await capacity("pcmu", half, args.seconds)
     print(f"G.711 streams carried: {carried['pcmu']} = {carried['pcmu'] / max(null, 1):.2f} x "
-          f"the null stream's {null} (aim >= 0.7)")
+          f"the null stream's {null} (aim >= 0.7); the Python floor carried {floor} = "
+          f"{floor / max(null, 1):.2f} x the null stream's, G.711 = "
+          f"{carried['pcmu'] / max(floor, 1):.2f} x the floor's")
     print(f"pacing p99 at half that load ({half} streams): {half_p99:.2f} ms = "
           f"{half_p99 / timer_p99:.2f} x the bare timer's {timer_p99:.2f} ms (aim <= 1.25)")
     print(f"Opus two-way streams carried: {carried['opus']} (aim >= 100)")
