@@ -46,16 +46,22 @@ def sipp_uac(port: int, rate: int, folder: Path, socket_per_call: bool) -> tuple
     calls = rate * SECONDS_PER_STEP
     stats = folder / f"uac-{port}.csv"
     transport = ["-t", "un", "-max_socket", "2000"] if socket_per_call else ["-t", "u1"]
-    started = time.monotonic()
     subprocess.run(["sipp", "-sn", "uac", f"127.0.0.1:{port}", "-i", "127.0.0.1", "-p",
                     str(free_port()), *transport, "-r", str(rate), "-l", str(SIPP_LIMIT),
                     "-m", str(calls), "-d", "0", "-nostdin", "-trace_stat", "-stf",
                     str(stats)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    timeout=600, check=False)
-    seconds = time.monotonic() - started
     with stats.open() as handle:
         last = list(csv.DictReader(handle, delimiter=";"))[-1]
+    # SIPp's own clock, from its first call to its last statistics: not its start-up (a
+    # thousand sockets for -t un take a while), which would read as a rate not kept up with
+    seconds = _epoch(last["CurrentTime"]) - _epoch(last["StartTime"])
     return int(last["SuccessfulCall(C)"]) / seconds, int(last["FailedCall(C)"])
+
+
+def _epoch(stamp: str) -> float:
+    """SIPp writes a time as date, time of day and seconds since the epoch, tab-separated."""
+    return float(stamp.split()[-1])
 
 
 def with_answerer(command: list[str], settle: float) -> subprocess.Popen[bytes]:

@@ -139,8 +139,17 @@ class Headers:
             return None
 
     def get_all(self, name: str) -> list[str]:
+        """Every value of ``name`` in order. Most headers asked for are there once or not at
+        all: the list's own (C) scans answer those without a Python loop over every header."""
         key = header_key(name)
-        return [item[1] for item, item_key in zip(self._items, self._keys, strict=True)
+        keys = self._keys
+        count = keys.count(key)
+        if not count:
+            return []
+        first = keys.index(key)
+        if count == 1:
+            return [self._items[first][1]]
+        return [item[1] for item, item_key in zip(self._items[first:], keys[first:], strict=True)
                 if item_key == key]
 
     def count(self, name: str) -> int:

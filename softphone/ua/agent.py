@@ -217,6 +217,9 @@ class UserAgent:
         self.registrations: list[Registration] = []
         self.subscriptions: list[MwiSubscription] = []
         self._by_handle: dict[str, Call] = {}
+        # handles by Call-ID: a call's own is its Call-ID, its forks' the Call-ID and a tag
+        # ("id#tag"); an event naming a Call-ID finds them without a scan of every call
+        self._handles_by_call_id: dict[str, set[str]] = {}
         self._waiting: dict[int, asyncio.Future[Completed]] = {}
         self._subscribers: list[asyncio.Queue[Event]] = []
         self._listeners: list[Callable[[Event], None]] = []
@@ -484,7 +487,7 @@ class UserAgent:
             else:
                 self.core.media_status(event.handle, call.last_packet(self.now()), self.now())
         elif isinstance(event, CallGone):
-            gone = self._by_handle.pop(event.handle, None)
+            gone = self._forget(event.handle)
             if gone is not None:
                 self.calls.discard(gone)
                 gone.gone(event.ended)
@@ -500,14 +503,26 @@ class UserAgent:
                 waiting.set_result(event)
 
     def _calls_named(self, call_id: str) -> list[Call]:
-        return [call for handle, call in self._by_handle.items()
-                if handle == call_id or handle.startswith(call_id + "#")]
+        return [self._by_handle[handle]
+                for handle in self._handles_by_call_id.get(call_id, ())]
+
+    def _keep(self, handle: str, call: Call) -> None:
+        self._by_handle[handle] = call
+        self._handles_by_call_id.setdefault(handle.split("#")[0], set()).add(handle)
+        self.calls.add(call)
+
+    def _forget(self, handle: str) -> Call | None:
+        call_id = handle.split("#")[0]
+        handles = self._handles_by_call_id.get(call_id, set())
+        handles.discard(handle)
+        if not handles:
+            self._handles_by_call_id.pop(call_id, None)
+        return self._by_handle.pop(handle, None)
 
     def _call_created(self, event: CallCreated) -> None:
         core_call = self.core.calls[event.handle]
         call = Call(self, core_call)
-        self._by_handle[event.handle] = call
-        self.calls.add(call)
+        self._keep(event.handle, call)
         if event.direction == "incoming":
             if core_call.replacing is not None:  # RFC 3891: it takes over a call we have
                 call.replaces = self._by_handle.get(core_call.replacing.handle)
@@ -642,8 +657,7 @@ class UserAgent:
                                   duration=duration, keep_forks=keep_forks,
                                   media_address=public, transfer_of=transfer_of)
         call = Call(self, placed, rtp)
-        self._by_handle[placed.handle] = call
-        self.calls.add(call)
+        self._keep(placed.handle, call)
         self.transmit()
         return call
 
