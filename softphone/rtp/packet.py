@@ -29,8 +29,8 @@ def ts_add(a: int, b: int) -> int:
 
 def build(payload_type: int, sequence: int, timestamp: int, ssrc: int, payload: bytes,
           marker: bool = False) -> bytes:
-    """The packet a media stream sends (no CSRC, extension or padding), without building an
-    RtpPacket first: this runs fifty times a second for every call."""
+    """A plain packet (no CSRC, extension or padding) without building an RtpPacket first.
+    A media stream packs the same header in its own send path (media/stream.py)."""
     return RTP_HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, sequence, timestamp,
                         ssrc) + payload
 

@@ -31,8 +31,9 @@ class ReceiverStats:
         which count for loss but not for jitter."""
         self.received += 1
         if sequence == (self.max_seq + 1) & 0xFFFF and self.base_seq is not None:
+            # the usual packet, the next in sequence: A.1's in-order case, taken first
             if not sequence:
-                self.cycles += 1  # the usual packet, the next in sequence (and maybe wrapped)
+                self.cycles += 1  # wrapped
             self.max_seq = sequence
         elif self.base_seq is None:
             self.base_seq = self.max_seq = sequence
