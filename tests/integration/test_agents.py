@@ -62,6 +62,22 @@ async def test_call_answer_and_hang_up(pair: tuple[UserAgent, UserAgent]) -> Non
     assert not alice.calls and not bob.calls
 
 
+async def test_an_agent_calling_itself_keeps_both_ends_apart_by_their_handles() -> None:
+    """Both ends of a call to oneself share the Call-ID (their handles differ by a tag): the
+    answer reaches both, each ends once, and the agent keeps neither afterwards."""
+    async with UserAgent(AgentConfig(user="alice", **FAST)) as alice:  # type: ignore[arg-type]
+        call = await alice.call(f"sip:alice@127.0.0.1:{alice.port}")
+        incoming = await answer_next(alice)
+        assert await asyncio.wait_for(call.answered, 5)
+        assert call.call_id == incoming.call_id and call is not incoming
+        assert call.answered_at is not None and incoming.answered_at is not None
+        await call.hangup()
+        ends = [await asyncio.wait_for(asyncio.shield(end.ended), 5) for end in (call, incoming)]
+        assert [end.by for end in ends] == ["local", "remote"]
+        await asyncio.sleep(0.1)
+        assert not alice.calls
+
+
 async def test_rejected_call_reports_the_status(pair: tuple[UserAgent, UserAgent]) -> None:
     alice, bob = pair
     call = await alice.call(f"sip:bob@127.0.0.1:{bob.port}")
