@@ -217,8 +217,8 @@ class UserAgent:
         self.registrations: list[Registration] = []
         self.subscriptions: list[MwiSubscription] = []
         self._by_handle: dict[str, Call] = {}
-        # handles by Call-ID: a call's own is its Call-ID, its forks' the Call-ID and a tag
-        # ("id#tag"); an event naming a Call-ID finds them without a scan of every call
+        # handles by Call-ID (a call's forks, and both ends of a call to oneself, share one):
+        # an event naming a Call-ID finds its calls without a scan of every call
         self._handles_by_call_id: dict[str, set[str]] = {}
         self._waiting: dict[int, asyncio.Future[Completed]] = {}
         self._subscribers: list[asyncio.Queue[Event]] = []
@@ -489,7 +489,6 @@ class UserAgent:
         elif isinstance(event, CallGone):
             gone = self._forget(event.handle)
             if gone is not None:
-                self.calls.discard(gone)
                 gone.gone(event.ended)
             else:
                 self.emit(event.ended)
@@ -508,16 +507,19 @@ class UserAgent:
 
     def _keep(self, handle: str, call: Call) -> None:
         self._by_handle[handle] = call
-        self._handles_by_call_id.setdefault(handle.split("#")[0], set()).add(handle)
+        self._handles_by_call_id.setdefault(call.call_id, set()).add(handle)
         self.calls.add(call)
 
     def _forget(self, handle: str) -> Call | None:
-        call_id = handle.split("#")[0]
-        handles = self._handles_by_call_id.get(call_id, set())
-        handles.discard(handle)
-        if not handles:
-            self._handles_by_call_id.pop(call_id, None)
-        return self._by_handle.pop(handle, None)
+        """Undo ``_keep``: the call under ``handle``, if there was one, is let go."""
+        call = self._by_handle.pop(handle, None)
+        if call is not None:
+            handles = self._handles_by_call_id[call.call_id]
+            handles.discard(handle)
+            if not handles:
+                del self._handles_by_call_id[call.call_id]
+            self.calls.discard(call)
+        return call
 
     def _call_created(self, event: CallCreated) -> None:
         core_call = self.core.calls[event.handle]
