@@ -99,7 +99,7 @@ class MediaStream:
         self.ssrc = secrets.randbits(32)
         self._sequence = secrets.randbits(16)
         self._timestamp = secrets.randbits(32)
-        self._voice_marker = 0x80  # the first voice packet has the marker bit (RFC 3551 4.1)
+        self._first = True  # the first voice packet has the marker bit (RFC 3551 4.1)
         self.packets_sent = 0
         self.muted = False
         self._ticks = 0
@@ -315,9 +315,8 @@ class MediaStream:
         return True
 
     def _send_frame(self) -> None:
-        """This tick's packet: a voice frame, built and handed to the socket right here (it
-        runs fifty times a second for every call: ``build``, ``seq_add`` and ``ts_add``
-        without their calls), or, while digits are being sent, a telephone-event."""
+        """This tick's packet: a voice frame or, while digits are being sent, a
+        telephone-event (the voice's clock runs on under it)."""
         frame = self.source.read(self.send_samples, self.send_rate)  # the source runs on
         timestamp = self._timestamp
         self._timestamp = (timestamp + self.clock_per_frame) & 0xFFFFFFFF
@@ -329,15 +328,8 @@ class MediaStream:
         if self.dtmf.busy and self.media.dtmf_payload_type is not None:
             self._send_event(timestamp)
             return
-        payload = self.codec.encode(frame)
-        packet = _pack_header(0x80, self._voice_marker | self._voice_type,
-                              self._sequence, timestamp, self.ssrc) + payload
-        self._voice_marker = 0  # the first voice packet's marker bit, set once
-        self.rtp.sendto(self.srtp.protect(packet) if self.srtp is not None else packet,
-                        self.remote)
-        self._sequence = (self._sequence + 1) & 0xFFFF
-        self.packets_sent += 1
-        self.octets_sent += len(payload)
+        self._send(self._voice_type, timestamp, self.codec.encode(frame), self._first)
+        self._first = False
 
     def _send_event(self, timestamp: int) -> None:
         """A telephone-event packet in place of the voice frame, or nothing (the gap after a
@@ -352,6 +344,9 @@ class MediaStream:
                    event.marker)
 
     def _send(self, payload_type: int, timestamp: int, payload: bytes, marker: bool) -> None:
+        """Every packet leaves here: its header packed in place (``build`` and ``seq_add``
+        without their calls, fifty times a second for every call) and handed straight to the
+        endpoint's current ``sendto``."""
         packet = _pack_header(0x80, (0x80 if marker else 0) | payload_type, self._sequence,
                               timestamp, self.ssrc) + payload
         self.rtp.sendto(self.srtp.protect(packet) if self.srtp is not None else packet,
