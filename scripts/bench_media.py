@@ -146,6 +146,9 @@ class NullPeer(asyncio.DatagramProtocol):
         return self.transport.sendto
 
 
+_FLOOR_PAYLOAD = bytes(172 - RTP_HEADER.size)  # the null stream's datagram, less a header
+
+
 class FloorPeer(NullPeer):
     """One end of the Python floor: an RTP header packed with its counters for every packet
     sent; every packet received unpacked and kept in RFC 3550 statistics. Nothing else
@@ -164,9 +167,11 @@ class FloorPeer(NullPeer):
     def sender(self) -> Callable[[bytes, tuple[str, int]], None]:
         return self.send
 
-    def send(self, payload: bytes, destination: tuple[str, int]) -> None:
+    def send(self, packet: bytes, destination: tuple[str, int]) -> None:
+        """As many bytes as the null stream's ``packet``, under this packet's own header;
+        the payload is made once (as G.711's memo hands one out), not cut from ``packet``."""
         self.transport.sendto(RTP_HEADER.pack(0x80, 0, self.sequence, self.timestamp, 1)
-                              + payload[RTP_HEADER.size:], destination)
+                              + _FLOOR_PAYLOAD, destination)
         self.sequence = (self.sequence + 1) & 0xFFFF
         self.timestamp = (self.timestamp + 160) & 0xFFFFFFFF
 
