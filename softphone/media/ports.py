@@ -91,6 +91,8 @@ class Tone:
     anew on every tick of every call playing it. Both are shared with the process's other
     Tones of the same frequency and level."""
 
+    __slots__ = ("hz", "amplitude", "_position", "_frames", "_frame_samples", "_frame_rate")
+
     def __init__(self, hz: float, level_dbfs: float = -10.0) -> None:
         self.hz = hz
         self.amplitude = 32767 * 10 ** (level_dbfs / 20)

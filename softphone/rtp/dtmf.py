@@ -55,6 +55,9 @@ class DtmfPacket:
 class DtmfSender:
     """Yields one packet (or a gap) per frame for the digits queued."""
 
+    __slots__ = ("tone_ms", "gap_ms", "volume", "step", "tone_frames", "gap_frames", "_queue",
+                 "_event", "_frame", "busy")
+
     def __init__(self, samples_per_frame: int, tone_ms: int = 100, gap_ms: int = 60,
                  volume: int = 10) -> None:
         self.tone_ms, self.gap_ms = tone_ms, gap_ms

@@ -71,6 +71,8 @@ _ALAW_MEMO: dict[bytes, bytes] = {}
 class G711:
     """Encoder and decoder of one law; loss is concealed by repeating the last frame, fading."""
 
+    __slots__ = ("_encode", "_memo", "_decode", "_concealment")
+
     def __init__(self, encode_by_bits: npt.NDArray[np.uint8], decode_table: Samples,
                  memo: dict[bytes, bytes]) -> None:
         self._encode = encode_by_bits
