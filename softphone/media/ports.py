@@ -5,6 +5,8 @@ arrays at the rate the caller asks for."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -25,6 +27,38 @@ class AudioSource(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class FrameCycle:
+    """What a source's reads of one frame size will return from now on, known in advance:
+    ``frames[start]``, then each next one, and after the last ``frames[loop_from]`` again,
+    forever (a tone's second, a file followed by silence, silence). The frames are read-only
+    and the same objects every time round, shared with every source playing the same audio,
+    so a stream can code them once for all its calls (G.711: every call of a load test
+    playing one prompt sends payloads coded once) instead of reading and coding each frame.
+
+    A source offers one with ``cycle(samples, rate)`` (optional: a microphone cannot). Who
+    takes it reads the frames itself from then on; before it reads the source again it
+    brings the source to where it got to with ``catch_up`` (a codec change, say)."""
+
+    frames: Sequence[Samples]
+    rate: int
+    start: int
+    loop_from: int = 0
+
+    def after(self, index: int) -> int:
+        """The index of the frame that follows ``frames[index]``."""
+        return index + 1 if index + 1 < len(self.frames) else self.loop_from
+
+    def catch_up(self, source: AudioSource, index: int) -> None:
+        """Read ``source`` as far as the frames taken up to ``index`` (the next to take):
+        at most once round, however long it was taken for, since the frames repeat."""
+        taken = index - self.start if index >= self.start else \
+            len(self.frames) - self.start + index - self.loop_from
+        samples = len(self.frames[0])
+        for _ in range(taken):
+            source.read(samples, self.rate)
+
+
 class AudioSink(Protocol):
     def write(self, frame: Samples, rate: int) -> None: ...
 
@@ -42,8 +76,24 @@ def content_rate(port: object) -> int:
     return int(getattr(port, "content_rate", FULL_BAND))
 
 
+# One read-only frame of zeros per frame size, shared by every silent source of the process.
+_SILENT_FRAMES: dict[int, tuple[Samples]] = {}
+
+
+def silent_frames(samples: int) -> tuple[Samples]:
+    """The process's frame of ``samples`` zeros (as a one-frame cycle); nobody may change it."""
+    frames = _SILENT_FRAMES.get(samples)
+    if frames is None:
+        frame = np.zeros(samples, dtype=np.int16)
+        frame.flags.writeable = False
+        frames = (frame,)
+        if len(_SILENT_FRAMES) < TONES_SHARED:
+            _SILENT_FRAMES[samples] = frames
+    return frames
+
+
 class Silence:
-    """Every frame is the same read-only array of zeros (nobody may change it), so a load
+    """Every frame is the same read-only array of zeros, shared by the process, so a load
     test's thousand silent streams allocate nothing per frame."""
 
     content_rate = 0
@@ -59,9 +109,12 @@ class Silence:
 
     def read(self, samples: int, rate: int) -> Samples:
         if len(self._frame) != samples:
-            self._frame = np.zeros(samples, dtype=np.int16)
-            self._frame.flags.writeable = False
+            self._frame = silent_frames(samples)[0]
         return self._frame
+
+    def cycle(self, samples: int, rate: int) -> FrameCycle:
+        """Silence, forever: one frame (see FrameCycle)."""
+        return FrameCycle(silent_frames(samples), rate, 0)
 
 
 class Discard:
@@ -80,7 +133,7 @@ class Discard:
 # tones is usual; the bound only stops a script making thousands from keeping them all.
 _TONE_TABLES: dict[tuple[float, float, int], Samples] = {}
 _TONE_FRAMES: dict[tuple[float, float, int, int], list[Samples]] = {}
-TONES_SHARED = 64
+TONES_SHARED = 64  # also bounds the silent frames kept, one per frame size
 
 
 class Tone:
@@ -145,6 +198,14 @@ class Tone:
         if start + samples <= rate:
             return table[start : start + samples]
         return np.take(table, np.arange(start, start + samples), mode="wrap")
+
+    def cycle(self, samples: int, rate: int) -> FrameCycle | None:
+        """The second of frames read in turn (see FrameCycle); None when frames of this size
+        do not divide the second, or the tone stands between two of them."""
+        start = self._position % rate
+        if rate % samples or start % samples:
+            return None
+        return FrameCycle(self._cut(samples, rate), rate, start // samples)
 
 
 class CallWaiting:

@@ -14,7 +14,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +24,14 @@ from softphone.media.codecs import audio_rate, make_codec
 from softphone.media.codecs.opus import DEFAULT_COMPLEXITY
 from softphone.media.diagnosis import HeardAudio
 from softphone.media.mos import estimate_mos
-from softphone.media.ports import AudioSink, AudioSource, Discard, Samples, content_rate
+from softphone.media.ports import (
+    AudioSink,
+    AudioSource,
+    Discard,
+    FrameCycle,
+    Samples,
+    content_rate,
+)
 from softphone.media.quality import level_dbfs
 from softphone.media.srtp import SrtpContext
 from softphone.rtp.dtmf import DtmfReceiver, DtmfSender
@@ -93,6 +100,7 @@ class MediaStream:
         "rtp", "remote", "ssrc", "_sequence", "_timestamp", "clock_per_frame", "_first",
         "_voice_type", "_event_type", "_transmitting", "_discarding", "receiving", "sending",
         "source", "send_samples", "send_rate", "codec", "muted", "_last_sent", "dtmf",
+        "_coded", "_cycle_at",
         "packets_sent", "octets_sent", "_ticks", "rtcp", "rtp_timeout", "srtp", "stats",
         "_latched", "last_rtp", "_inactive_reported", "_last_payload", "foreign",
         # playing what arrives
@@ -108,6 +116,9 @@ class MediaStream:
         self.rtp = rtp
         self.media = media
         self._listen_only = False
+        # a source's FrameCycle and its payloads, coded once (see _take_cycle); the next index
+        self._coded: tuple[FrameCycle, Sequence[bytes]] | None = None
+        self._cycle_at = 0
         self.srtp = SrtpContext(media.srtp) if media.srtp is not None else None
         self._agree(media)
         self.source = source
@@ -220,6 +231,7 @@ class MediaStream:
     def start(self) -> None:
         if not self._running:
             self.source.prepare(self.send_rate)
+            self._take_cycle()
             self._running = True
             self.rtp.handler = self._on_packet
             self.rtp.rtcp_handler = self._on_rtcp
@@ -235,12 +247,14 @@ class MediaStream:
     def replace_ports(self, source: AudioSource, sink: AudioSink) -> None:
         """Reconnect the stream (to a conference, say); the old ports are closed."""
         old_source, old_sink = self.source, self.sink
+        self._coded = None  # the old source's cycle: the old source is closed below
         self.source, self.sink = source, sink
         if self._rates(self.media) != (self.send_rate, self.rate):  # silence -> a conference
             self._make_codec(self.media)
             self._pending, self._pending_samples = [], 0
             self._packet_samples = self.samples_per_frame
         source.prepare(self.send_rate)
+        self._take_cycle()
         old_sink.close()
         if old_source is not old_sink:  # type: ignore[comparison-overlap]
             old_source.close()
@@ -274,6 +288,7 @@ class MediaStream:
                 self.media.codec.key, self.media.ptime, self.media.remote_fmtp):
             self._use_codec(media)
             self.source.prepare(self.send_rate)
+            self._take_cycle()
             self.dtmf.resize(8 * media.ptime)
             if self._running:
                 self.clock.add(self, media.ptime / 1000)
@@ -334,21 +349,51 @@ class MediaStream:
         self.dtmf.queue(digits)
         return True
 
+    def _take_cycle(self) -> None:
+        """Take the source's FrameCycle when it has one (a tone, a file, silence) and the
+        codec codes each frame without state between them (G.711): the cycle's payloads are
+        coded once, for every call playing the same audio, and each tick sends the next in
+        turn without reading or coding anything (about half a G.711 tick's work). Any other
+        source or codec is read and coded frame by frame."""
+        self._leave_cycle()
+        offer = getattr(self.source, "cycle", None)
+        encode_cycle = getattr(self.codec, "encode_cycle", None)
+        if offer is None or encode_cycle is None:
+            return
+        cycle: FrameCycle | None = offer(self.send_samples, self.send_rate)
+        if cycle is not None:
+            self._coded = (cycle, encode_cycle(cycle.frames))
+            self._cycle_at = cycle.start
+
+    def _leave_cycle(self) -> None:
+        """Bring the source to where its cycle got to, so reading it goes on from there."""
+        if self._coded is not None:
+            self._coded[0].catch_up(self.source, self._cycle_at)
+            self._coded = None
+
     def _send_frame(self) -> None:
         """This tick's packet: a voice frame or, while digits are being sent, a
-        telephone-event (the voice's clock runs on under it)."""
-        frame = self.source.read(self.send_samples, self.send_rate)  # the source runs on
+        telephone-event (the voice's clock and the source run on under it)."""
         timestamp = self._timestamp
         self._timestamp = (timestamp + self.clock_per_frame) & 0xFFFFFFFF
+        coded, payload = self._coded, None
+        if coded is None:
+            frame = self.source.read(self.send_samples, self.send_rate)
+        else:  # the frame and its payload the source's cycle has next
+            cycle, payloads = coded
+            index = self._cycle_at
+            self._cycle_at = index + 1 if index + 1 < len(payloads) else cycle.loop_from
+            frame, payload = cycle.frames[index], payloads[index]
         if self.muted:
-            self._last_sent = None
+            self._last_sent = payload = None
             frame = frame * 0
         else:
             self._last_sent = frame
-        if self.dtmf.busy and self.media.dtmf_payload_type is not None:
+        if self.dtmf.busy and self._event_type is not None:
             self._send_event(timestamp)
             return
-        self._send(self._voice_type, timestamp, self.codec.encode(frame), self._first)
+        self._send(self._voice_type, timestamp,
+                   self.codec.encode(frame) if payload is None else payload, self._first)
         self._first = False
 
     def _send_event(self, timestamp: int) -> None:

@@ -19,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import soundfile
 
+from softphone.media.ports import FrameCycle, silent_frames
+
 Samples = npt.NDArray[np.int16]
 # libsndfile's sf_command: rewrite the header after every write (sndfile.h)
 SFC_SET_UPDATE_HEADER_AUTO = 0x1061
@@ -103,6 +105,25 @@ def _audio(path: str, version: tuple[int, int], rate: int | None) -> tuple[Sampl
     return samples, file_rate
 
 
+@functools.lru_cache(maxsize=8)
+def _frames(path: str, version: tuple[int, int], rate: int, samples: int,
+            loop: bool) -> tuple[Samples, ...] | None:
+    """A file's audio at ``rate`` cut in frames of ``samples`` once, for every call playing
+    it (see FrameCycle): played once, its last frame padded with zeros and a silent frame
+    after it; looped, None unless the frames divide the file (a loop would join mid-frame)."""
+    data = _audio(path, version, rate)[0]
+    whole = len(data) // samples * samples
+    frames = [data[i : i + samples] for i in range(0, whole, samples)]
+    if loop:
+        return tuple(frames) if whole == len(data) and frames else None
+    if whole < len(data):
+        last = np.zeros(samples, dtype=np.int16)
+        last[: len(data) - whole] = data[whole:]
+        last.flags.writeable = False
+        frames.append(last)
+    return (*frames, silent_frames(samples)[0])
+
+
 class WavSource:
     """Plays a WAV file once (then silence), or in a loop."""
 
@@ -124,6 +145,7 @@ class WavSource:
 
     @property
     def finished(self) -> bool:
+        """Read to its end (reads, not the frames of a cycle taken from it)."""
         return not self.loop and self._position >= len(self._at(self._reading_rate))
 
     def prepare(self, rate: int) -> None:
@@ -134,6 +156,20 @@ class WavSource:
 
     def _at(self, rate: int) -> Samples:
         return _audio(*self._file, rate)[0]
+
+    def cycle(self, samples: int, rate: int) -> FrameCycle | None:
+        """The file's frames from here (see FrameCycle): played once, then silence; in a loop
+        when the frames divide the file. None between two frames, or for a loop they do not
+        divide."""
+        frames = _frames(*self._file, rate, samples, self.loop)
+        if frames is None:
+            return None
+        if not self.loop and self._position >= len(self._at(rate)):
+            return FrameCycle(frames, rate, len(frames) - 1, len(frames) - 1)
+        if self._position % samples:
+            return None
+        return FrameCycle(frames, rate, self._position // samples,
+                          0 if self.loop else len(frames) - 1)
 
     def read(self, samples: int, rate: int) -> Samples:
         self._reading_rate = rate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,16 @@ import pytest
 
 from softphone.media.codecs import make_codec
 from softphone.media.codecs.g711 import ALAW_DECODE, ALAW_ENCODE, ULAW_DECODE, ULAW_ENCODE
-from softphone.media.ports import BothWays, CallWaiting, Echo, Recorder, Tone
+from softphone.media.ports import (
+    AudioSource,
+    BothWays,
+    CallWaiting,
+    Echo,
+    FrameCycle,
+    Recorder,
+    Silence,
+    Tone,
+)
 from softphone.media.quality import dominant_frequency, similarity, tone_level
 from softphone.media.wav import WavError, WavSink, WavSource, load_wav
 from tests.conftest import TESTDATA
@@ -187,6 +197,63 @@ def test_a_tone_read_in_frames_is_one_continuous_sine(sizes: list[int]) -> None:
     n = np.arange(len(read))
     expected = (32767 * 10 ** (-6 / 20) * np.sin(2 * np.pi * 440 * n / 8000)).astype(np.int16)
     assert np.array_equal(read, expected)
+
+
+def ramp_wav(path: Path, samples: int) -> Path:
+    sink = WavSink(path)
+    sink.write((np.arange(samples) * 13 % 20000 - 10000).astype(np.int16), 8000)
+    sink.close()
+    return path
+
+
+def walk(cycle: FrameCycle, count: int) -> tuple[list[npt.NDArray[np.int16]], int]:
+    """The next ``count`` frames a cycle gives, and the index of the one after them."""
+    index, frames = cycle.start, []
+    for _ in range(count):
+        frames.append(cycle.frames[index])
+        index = cycle.after(index)
+    return frames, index
+
+
+@pytest.mark.parametrize(("make", "read_first"), [
+    (lambda tmp: Tone(443), 0), (lambda tmp: Tone(443), 37),  # round the second, and again
+    (lambda tmp: Silence(), 3),
+    (lambda tmp: WavSource(ramp_wav(tmp / "once.wav", 8000 + 70)), 2),  # then padding, silence
+    (lambda tmp: WavSource(ramp_wav(tmp / "loop.wav", 4800), loop=True), 5),  # 30 frames
+])
+def test_a_source_cycle_gives_the_frames_its_reads_would_and_catches_the_source_up(
+        tmp_path: Path, make: Callable[[Path], AudioSource], read_first: int) -> None:
+    """Two of the same source: one read frame by frame, the other's cycle walked (three
+    times round a short loop, past a file's end into silence). Same frames; and the cycled
+    source, caught up, reads on where the cycle got to, at any size."""
+    cycled, read = make(tmp_path), make(tmp_path)
+    for source in (cycled, read):
+        for _ in range(read_first):
+            source.read(160, 8000)
+    cycle = cycled.cycle(160, 8000)  # type: ignore[attr-defined]
+    assert isinstance(cycle, FrameCycle)
+    frames, index = walk(cycle, 90)
+    expected = [read.read(160, 8000) for _ in range(90)]
+    assert all(np.array_equal(got, want) for got, want in zip(frames, expected, strict=True))
+    assert not any(frame.flags.writeable for frame in frames)
+    cycle.catch_up(cycled, index)
+    for size in (160, 100, 160):
+        assert np.array_equal(cycled.read(size, 8000), read.read(size, 8000))
+
+
+def test_a_source_between_frames_or_a_loop_they_do_not_divide_has_no_cycle(
+        tmp_path: Path) -> None:
+    tone = Tone(440)
+    tone.read(80, 8000)
+    assert tone.cycle(160, 8000) is None and tone.cycle(80, 8000) is not None
+    assert Tone(440).cycle(441, 8000) is None  # frames that do not divide the second
+    assert WavSource(ramp_wav(tmp_path / "odd.wav", 4810), loop=True).cycle(160, 8000) is None
+    once = WavSource(ramp_wav(tmp_path / "once.wav", 4810))
+    once.read(100, 8000)
+    assert once.cycle(160, 8000) is None
+    once.read(5000, 8000)  # past the end: silence from here, whatever the grid
+    finished = once.cycle(160, 8000)
+    assert finished is not None and not finished.frames[finished.start].any()
 
 
 def test_echo_returns_what_it_was_given() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from softphone.media.clock import MediaClock
 from softphone.media.codecs import make_codec
-from softphone.media.ports import Discard, Echo, Recorder, Silence, Tone
+from softphone.media.ports import Discard, Echo, Recorder, Silence, Switch, Tone
 from softphone.media.quality import dominant_frequency, level_dbfs
 from softphone.media.stream import (
     ADAPT_EVERY,
@@ -246,3 +246,32 @@ async def test_a_silent_call_moved_into_a_conference_codes_full_band_again() -> 
     stream.replace_ports(Echo(), mixed)
     assert (stream.send_rate, stream.send_samples) == (48000, 960)
     assert stream.codec.rate == 48000  # type: ignore[attr-defined]
+
+
+async def test_a_source_cycle_coded_once_sends_what_reading_and_coding_each_frame_would(
+        ) -> None:
+    """A tone's cycle, its payloads coded once (G.711), against the same tone read and coded
+    frame by frame (behind a Switch, which offers no cycle): the same packets through
+    muting, digits, and a re-INVITE to A-law at 40 ms in the middle of the tone's second
+    (the source is caught up and its new cycle taken where the old one got to)."""
+    def media(codec: str, payload_type: int, ptime: int) -> NegotiatedMedia:
+        return NegotiatedMedia(CODECS[codec], payload_type, *PEER, 101, "sendrecv", ptime)
+
+    clock = MediaClock(asyncio.get_running_loop())
+    cycled, read = (MediaStream(Wire(), media("pcmu", 0, 20), source, Discard(), clock=clock)
+                    for source in (Tone(443), Switch(Tone(443))))
+    for stream in (cycled, read):
+        stream.start()
+        for tick in range(140):
+            stream.muted = 40 <= tick < 43
+            if tick == 60:
+                stream.send_dtmf("1#")
+            if tick == 77:
+                stream.update(media("pcma", 8, 40))
+            stream.tick(0.0)
+    assert cycled._coded is not None and read._coded is None  # A-law's cycle, taken anew
+    for stream in (cycled, read):
+        stream.stop()
+    sent = [[packet[1:2] + packet[12:] for packet in stream.rtp.sent]  # type: ignore[attr-defined]
+            for stream in (cycled, read)]
+    assert len(sent[0]) > 100 and sent[0] == sent[1]

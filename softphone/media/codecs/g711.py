@@ -4,6 +4,8 @@ are computed here from the G.711 segment rules, vectorised, at import."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -66,17 +68,26 @@ _ULAW_BY_BITS, _ALAW_BY_BITS = np.roll(ULAW_ENCODE, -32768), np.roll(ALAW_ENCODE
 MEMO_FRAMES = 4096
 _ULAW_MEMO: dict[bytes, bytes] = {}
 _ALAW_MEMO: dict[bytes, bytes] = {}
+# Payloads of whole cycles of frames a source said it repeats (ports.FrameCycle), per law,
+# coded once for every call of the process that plays the same tone, file or silence. Keyed
+# by the id of the cycle's frames, which the entry keeps alive, so no other object can take
+# that id while it is here.
+CYCLES_SHARED = 64
+CodedCycles = dict[int, tuple[Sequence[Samples], tuple[bytes, ...]]]
+_ULAW_CYCLES: CodedCycles = {}
+_ALAW_CYCLES: CodedCycles = {}
 
 
 class G711:
     """Encoder and decoder of one law; loss is concealed by repeating the last frame, fading."""
 
-    __slots__ = ("_encode", "_memo", "_decode", "_concealment")
+    __slots__ = ("_encode", "_memo", "_cycles", "_decode", "_concealment")
 
     def __init__(self, encode_by_bits: npt.NDArray[np.uint8], decode_table: Samples,
-                 memo: dict[bytes, bytes]) -> None:
+                 memo: dict[bytes, bytes], cycles: CodedCycles) -> None:
         self._encode = encode_by_bits
         self._memo = memo
+        self._cycles = cycles
         self._decode = decode_table
         self._concealment = FadingRepeat()
 
@@ -84,10 +95,25 @@ class G711:
         key = frame.tobytes()
         payload = self._memo.get(key)
         if payload is None:
-            payload = self._encode[frame.astype(np.int16, copy=False).view(np.uint16)].tobytes()
+            payload = self._code(frame)
             if len(self._memo) < MEMO_FRAMES:
                 self._memo[key] = payload
         return payload
+
+    def encode_cycle(self, frames: Sequence[Samples]) -> Sequence[bytes]:
+        """The payloads of a cycle's frames, in order: G.711 codes each sample on its own,
+        with no state between frames, so a frame's payload is the same whenever it is sent
+        and the cycle is coded once for the whole process."""
+        known = self._cycles.get(id(frames))
+        if known is not None and known[0] is frames:
+            return known[1]
+        payloads = tuple(self._code(frame) for frame in frames)
+        if len(self._cycles) < CYCLES_SHARED:
+            self._cycles[id(frames)] = (frames, payloads)
+        return payloads
+
+    def _code(self, frame: Samples) -> bytes:
+        return self._encode[frame.astype(np.int16, copy=False).view(np.uint16)].tobytes()
 
     def decode(self, payload: bytes) -> Samples:
         frame = self._decode[np.frombuffer(payload, dtype=np.uint8)]
@@ -102,8 +128,8 @@ class G711:
 
 
 def pcmu() -> G711:
-    return G711(_ULAW_BY_BITS, ULAW_DECODE, _ULAW_MEMO)
+    return G711(_ULAW_BY_BITS, ULAW_DECODE, _ULAW_MEMO, _ULAW_CYCLES)
 
 
 def pcma() -> G711:
-    return G711(_ALAW_BY_BITS, ALAW_DECODE, _ALAW_MEMO)
+    return G711(_ALAW_BY_BITS, ALAW_DECODE, _ALAW_MEMO, _ALAW_CYCLES)
