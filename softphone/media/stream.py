@@ -479,13 +479,12 @@ class MediaStream:
         return self.codec.conceal(self._packet_samples)
 
     def _on_packet(self, data: bytes, source: tuple[str, int]) -> None:
+        """Every datagram that reaches the RTP socket while the stream runs, straight from
+        the transport (see RtpEndpoint)."""
         if self.srtp is not None:
-            if source != self.remote and self._latched:
-                self.foreign += 1
-                return  # not the peer's: not worth a decryption
-            plain = self.srtp.unprotect(data)
+            plain = self._unprotect(data, source)
             if plain is None:
-                return  # tampered, replayed or not for us: dropped, counted
+                return
             data = plain
         if len(data) >= _HEADER_SIZE and data[0] == 0x80:  # the usual packet, read in place
             _, second, sequence, timestamp, ssrc = _unpack_header(data)
@@ -494,6 +493,7 @@ class MediaStream:
             try:
                 packet = RtpPacket.parse(data)
             except RtpError:
+                self.rtp.not_rtp(data, source)  # a STUN answer to the endpoint, or junk
                 return
             payload_type, sequence, timestamp, ssrc = (packet.payload_type, packet.sequence,
                                                        packet.timestamp, packet.ssrc)
@@ -519,6 +519,18 @@ class MediaStream:
         else:
             self.jitter.put(RtpPacket(payload_type, sequence, timestamp, ssrc, payload,
                                       second > 0x7F))
+
+    def _unprotect(self, data: bytes, source: tuple[str, int]) -> bytes | None:
+        """SRTP's plain packet; None for what is not the peer's (counted, not worth a
+        decryption), tampered, replayed, or not RTP at all (a STUN answer: the endpoint's)."""
+        if data and data[0] < 2:
+            self.rtp.not_rtp(data, source)
+            return None
+        if source != self.remote and self._latched:
+            self.foreign += 1
+            return None
+        assert self.srtp is not None
+        return self.srtp.unprotect(data)  # None: tampered, replayed or not for us (counted)
 
     def _check_activity(self, now: float) -> None:
         """Report, once, when RTP stops arriving although we should be receiving it."""

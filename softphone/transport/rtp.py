@@ -118,17 +118,23 @@ class RtpEndpoint(asyncio.DatagramProtocol):
     """``sendto`` is the way a packet leaves now, rebound as the endpoint's state changes: the
     transport's own ``sendto`` while it is open and nothing impairs it, so a media stream's
     packet goes from its tick to the socket without another Python call; the impairment's
-    delay line when there is one; nothing before the socket opens or after it closes."""
+    delay line when there is one; nothing before the socket opens or after it closes.
+
+    The way in is rebound the same way: ``datagram_received``, which the transport calls for
+    every datagram, is the ``handler`` itself while there is one and the socket is IPv4 (its
+    addresses come as the (host, port) handlers expect), so a packet reaches the media stream
+    without a call between; the handler gives back what is not RTP (a STUN answer) through
+    ``not_rtp``. Otherwise it is the endpoint's own ``_received``, which sorts them."""
 
     def __init__(self, impairment: Impairment | None = None) -> None:
         self.impairment = impairment
         self._random = random.Random(impairment.seed if impairment else 0)
         self._transport: asyncio.DatagramTransport | None = None
         self.sendto: PacketHandler = _nowhere
+        self.datagram_received: PacketHandler = self._received  # type: ignore[assignment]
         self.port = 0
-        self.packets_received = 0
-        self.bytes_received = 0
-        self.handler: PacketHandler | None = None
+        self._ipv4 = False
+        self._handler: PacketHandler | None = None
         self.rtcp_handler: PacketHandler | None = None
         self._rtcp: asyncio.DatagramTransport | None = None
         self.stun = StunClient(self._send_now)
@@ -162,16 +168,36 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
         self.sendto = self._impaired if self.impairment is not None else \
             self._transport.sendto
+        self._ipv4 = len(transport.get_extra_info("sockname") or ()) == 2
+        self._rebind()
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        source = addr if len(addr) == 2 else addr[:2]  # IPv6 adds flow info and scope
+    @property
+    def handler(self) -> PacketHandler | None:
+        """Who gets the RTP that arrives (see the class's text)."""
+        return self._handler
+
+    @handler.setter
+    def handler(self, handler: PacketHandler | None) -> None:
+        self._handler = handler
+        self._rebind()
+
+    def _rebind(self) -> None:
+        direct = self._handler is not None and self._ipv4
+        self.datagram_received = self._handler if direct else self._received  # type: ignore
+
+    def _received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(addr) != 2:
+            addr = addr[:2]  # IPv6 adds flow info and scope
         if data and data[0] < 2 and is_stun(data):
-            self.stun.received(data, source)  # the answer to our binding request
-            return
-        self.packets_received += 1
-        self.bytes_received += len(data)
-        if self.handler is not None:
-            self.handler(data, source)
+            self.stun.received(data, addr)  # the answer to our binding request
+        elif self._handler is not None:
+            self._handler(data, addr)
+
+    def not_rtp(self, data: bytes, source: tuple[str, int]) -> None:
+        """A datagram the handler was given that is not RTP: a STUN answer is the endpoint's,
+        anything else is dropped."""
+        if data and data[0] < 2 and is_stun(data):
+            self.stun.received(data, source)
 
     def error_received(self, exc: Exception) -> None:
         pass

@@ -275,3 +275,44 @@ async def test_a_source_cycle_coded_once_sends_what_reading_and_coding_each_fram
     sent = [[packet[1:2] + packet[12:] for packet in stream.rtp.sent]  # type: ignore[attr-defined]
             for stream in (cycled, read)]
     assert len(sent[0]) > 100 and sent[0] == sent[1]
+
+
+@pytest.mark.parametrize("secure", [False, True])
+async def test_a_running_stream_gets_rtp_straight_from_the_socket_and_stun_still_answers(
+        secure: bool) -> None:
+    """Two streams over real sockets: on IPv4 the transport hands each datagram to the
+    stream's handler with no call between, and a STUN binding asked on the same socket while
+    RTP (or SRTP) flows still gets its answer (the stream gives it back to the endpoint)."""
+    from softphone.sdp.crypto import SUITES
+    from softphone.sdp.negotiation import SrtpKeys
+    from softphone.transport.rtp import RtpEndpoint
+    from tests.peers.stun_server import StunServer
+
+    loop = asyncio.get_running_loop()
+    server, _ = await loop.create_datagram_endpoint(StunServer, local_addr=("127.0.0.1", 0))
+    ends = [RtpEndpoint(), RtpEndpoint()]
+    for end in ends:
+        await end.open("127.0.0.1")
+    suite = SUITES["AES_CM_128_HMAC_SHA1_80"]
+    ours, theirs = bytes(range(30)), bytes(range(30, 60))
+    keys = [SrtpKeys(suite, ours, theirs), SrtpKeys(suite, theirs, ours)] if secure else \
+        [None, None]
+    clock = MediaClock(loop)
+    streams = [MediaStream(end, NegotiatedMedia(CODECS["pcmu"], 0, "127.0.0.1",
+                                                other.port, None, "sendrecv", srtp=key),
+                           Tone(440), Discard(), clock=clock)
+               for end, other, key in zip(ends, ends[::-1], keys, strict=True)]
+    for stream in streams:
+        stream.start()
+    await asyncio.sleep(0.2)
+    direct = [end.datagram_received == stream._on_packet
+              for end, stream in zip(ends, streams, strict=True)]
+    mapped = await ends[0].stun.mapped_address(server.get_extra_info("sockname"), 1)
+    await asyncio.sleep(0.1)
+    for stream in streams:
+        stream.stop()
+    for end in ends:
+        end.close()
+    server.close()
+    assert mapped == ("127.0.0.1", ends[0].port) and direct == [True, True]
+    assert all(stream.stats.received >= 10 and stream.foreign == 0 for stream in streams)
