@@ -101,14 +101,15 @@ class MediaStream:
         "_voice_type", "_event_type", "_transmitting", "_discarding", "receiving", "sending",
         "source", "send_samples", "send_rate", "codec", "muted", "_last_sent", "dtmf",
         "_coded", "_cycle_at",
-        "packets_sent", "octets_sent", "_ticks", "rtcp", "rtp_timeout", "srtp", "stats",
-        "_latched", "last_rtp", "_inactive_reported", "_last_payload", "foreign",
-        # playing what arrives
-        "_sink", "_metered", "jitter", "heard", "rate", "samples_per_frame", "_pending",
-        "_pending_samples", "_packet_samples", "_last_played", "undecodable", "recovered",
+        "packets_sent", "octets_sent", "_chores_at", "srtp", "stats", "_latched", "last_rtp",
+        "_last_payload", "foreign",
+        # playing what arrives, and the chores of every second or so
+        "_playing", "_sink", "_metered", "jitter", "rtcp", "_adapt_at", "heard", "rate",
+        "samples_per_frame", "_pending", "_pending_samples", "_packet_samples", "_last_played",
+        "undecodable", "recovered",
         # the rest of the stream's state and its owner's hooks
         "media", "clock", "_listen_only", "_running", "_dtmf_receiver", "_dtmf_timestamp",
-        "on_dtmf", "on_inactive", "on_failure", "failure")
+        "on_dtmf", "on_failure", "failure")
 
     def __init__(self, rtp: RtpEndpoint, media: NegotiatedMedia, source: AudioSource,
                  sink: AudioSink, clock: MediaClock | None = None,
@@ -120,10 +121,10 @@ class MediaStream:
         self._coded: tuple[FrameCycle, Sequence[bytes]] | None = None
         self._cycle_at = 0
         self.srtp = SrtpContext(media.srtp) if media.srtp is not None else None
+        self._metered = False  # a Discard sink's level is watched: decode what arrives
+        self._sink = sink
         self._agree(media)
         self.source = source
-        self._metered = False  # a Discard sink's level is watched: decode what arrives
-        self.sink = sink
         self.clock = clock or MediaClock.shared()
         self._use_codec(media)
         self.remote = (media.remote_address, media.remote_port)
@@ -133,7 +134,7 @@ class MediaStream:
         self._first = True  # the first voice packet has the marker bit (RFC 3551 4.1)
         self.packets_sent = 0
         self.muted = False
-        self._ticks = 0
+        self._chores_at = self._adapt_at = 0.0  # see _chores
         self._running = False
         # telephone-event durations run on its own 8 kHz clock, whatever the voice codec
         self.dtmf = DtmfSender(samples_per_frame=8 * media.ptime)
@@ -147,15 +148,12 @@ class MediaStream:
         self._last_sent: Samples | None = None    # frames kept for the level meters, which
         self._last_played: Samples | None = None  # are computed only when somebody looks
         self._last_payload: bytes | None = None   # heard but not decoded (a Discard sink)
-        self.rtp_timeout: float | None = None
-        self.on_inactive: Callable[[float], None] | None = None
         self.on_failure: Callable[[Exception], None] | None = None
         self.failure: Exception | None = None
         self.undecodable = 0  # received payloads the codec refused (concealed instead)
         self.foreign = 0  # packets from another source than the one latched to
         self._latched = False  # the peer's source is known (its first packet's)
-        self.last_rtp = time.monotonic()
-        self._inactive_reported = False
+        self.last_rtp = time.monotonic()  # when RTP last arrived (the call checks it comes)
         self._pending: list[Samples] = []  # decoded audio beyond the last frame played
         self._pending_samples = 0
 
@@ -168,10 +166,20 @@ class MediaStream:
         self._voice_type, self._event_type = media.payload_type, media.dtmf_payload_type
         self.sending = media.direction in ("sendrecv", "sendonly")
         self.receiving = media.direction in ("sendrecv", "recvonly")
-        self._transmit()
+        self._decide()
 
     # What a tick does is decided when what it depends on changes, not on every tick: the
     # direction, early media, the sink and its meter each set the flags the tick reads.
+
+    def _decide(self) -> None:
+        """Set the flags a tick reads. Transmitting: the direction sends and this is not
+        early media. Discarding: nobody listens (a load test's far end, --null-audio) and no
+        meter watches, and decoding would be the costliest step of the call, so what
+        arrives is only counted (RTP statistics) and the last payload waits undecoded until
+        a meter asks. Playing: the direction receives and the audio is not discarded."""
+        self._transmitting = self.sending and not self._listen_only
+        self._discarding = type(self._sink) is Discard and not self._metered
+        self._playing = self.receiving and not self._discarding
 
     @property
     def listen_only(self) -> bool:
@@ -181,10 +189,7 @@ class MediaStream:
     @listen_only.setter
     def listen_only(self, value: bool) -> None:
         self._listen_only = value
-        self._transmit()
-
-    def _transmit(self) -> None:
-        self._transmitting = self.sending and not self._listen_only
+        self._decide()
 
     @property
     def sink(self) -> AudioSink:
@@ -194,13 +199,7 @@ class MediaStream:
     @sink.setter
     def sink(self, sink: AudioSink) -> None:
         self._sink = sink
-        self._discard_check()
-
-    def _discard_check(self) -> None:
-        """Nobody listens (a load test's far end, --null-audio) and no meter watches:
-        decoding would be the costliest step of the call, so what arrives is only counted
-        (RTP statistics), and the last payload waits undecoded until a meter asks."""
-        self._discarding = type(self._sink) is Discard and not self._metered
+        self._decide()
 
     def _use_codec(self, media: NegotiatedMedia) -> None:
         """``rate`` and ``samples_per_frame`` are the audio's as heard, ``send_rate`` and
@@ -236,6 +235,7 @@ class MediaStream:
             self.rtp.handler = self._on_packet
             self.rtp.rtcp_handler = self._on_rtcp
             self.rtcp.schedule(time.monotonic())
+            self._chores_at = 0.0  # the first tick works out when they are next due
             if self._transmitting:  # at once: they open a NAT's mappings
                 self._send_frame()
                 self._send_rtcp()
@@ -302,20 +302,25 @@ class MediaStream:
         self.last_rtp = time.monotonic()  # a direction change restarts the inactivity clock
 
     def tick(self, now: float) -> None:
-        self._ticks += 1
         if self._transmitting:
             self._send_frame()
-        if self.receiving:
-            if not self._discarding:
-                self._play_frame()
-            if self.rtp_timeout is not None:
-                self._check_activity(now)
-        if self._ticks % ADAPT_EVERY == 0:
+        if self._playing:
+            self._play_frame()
+        if now >= self._chores_at:
+            self._chores(now)
+
+    def _chores(self, now: float) -> None:
+        """What a stream does now and then, not every tick: adapt the jitter buffer's depth
+        and the codec's complexity every ADAPT_EVERY packet times, send RTCP when its
+        randomised interval is up; then note when the next of them is due."""
+        if now >= self._adapt_at:
+            self._adapt_at = now + ADAPT_EVERY * self.media.ptime / 1000
             self.jitter.adapt(self.stats.jitter_ms, self.media.ptime)
             self._adapt_complexity()
         if now >= self.rtcp.next_report:
             self._send_rtcp()
             self.rtcp.schedule(now)
+        self._chores_at = min(self._adapt_at, self.rtcp.next_report)
 
     def _adapt_complexity(self) -> None:
         """While the shared clock is behind, code at low complexity (Opus: about half the
@@ -452,7 +457,7 @@ class MediaStream:
         is that, the next ones are right."""
         if not self._metered:
             self._metered = True
-            self._discard_check()
+            self._decide()
             self._pending, self._pending_samples = [], 0
 
     def _decode(self, payload: bytes) -> Samples:
@@ -508,7 +513,6 @@ class MediaStream:
             self.remote = source  # symmetric RTP (RFC 4961): answer where it comes from
         self._latched = True
         self.last_rtp = now = _monotonic()
-        self._inactive_reported = False
         self.stats.update(sequence, timestamp, now, not is_event)
         if is_event:
             digit = self._dtmf_receiver.receive(timestamp, payload)
@@ -531,16 +535,6 @@ class MediaStream:
             return None
         assert self.srtp is not None
         return self.srtp.unprotect(data)  # None: tampered, replayed or not for us (counted)
-
-    def _check_activity(self, now: float) -> None:
-        """Report, once, when RTP stops arriving although we should be receiving it."""
-        if self._inactive_reported or self.rtp_timeout is None:
-            return
-        silent = now - self.last_rtp
-        if silent > self.rtp_timeout:
-            self._inactive_reported = True
-            if self.on_inactive is not None:
-                self.on_inactive(silent)
 
     def _send_rtcp(self, goodbye: bool = False) -> None:
         """A compound report: SR when we sent since the last one, else RR; SDES; BYE last."""

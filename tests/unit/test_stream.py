@@ -316,3 +316,21 @@ async def test_a_running_stream_gets_rtp_straight_from_the_socket_and_stun_still
     server.close()
     assert mapped == ("127.0.0.1", ends[0].port) and direct == [True, True]
     assert all(stream.stats.received >= 10 and stream.foreign == 0 for stream in streams)
+
+
+async def test_chores_come_round_on_their_own_time_not_every_tick() -> None:
+    """RTCP at its randomised interval (0.5-1.5 x), the jitter buffer adapted once every
+    ADAPT_EVERY packet times, over 20 s of 20 ms ticks."""
+    media = NegotiatedMedia(CODECS["pcmu"], 0, *PEER, None, "sendrecv", 20,
+                            remote_rtcp_port=PEER[1] + 1)
+    stream = MediaStream(Wire(), media, Tone(440), Discard(),
+                         clock=MediaClock(asyncio.get_running_loop()), rtcp_interval=1.0)
+    adapted: list[float] = []
+    stream.jitter.adapt = lambda jitter_ms, ptime: adapted.append(now)  # type: ignore[method-assign]
+    stream.rtcp.next_report = 0.5
+    for tick in range(1000):
+        now = tick * 0.02
+        stream.tick(now)
+    assert 20 / 1.5 <= stream.rtcp.sent <= 20 / 0.5 + 1
+    gaps = np.diff(adapted)
+    assert len(adapted) == 20 and np.allclose(gaps, ADAPT_EVERY * 0.02)
