@@ -8,6 +8,9 @@ from softphone.sip.errors import ParseError
 from softphone.sip.grammar import decimal
 
 MAX_PAYLOAD_TYPE = 127  # RTP's payload type field has seven bits (RFC 3550 5.1)
+# The static payload types (RFC 3551 6) an offer may list without an a=rtpmap
+STATIC_TYPES = {"0": ("PCMU", 8000, 1), "8": ("PCMA", 8000, 1), "9": ("G722", 8000, 1),
+                "3": ("GSM", 8000, 1), "18": ("G729", 8000, 1)}
 
 
 def payload_type(text: str) -> int | None:
@@ -52,9 +55,7 @@ class Media:
 
     def rtpmap(self) -> dict[str, tuple[str, int, int]]:
         """Payload type -> (encoding, clock rate, channels), static types included."""
-        static = {"0": ("PCMU", 8000, 1), "8": ("PCMA", 8000, 1), "9": ("G722", 8000, 1),
-                  "3": ("GSM", 8000, 1), "18": ("G729", 8000, 1)}
-        result = {pt: static[pt] for pt in self.formats if pt in static}
+        result = {pt: STATIC_TYPES[pt] for pt in self.formats if pt in STATIC_TYPES}
         for value in self.attribute_values("rtpmap"):
             pt, _, spec = value.partition(" ")
             parts = spec.split("/")

@@ -242,6 +242,7 @@ def parse_cseq(text: str) -> CSeq:
     return CSeq(number=number, method=match.group(2))
 
 
+@lru_cache(maxsize=4096)  # read many times per message (transaction and dialog keys)
 def parse_call_id(text: str) -> str:
     value = text.strip()
     if WORD_RE.fullmatch(value) is None:
