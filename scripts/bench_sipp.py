@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 SOFTPHONE = [sys.executable, "-m", "softphone"]
 SIPP_LIMIT = 300  # calls in progress at once
@@ -64,10 +68,33 @@ def _epoch(stamp: str) -> float:
     return float(stamp.split()[-1])
 
 
-def with_answerer(command: list[str], settle: float) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(settle)
+def with_answerer(command: list[str], settle: float, listening: int = 0
+                  ) -> subprocess.Popen[bytes]:
+    """Start the answerer; wait ``settle`` seconds, or, with ``listening``, until that many
+    `listening` events have come on its --json output (every worker bound: SO_REUSEPORT
+    spreads the sources anew each time one joins, so a call begun before the last joined
+    could lose its ACK or BYE to another worker), then drain the rest in big reads."""
+    if not listening:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(settle)
+        return process
+    process = subprocess.Popen([*command, "--json"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+    assert process.stdout is not None
+    deadline, seen = time.monotonic() + 120, 0
+    while seen < listening and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            sys.exit(f"bench_sipp: the answerer ended before listening: {command}")
+        seen += json.loads(line).get("event") == "listening"
+    threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
     return process
+
+
+def _drain(stream: IO[bytes]) -> None:
+    while os.read(stream.fileno(), 1 << 16):
+        pass
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -80,10 +107,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def sustained(command: list[str], port: int, folder: Path, socket_per_call: bool,
-              settle: float = 2.0) -> tuple[float, str]:
+              settle: float = 2.0, listening: int = 0) -> tuple[float, str]:
     """The highest offered rate the answerer ``command`` keeps up with, without a failure,
     and what ended the search (a shared VM's hiccup can fail one step early)."""
-    answerer = with_answerer(command, settle)
+    answerer = with_answerer(command, settle, listening)
     best, ended = 0.0, "every rate kept"
     try:
         for rate in RATES:
@@ -117,13 +144,13 @@ def main() -> None:
               f"(ended {ended})")
         port = free_port()
         one, ended = sustained(softphone_answer(port, "1"), port, folder,
-                               socket_per_call=False)
+                               socket_per_call=False, listening=1)
         print(f"SIPp uac -> softphone answer      : {one:6.0f} set-ups/s  "
               f"({one / baseline:.2f} x SIPp; {one / 800:.2f} x the aim of 800 per process; "
               f"ended {ended})")
         port = free_port()
         spread, ended = sustained(softphone_answer(port, "auto"), port, folder,
-                                  socket_per_call=True)
+                                  socket_per_call=True, listening=os.cpu_count() or 1)
         print(f"SIPp uac -> answer --workers auto : {spread:6.0f} set-ups/s  "
               f"({spread / baseline:.2f} x SIPp; aim >= 0.3; ended {ended})")
 
