@@ -119,9 +119,11 @@ def render_line(markup: str, colour: bool) -> str:
     """One line of ``describe``'s markup as text, with ANSI colours or without: the few styles
     it uses, translated directly. Rich's full rendering costs ~250 us a line, which an
     answering agent under load paid for every event (a third of its CPU)."""
+    if not colour:  # a pipe or a file (a load test's log): the tags go, no call per tag
+        return _STYLE_TAG.sub("", markup).replace("\\[", "[")
 
     def style(tag: re.Match[str]) -> str:
-        return (_STYLE_OFF if tag[1] else _STYLE_ON)[tag[2]] if colour else ""
+        return (_STYLE_OFF if tag[1] else _STYLE_ON)[tag[2]]
 
     return _STYLE_TAG.sub(style, markup).replace("\\[", "[")
 
