@@ -190,14 +190,14 @@ class RtpEndpoint(asyncio.DatagramProtocol):
     def _received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(addr) != 2:
             addr = addr[:2]  # IPv6 adds flow info and scope
-        if data and data[0] < 2 and is_stun(data):
-            self.stun.received(data, addr)  # the answer to our binding request
-        elif self._handler is not None:
+        if self._handler is None or data[:1] < b"\x02":  # no RTP begins below version 2
+            self.not_rtp(data, addr)
+        else:
             self._handler(data, addr)
 
     def not_rtp(self, data: bytes, source: tuple[str, int]) -> None:
-        """A datagram the handler was given that is not RTP: a STUN answer is the endpoint's,
-        anything else is dropped."""
+        """A datagram that is not RTP (the handler gives those back) or that came while no
+        handler was set: a STUN answer is the endpoint's, anything else is dropped."""
         if data and data[0] < 2 and is_stun(data):
             self.stun.received(data, source)
 
