@@ -386,7 +386,7 @@ class MediaStream:
             frame = self.source.read(self.send_samples, self.send_rate)
         else:  # the frame and its payload the source's cycle has next
             cycle, payloads = coded
-            index = self._cycle_at
+            index = self._cycle_at  # and the one after it: FrameCycle.after, inlined (a tick)
             self._cycle_at = index + 1 if index + 1 < len(payloads) else cycle.loop_from
             frame, payload = cycle.frames[index], payloads[index]
         if self.muted:
