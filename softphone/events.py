@@ -6,17 +6,31 @@ scripts rely on."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache, lru_cache
 from typing import Any, ClassVar
 
 
 def utc_timestamp(when: float | None = None) -> str:
     """ISO 8601 in UTC with milliseconds (``2026-12-02T19:30:05.123Z``), as --json events
-    and scenario reports carry it."""
-    moment = datetime.fromtimestamp(time.time() if when is None else when, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    and scenario reports carry it: what ``datetime`` would write (its microsecond rounding,
+    then milliseconds cut, not rounded), with the whole second formatted once per second,
+    since an answering agent under load stamps thousands of events a second."""
+    fraction, whole = math.modf(time.time() if when is None else when)
+    micros = round(fraction * 1e6)
+    if micros < 0:  # before 1970: datetime counts the fraction up from the second below
+        whole, micros = whole - 1, micros + 1_000_000
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    return f"{_second(int(whole))}.{micros // 1000:03d}Z"
+
+
+@lru_cache(maxsize=4)
+def _second(whole: int) -> str:
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 @dataclass(frozen=True)
@@ -30,13 +44,20 @@ class Event:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"event": self.name, "timestamp": utc_timestamp(self.at)}
-        for item in dataclasses.fields(self):
-            if item.name == "at":
-                continue
-            value = getattr(self, item.name)
-            data[item.name] = value if isinstance(value, (int, float, str, bool, list, dict,
-                                                          type(None))) else str(value)
+        for name in _json_fields(type(self)):
+            value = getattr(self, name)
+            data[name] = value if isinstance(value, _JSON_TYPES) else str(value)
         return data
+
+
+_JSON_TYPES = (int, float, str, bool, list, dict, type(None))
+
+
+@cache
+def _json_fields(kind: type[Event]) -> tuple[str, ...]:
+    """An event class's fields in its JSON, in order: looked up once per class, not per
+    event (``dataclasses.fields`` builds its list anew each call)."""
+    return tuple(item.name for item in dataclasses.fields(kind) if item.name != "at")
 
 
 @dataclass(frozen=True)
