@@ -10,7 +10,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any, ClassVar
 
 
@@ -53,11 +53,17 @@ class Event:
 _JSON_TYPES = (int, float, str, bool, list, dict, type(None))
 
 
-@cache
 def _json_fields(kind: type[Event]) -> tuple[str, ...]:
     """An event class's fields in its JSON, in order: looked up once per class, not per
     event (``dataclasses.fields`` builds its list anew each call)."""
-    return tuple(item.name for item in dataclasses.fields(kind) if item.name != "at")
+    names = _FIELDS_OF.get(kind)
+    if names is None:
+        names = _FIELDS_OF[kind] = tuple(item.name for item in dataclasses.fields(kind)
+                                         if item.name != "at")
+    return names
+
+
+_FIELDS_OF: dict[type[Event], tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True)

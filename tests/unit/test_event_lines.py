@@ -1,5 +1,5 @@
-"""The human event lines: the direct markup translation says what Rich's rendering says; the JSON lines and their
-timestamps."""
+"""The human event lines: the direct markup translation says what Rich's rendering says;
+the JSON lines carry the fields and datetime's timestamps."""
 
 from __future__ import annotations
 
