@@ -9,7 +9,7 @@ which makes a wrong length impossible to send.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from softphone.sip.errors import ParseError
 from softphone.sip.headers import (
@@ -61,20 +61,37 @@ LIST_HEADERS = frozenset(name.lower() for name in [
 ])
 
 
-_SPELLINGS: dict[str, str] = {}  # memo of canonical_name; bounded below
+class _Memo(dict[str, str]):
+    """A name -> spelling memo filled on first use: a hit is one dict lookup in C, with no
+    Python call, since every header access asks it. Bounded: hostile traffic with random
+    names cannot grow it past ``_MEMO_LIMIT``."""
+
+    def __init__(self, compute: Callable[[str], str]) -> None:
+        super().__init__()
+        self._compute = compute
+
+    def __missing__(self, name: str) -> str:
+        value = self._compute(name)
+        if len(self) < _MEMO_LIMIT:
+            self[name] = value
+        return value
+
+
+_MEMO_LIMIT = 4096
+
+
+def _canonical(name: str) -> str:
+    lowered = name.lower()
+    canonical = COMPACT_FORMS.get(lowered) if len(name) == 1 else None
+    return canonical or _CANONICAL.get(lowered, name)
+
+
+_SPELLINGS = _Memo(_canonical)
 
 
 def canonical_name(name: str) -> str:
     """``v`` -> ``Via``, ``cseq`` -> ``CSeq``; unknown names keep their spelling."""
-    known = _SPELLINGS.get(name)
-    if known is not None:
-        return known
-    lowered = name.lower()
-    canonical = COMPACT_FORMS.get(lowered) if len(name) == 1 else None
-    canonical = canonical or _CANONICAL.get(lowered, name)
-    if len(_SPELLINGS) < 4096:  # hostile traffic with random names cannot grow it further
-        _SPELLINGS[name] = canonical
-    return canonical
+    return _SPELLINGS[name]
 
 
 def split_list_value(value: str) -> list[str]:
@@ -107,17 +124,12 @@ def split_list_value(value: str) -> list[str]:
     return parts
 
 
-_KEYS: dict[str, str] = {}  # memo: any spelling -> lower-cased canonical name; bounded below
+_KEYS = _Memo(lambda name: _SPELLINGS[name].lower())  # any spelling -> its identity
 
 
 def header_key(name: str) -> str:
     """The case-insensitive identity of a header name (compact forms resolved)."""
-    key = _KEYS.get(name)
-    if key is None:
-        key = canonical_name(name).lower()
-        if len(_KEYS) < 4096:
-            _KEYS[name] = key
-    return key
+    return _KEYS[name]
 
 
 class Headers:
@@ -129,19 +141,19 @@ class Headers:
     __slots__ = ("_items", "_keys")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
-        self._keys: list[str] = [header_key(n) for n, _ in self._items]
+        self._items: list[tuple[str, str]] = [(_SPELLINGS[n], v) for n, v in items]
+        self._keys: list[str] = [_KEYS[n] for n, _ in self._items]
 
     def get(self, name: str) -> str | None:
         try:
-            return self._items[self._keys.index(header_key(name))][1]
+            return self._items[self._keys.index(_KEYS[name])][1]
         except ValueError:
             return None
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name`` in order. Most headers asked for are there once or not at
         all: the list's own (C) scans answer those without a Python loop over every header."""
-        key = header_key(name)
+        key = _KEYS[name]
         keys = self._keys
         count = keys.count(key)
         if not count:
@@ -153,25 +165,25 @@ class Headers:
                 if item_key == key]
 
     def count(self, name: str) -> int:
-        return self._keys.count(header_key(name))
+        return self._keys.count(_KEYS[name])
 
     def add(self, name: str, value: str) -> None:
-        self._items.append((canonical_name(name), value))
-        self._keys.append(header_key(name))
+        self._items.append((_SPELLINGS[name], value))
+        self._keys.append(_KEYS[name])
 
     def extend_canonical(self, items: list[tuple[str, str]]) -> None:
         """Append items whose names are already canonical (the parser's fast path)."""
         self._items.extend(items)
-        self._keys.extend(header_key(n) for n, _ in items)
+        self._keys.extend(_KEYS[n] for n, _ in items)
 
     def prepend(self, name: str, value: str) -> None:
         """Put a value first: Via and Route order is meaningful."""
-        self._items.insert(0, (canonical_name(name), value))
-        self._keys.insert(0, header_key(name))
+        self._items.insert(0, (_SPELLINGS[name], value))
+        self._keys.insert(0, _KEYS[name])
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of ``name`` with one, where the first one stood."""
-        key = header_key(name)
+        key = _KEYS[name]
         if key not in self._keys:
             self.add(name, value)
             return
@@ -183,11 +195,11 @@ class Headers:
 
     def replace_first(self, name: str, value: str) -> None:
         """Change the first value of ``name`` in place (the top Via, say), keeping the rest."""
-        index = self._keys.index(header_key(name))  # ValueError when absent
+        index = self._keys.index(_KEYS[name])  # ValueError when absent
         self._items[index] = (self._items[index][0], value)
 
     def remove(self, name: str) -> None:
-        key = header_key(name)
+        key = _KEYS[name]
         kept = [(item, k) for item, k in zip(self._items, self._keys, strict=True) if k != key]
         self._items = [item for item, _ in kept]
         self._keys = [k for _, k in kept]
@@ -199,7 +211,7 @@ class Headers:
         return clone
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and header_key(name) in self._keys
+        return isinstance(name, str) and _KEYS[name] in self._keys
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)

@@ -10,6 +10,7 @@ from softphone.sip import (
     Request,
     Response,
     StreamFramer,
+    message,
     parse,
     parse_address,
     parse_via,
@@ -108,6 +109,19 @@ def test_limits_bound_hostile_input() -> None:
     with pytest.raises(ParseError) as excinfo:
         parse(b"OPTIONS sip:a@b SIP/2.0\r\nX: " + b"a" * MAX_MESSAGE_SIZE + b"\r\n\r\n")
     assert excinfo.value.status == 513
+
+
+def test_header_name_memos_stop_growing_under_random_names_and_still_answer() -> None:
+    """Every header access looks its name up in a memo; names never seen before (a flood of
+    random ones) are answered without being kept once the memo is full."""
+    for index in range(2 * message._MEMO_LIMIT):
+        headers = Headers([(f"X-Random-{index}", "1"), ("v", "SIP/2.0/UDP h"), ("CSEQ", "1 A")])
+        assert headers.get(f"x-RANDOM-{index}") == "1"
+        assert headers.get("Via") == "SIP/2.0/UDP h" and headers.get("cseq") == "1 A"
+        assert list(headers)[0][0] == f"X-Random-{index}"
+    assert len(message._KEYS) <= message._MEMO_LIMIT
+    assert len(message._SPELLINGS) <= message._MEMO_LIMIT
+    assert message.header_key("I") == "call-id" and message.canonical_name("i") == "Call-ID"
 
 
 def test_framer_handles_keepalives_partial_and_pipelined_messages() -> None:
