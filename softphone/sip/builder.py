@@ -53,24 +53,24 @@ def make_response(request: Request, status: int, reason: str | None = None,
                   body: bytes = b"") -> Response:
     """A response to ``request`` (RFC 3261 8.2.6): Via, From, Call-ID, CSeq copied, To copied
     with ``to_tag`` added when it has none. 100 Trying never gets a tag (it creates no dialog);
-    a response that can create a dialog carries the request's Record-Route (12.1.1)."""
-    headers = Headers()
-    for via in request.headers.get_all("Via"):
-        headers.add("Via", via)
-    headers.add("From", request.headers.get("From") or "")
+    a response that can create a dialog carries the request's Record-Route (12.1.1). The
+    fields are copied as they came, the tag appended to the To as text: an agent answering
+    hundreds of calls a second builds four of these per call."""
+    fields = request.headers
+    to = fields.get("To") or ""  # copied as it came: a 400 for an unreadable To still goes out
     if to_tag is not None and status > 100 and request.to_address.tag is None:
-        headers.add("To", str(request.to_address.with_param("tag", to_tag)))
-    else:  # copied as it came: a 400 for an unreadable To still goes out
-        headers.add("To", request.headers.get("To") or "")
-    headers.add("Call-ID", request.headers.get("Call-ID") or "")
-    headers.add("CSeq", request.headers.get("CSeq") or "")
+        to = f"{to};tag={to_tag}"
+    items = [("Via", via) for via in fields.get_all("Via")]
+    items += [("From", fields.get("From") or ""), ("To", to),
+              ("Call-ID", fields.get("Call-ID") or ""), ("CSeq", fields.get("CSeq") or "")]
     if 100 < status < 300 and request.method in DIALOG_CREATING_METHODS:
-        for record_route in request.headers.get_all("Record-Route"):  # RFC 3261 12.1.1
-            headers.add("Record-Route", record_route)
-    if status == 100 and "Timestamp" in request.headers:
-        headers.add("Timestamp", request.headers.get("Timestamp") or "")
-    for name, value in extra or ():
-        headers.add(name, value)
+        items += [("Record-Route", route) for route in fields.get_all("Record-Route")]
+    if status == 100 and "Timestamp" in fields:
+        items.append(("Timestamp", fields.get("Timestamp") or ""))
+    headers = Headers()
+    headers.extend_canonical(items)
+    if extra is not None:
+        headers.extend(extra)
     return Response(status, reason or reason_phrase(status), headers, body)
 
 

@@ -176,6 +176,11 @@ class Headers:
         self._items.extend(items)
         self._keys.extend(_KEYS[n] for n, _ in items)
 
+    def extend(self, other: Headers) -> None:
+        """Append every field of ``other``, in its order."""
+        self._items.extend(other._items)
+        self._keys.extend(other._keys)
+
     def prepend(self, name: str, value: str) -> None:
         """Put a value first: Via and Route order is meaningful."""
         self._items.insert(0, (_SPELLINGS[name], value))

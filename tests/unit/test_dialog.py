@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from softphone.sip import Headers, Request, parse_address, parse_sip_uri
+from softphone.sip import Headers, Request, parse, parse_address, parse_sip_uri
 from softphone.sip.builder import make_response
 from softphone.sip.dialog import Dialog
 from softphone.sip.errors import LocalProtocolError
@@ -28,6 +28,26 @@ def test_uas_copies_record_route_into_dialog_creating_responses() -> None:
     assert response.headers.get_all("Record-Route") == [
         "<sip:p2.example.com;lr>", "<sip:p1.example.com;lr>"]
     assert make_response(INVITE, 486, to_tag="b1").headers.get_all("Record-Route") == []
+
+
+@pytest.mark.parametrize("to", [
+    "sip:bob@example.com;user=phone", 'Bob <sip:bob@example.com;transport=tcp>;x=1',
+    '"B, ob" <sip:bob@example.com>'])
+def test_responses_echo_the_to_as_it_came_with_our_tag_once(to: str) -> None:
+    invite = parse(f"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx"
+                   f"\r\nFrom: <sip:a@b>;tag=1\r\nTo: {to}\r\nCall-ID: c\r\nCSeq: 1 INVITE"
+                   f"\r\n\r\n".encode())
+    assert isinstance(invite, Request)
+    ringing = parse(bytes(make_response(invite, 180, to_tag="t9")))
+    assert ringing.headers.get("To") == f"{to};tag=t9"
+    assert ringing.to_address.tag == "t9"
+    assert ringing.to_address.uri == invite.to_address.uri
+    assert ringing.to_address.display_name == invite.to_address.display_name
+    assert parse(bytes(make_response(invite, 100, to_tag="t9"))).headers.get("To") == to
+    tagged = parse(bytes(ringing).replace(b"SIP/2.0 180 Ringing", b"BYE sip:b SIP/2.0"))
+    assert isinstance(tagged, Request)
+    assert make_response(tagged, 200, to_tag="other").headers.get("To") == f"{to};tag=t9"
+    assert [name for name, _ in ringing.headers] == ["Via", "From", "To", "Call-ID", "CSeq"]
 
 
 def test_uac_dialog_reverses_the_route_set_and_targets_the_contact() -> None:
