@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 
 from softphone.sip.headers import BRANCH_MAGIC_COOKIE
-from softphone.sip.message import Headers, Request, Response
+from softphone.sip.message import KEYS, Headers, Request, Response
 
 REASON_PHRASES = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
@@ -67,8 +67,7 @@ def make_response(request: Request, status: int, reason: str | None = None,
         items += [("Record-Route", route) for route in fields.get_all("Record-Route")]
     if status == 100 and "Timestamp" in fields:
         items.append(("Timestamp", fields.get("Timestamp") or ""))
-    headers = Headers()
-    headers.extend_canonical(items)
+    headers = Headers.of_canonical(items, [KEYS[name] for name, _ in items])
     if extra is not None:
         headers.extend(extra)
     return Response(status, reason or reason_phrase(status), headers, body)

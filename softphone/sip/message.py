@@ -86,12 +86,12 @@ def _canonical(name: str) -> str:
     return canonical or _CANONICAL.get(lowered, name)
 
 
-_SPELLINGS = _Memo(_canonical)
+SPELLINGS = _Memo(_canonical)  # any spelling -> its canonical name (canonical_name)
 
 
 def canonical_name(name: str) -> str:
     """``v`` -> ``Via``, ``cseq`` -> ``CSeq``; unknown names keep their spelling."""
-    return _SPELLINGS[name]
+    return SPELLINGS[name]
 
 
 def split_list_value(value: str) -> list[str]:
@@ -124,12 +124,12 @@ def split_list_value(value: str) -> list[str]:
     return parts
 
 
-_KEYS = _Memo(lambda name: _SPELLINGS[name].lower())  # any spelling -> its identity
+KEYS = _Memo(lambda name: SPELLINGS[name].lower())  # any spelling -> its identity
 
 
 def header_key(name: str) -> str:
     """The case-insensitive identity of a header name (compact forms resolved)."""
-    return _KEYS[name]
+    return KEYS[name]
 
 
 class Headers:
@@ -141,19 +141,19 @@ class Headers:
     __slots__ = ("_items", "_keys")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = [(_SPELLINGS[n], v) for n, v in items]
-        self._keys: list[str] = [_KEYS[n] for n, _ in self._items]
+        self._items: list[tuple[str, str]] = [(SPELLINGS[n], v) for n, v in items]
+        self._keys: list[str] = [KEYS[n] for n, _ in self._items]
 
     def get(self, name: str) -> str | None:
         try:
-            return self._items[self._keys.index(_KEYS[name])][1]
+            return self._items[self._keys.index(KEYS[name])][1]
         except ValueError:
             return None
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name`` in order. Most headers asked for are there once or not at
         all: the list's own (C) scans answer those without a Python loop over every header."""
-        key = _KEYS[name]
+        key = KEYS[name]
         keys = self._keys
         count = keys.count(key)
         if not count:
@@ -165,16 +165,20 @@ class Headers:
                 if item_key == key]
 
     def count(self, name: str) -> int:
-        return self._keys.count(_KEYS[name])
+        return self._keys.count(KEYS[name])
 
     def add(self, name: str, value: str) -> None:
-        self._items.append((_SPELLINGS[name], value))
-        self._keys.append(_KEYS[name])
+        self._items.append((SPELLINGS[name], value))
+        self._keys.append(KEYS[name])
 
-    def extend_canonical(self, items: list[tuple[str, str]]) -> None:
-        """Append items whose names are already canonical (the parser's fast path)."""
-        self._items.extend(items)
-        self._keys.extend(_KEYS[n] for n, _ in items)
+    @classmethod
+    def of_canonical(cls, items: list[tuple[str, str]], keys: list[str]) -> Headers:
+        """Fields whose names are canonical already, with their keys: the parser and the
+        response builder have both at hand, and taking them saves a pass over every field."""
+        headers = cls()
+        headers._items = items
+        headers._keys = keys
+        return headers
 
     def extend(self, other: Headers) -> None:
         """Append every field of ``other``, in its order."""
@@ -183,12 +187,12 @@ class Headers:
 
     def prepend(self, name: str, value: str) -> None:
         """Put a value first: Via and Route order is meaningful."""
-        self._items.insert(0, (_SPELLINGS[name], value))
-        self._keys.insert(0, _KEYS[name])
+        self._items.insert(0, (SPELLINGS[name], value))
+        self._keys.insert(0, KEYS[name])
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of ``name`` with one, where the first one stood."""
-        key = _KEYS[name]
+        key = KEYS[name]
         if key not in self._keys:
             self.add(name, value)
             return
@@ -200,11 +204,11 @@ class Headers:
 
     def replace_first(self, name: str, value: str) -> None:
         """Change the first value of ``name`` in place (the top Via, say), keeping the rest."""
-        index = self._keys.index(_KEYS[name])  # ValueError when absent
+        index = self._keys.index(KEYS[name])  # ValueError when absent
         self._items[index] = (self._items[index][0], value)
 
     def remove(self, name: str) -> None:
-        key = _KEYS[name]
+        key = KEYS[name]
         kept = [(item, k) for item, k in zip(self._items, self._keys, strict=True) if k != key]
         self._items = [item for item, _ in kept]
         self._keys = [k for _, k in kept]
@@ -216,7 +220,7 @@ class Headers:
         return clone
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and _KEYS[name] in self._keys
+        return isinstance(name, str) and KEYS[name] in self._keys
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)

@@ -119,8 +119,8 @@ def test_header_name_memos_stop_growing_under_random_names_and_still_answer() ->
         assert headers.get(f"x-RANDOM-{index}") == "1"
         assert headers.get("Via") == "SIP/2.0/UDP h" and headers.get("cseq") == "1 A"
         assert list(headers)[0][0] == f"X-Random-{index}"
-    assert len(message._KEYS) <= message._MEMO_LIMIT
-    assert len(message._SPELLINGS) <= message._MEMO_LIMIT
+    assert len(message.KEYS) <= message._MEMO_LIMIT
+    assert len(message.SPELLINGS) <= message._MEMO_LIMIT
     assert message.header_key("I") == "call-id" and message.canonical_name("i") == "Call-ID"
 
 
