@@ -10,6 +10,7 @@ which makes a wrong length impossible to send.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 from softphone.sip.errors import ParseError
 from softphone.sip.headers import (
@@ -27,6 +28,8 @@ from softphone.sip.headers import (
     parse_via,
 )
 from softphone.sip.uri import URI
+
+T = TypeVar("T")
 
 # Compact forms (RFC 3261 7.3.3 and the extensions that define one).
 COMPACT_FORMS = {
@@ -136,19 +139,34 @@ class Headers:
     """Ordered, repeatable header fields with case-insensitive names.
 
     ``_keys`` runs parallel to ``_items`` with each name's lower-cased canonical form, so a
-    lookup compares strings instead of lower-casing every stored name each time."""
+    lookup compares strings instead of lower-casing every stored name each time. ``_views``
+    keeps the typed views ``view`` made (the stack reads a message's From, To, top Via,
+    Call-ID and CSeq dozens of times); every change to the fields forgets them."""
 
-    __slots__ = ("_items", "_keys")
+    __slots__ = ("_items", "_keys", "_views")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(SPELLINGS[n], v) for n, v in items]
         self._keys: list[str] = [KEYS[n] for n, _ in self._items]
+        self._views: dict[str, object] = {}
 
     def get(self, name: str) -> str | None:
         try:
             return self._items[self._keys.index(KEYS[name])][1]
         except ValueError:
             return None
+
+    def view(self, name: str, parse: Callable[[str], T]) -> T:
+        """The first value of ``name`` (a canonical name) as ``parse`` reads it, read once
+        until the fields change. ParseError when it is missing or does not parse."""
+        try:
+            return self._views[name]  # type: ignore[return-value]
+        except KeyError:
+            value = self.get(name)
+            if value is None:
+                raise ParseError(f"Missing {name} header") from None
+            self._views[name] = parsed = parse(value)
+            return parsed
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name`` in order. Most headers asked for are there once or not at
@@ -168,6 +186,7 @@ class Headers:
         return self._keys.count(KEYS[name])
 
     def add(self, name: str, value: str) -> None:
+        """Append a value (which never changes a first one: the views stand)."""
         self._items.append((SPELLINGS[name], value))
         self._keys.append(KEYS[name])
 
@@ -181,12 +200,13 @@ class Headers:
         return headers
 
     def extend(self, other: Headers) -> None:
-        """Append every field of ``other``, in its order."""
+        """Append every field of ``other``, in its order (the views stand, as with add)."""
         self._items.extend(other._items)
         self._keys.extend(other._keys)
 
     def prepend(self, name: str, value: str) -> None:
         """Put a value first: Via and Route order is meaningful."""
+        self._views.clear()
         self._items.insert(0, (SPELLINGS[name], value))
         self._keys.insert(0, KEYS[name])
 
@@ -204,10 +224,12 @@ class Headers:
 
     def replace_first(self, name: str, value: str) -> None:
         """Change the first value of ``name`` in place (the top Via, say), keeping the rest."""
+        self._views.clear()
         index = self._keys.index(KEYS[name])  # ValueError when absent
         self._items[index] = (self._items[index][0], value)
 
     def remove(self, name: str) -> None:
+        self._views.clear()
         key = KEYS[name]
         kept = [(item, k) for item, k in zip(self._items, self._keys, strict=True) if k != key]
         self._items = [item for item, _ in kept]
@@ -251,23 +273,23 @@ class Message:
 
     @property
     def top_via(self) -> Via:
-        return parse_via(self._required("Via"))
+        return self.headers.view("Via", parse_via)
 
     @property
     def from_address(self) -> Address:
-        return parse_address(self._required("From"))
+        return self.headers.view("From", parse_address)
 
     @property
     def to_address(self) -> Address:
-        return parse_address(self._required("To"))
+        return self.headers.view("To", parse_address)
 
     @property
     def call_id(self) -> str:
-        return parse_call_id(self._required("Call-ID"))
+        return self.headers.view("Call-ID", parse_call_id)
 
     @property
     def cseq(self) -> CSeq:
-        return parse_cseq(self._required("CSeq"))
+        return self.headers.view("CSeq", parse_cseq)
 
     @property
     def contacts(self) -> list[Address]:

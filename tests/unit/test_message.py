@@ -124,6 +124,32 @@ def test_header_name_memos_stop_growing_under_random_names_and_still_answer() ->
     assert message.header_key("I") == "call-id" and message.canonical_name("i") == "Call-ID"
 
 
+def test_typed_views_are_read_once_and_follow_every_change_to_the_fields() -> None:
+    request = parse(INVITE)
+    assert request.from_address is request.from_address  # read once, then remembered
+    assert request.top_via.host == "192.0.2.1"
+    request.headers.prepend("Via", "SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp")
+    assert request.top_via.host == "proxy.example.com"
+    request.headers.replace_first("Via", "SIP/2.0/TCP other.example.com;branch=z9hG4bKq")
+    assert request.top_via.host == "other.example.com"
+    request.headers.set("From", "<sip:carol@example.com>;tag=c")
+    assert request.from_address.tag == "c"
+    request.headers.add("From", "<sip:eve@example.com>;tag=e")  # a second one: not the view
+    assert request.from_address.tag == "c"
+    assert request.to_address.uri == parse_address("<sip:bob@example.com>").uri
+    request.headers.remove("To")
+    with pytest.raises(ParseError, match="Missing To"):
+        request.to_address  # noqa: B018
+    request.headers.add("To", "<sip:dave@example.com>")
+    assert request.to_address.uri == parse_address("<sip:dave@example.com>").uri
+    assert request.cseq.number == 314159
+    request.headers.remove("CSeq")
+    request.headers.extend(Headers([("CSeq", "9 INVITE")]))
+    assert request.cseq.number == 9
+    request.headers.set("Call-ID", "other@example.com")
+    assert request.call_id == "other@example.com"
+
+
 def test_framer_handles_keepalives_partial_and_pipelined_messages() -> None:
     framer = StreamFramer()
     two = b"\r\n\r\n" + INVITE + b"\r\n" + INVITE
