@@ -189,9 +189,12 @@ class UserAgentCore:
         return self._events.popleft() if self._events else None
 
     def get_timer(self) -> float | None:
-        deadlines = [d for d in (self.layer.get_timer(), self.timers.next_deadline())
-                     if d is not None]
-        return min(deadlines) if deadlines else None
+        """The next deadline of the transactions' and the agent's own timers (asked after
+        every input)."""
+        transactions, own = self.layer.get_timer(), self.timers.next_deadline()
+        if transactions is None or own is None:
+            return own if transactions is None else transactions
+        return min(transactions, own)
 
     def emit(self, event: CoreEventOrEvent) -> None:
         self._events.append(event)
