@@ -146,8 +146,9 @@ class Headers:
     __slots__ = ("_items", "_keys", "_views")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = [(SPELLINGS[n], v) for n, v in items]
-        self._keys: list[str] = [KEYS[n] for n, _ in self._items]
+        self._items: list[tuple[str, str]] = [(SPELLINGS[n], v) for n, v in items] \
+            if items else []  # (an empty one, the usual start, needs no comprehensions)
+        self._keys: list[str] = [KEYS[n] for n, _ in self._items] if self._items else []
         self._views: dict[str, object] = {}
 
     def get(self, name: str) -> str | None:

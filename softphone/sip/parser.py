@@ -107,7 +107,7 @@ def _parse_head(raw: bytes) -> _Head:
     message an agent receives, hundreds a second under load."""
     # Non-UTF-8 octets survive as surrogates, so a latin-1 display name is not a 400.
     text = raw.decode("utf-8", "surrogateescape")
-    lines = text.split("\r\n") if "\n" not in text.replace("\r\n", "") else \
+    lines = text.split("\r\n") if text.count("\n") == text.count("\r\n") else \
         _LINE_SPLIT_RE.split(text)
     if len(lines) > MAX_HEADER_FIELDS * 4:
         raise ParseError("Too many header lines")
@@ -123,12 +123,12 @@ def _parse_head(raw: bytes) -> _Head:
             raise ParseError(f"Bad header line {line[:40]!r}")
         canonical = SPELLINGS[name]
         value = value.strip(_WSP)
-        if canonical in _LIST_HEADER_NAMES:
-            values = split_list_value(value)
-            items += [(canonical, item) for item in values]
-            keys += [KEYS[canonical]] * len(values)
-        elif canonical == "Content-Length":
+        if canonical == "Content-Length":
             lengths.append(value)
+        elif "," in value and canonical in _LIST_HEADER_NAMES:  # a list: one field a value
+            for item in split_list_value(value):
+                items.append((canonical, item))
+                keys.append(KEYS[canonical])
         else:
             items.append((canonical, value))
             keys.append(KEYS[canonical])

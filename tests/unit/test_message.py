@@ -54,6 +54,18 @@ def test_compact_forms_and_list_headers_are_normalised() -> None:
     assert message.body == b"v=0\r"
 
 
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+def test_bare_line_feeds_and_folded_lines_read_as_their_crlf_single_line_form(
+        line_end: bytes) -> None:
+    head, _, body = INVITE.partition(b"\r\n\r\n")
+    folded = head.replace(b"Max-Forwards: 70", b"Max-Forwards:\r\n 70").replace(
+        b"Allow: INVITE, ACK,BYE", b"Allow: INVITE,\r\n\t ACK,BYE")
+    mixed = folded.replace(b"\r\n", line_end) + b"\r\n\r\n" + body
+    message, plain = parse(mixed), parse(INVITE)
+    assert list(message.headers) == list(plain.headers)
+    assert message.body == plain.body
+
+
 def test_serialisation_is_canonical_and_computes_content_length() -> None:
     message = parse(INVITE)
     data = bytes(message)
