@@ -112,7 +112,19 @@ class Address:
 
 @lru_cache(maxsize=4096)
 def parse_address(text: str) -> Address:
-    """Parse name-addr / addr-spec followed by header parameters."""
+    """Parse name-addr / addr-spec followed by header parameters. A name-addr's part up to
+    its ``>`` is read once for all the values that share it (a peer's From in every call,
+    with a new tag each time); only the parameters after it are read anew."""
+    end = text.rfind(">") + 1
+    if end and '"' not in text[end:]:  # (a quoted parameter value could hide a '>')
+        head = _whole_address(text[:end])
+        tail = parse_params(text[end:].rstrip(), repr(text[:60])) if end < len(text) else ()
+        return Address(uri=head.uri, display_name=head.display_name, params=head.params + tail)
+    return _whole_address(text)
+
+
+@lru_cache(maxsize=4096)
+def _whole_address(text: str) -> Address:
     quoted = _QUOTED_DISPLAY_RE.match(text)
     if quoted is not None:
         return _parse_name_addr(text, unquote(quoted.group(1)), quoted.end())
@@ -148,7 +160,7 @@ def _parse_addr_spec(text: str) -> Address:
 
 _VIA_RE = re.compile(
     rf"{LWS}({TOKEN}){LWS}/{LWS}({TOKEN}){LWS}/{LWS}({TOKEN})[ \t]+"
-    rf"(\[[^\]]*\]|[^ \t;:\[]+)(?:{LWS}:{LWS}([0-9]+))?")
+    rf"(\[[^\]]*\]|[^ \t;:\[]+)(?:{LWS}:{LWS}([0-9]+))?{LWS}")
 
 
 @dataclass(frozen=True)
@@ -200,7 +212,24 @@ class Via:
 
 @lru_cache(maxsize=4096)
 def parse_via(text: str) -> Via:
-    match = _VIA_RE.match(text)
+    """One Via value. Its sent-protocol and sent-by (everything before the first ``;``) are
+    read once for all the values that share them (every request from one peer, each with
+    a new branch); only the parameters are read anew."""
+    sent, semicolon, rest = text.partition(";")
+    via = _sent_by(sent)
+    if not semicolon:
+        return via
+    params = parse_params((semicolon + rest).rstrip(), "Via")
+    received = find_param(params, "received")
+    if received is not None and ":" in received and not is_valid_ipv6(received.strip("[]")):
+        raise ParseError(f"Bad received address in Via {text[:60]!r}")
+    return Via(transport=via.transport, host=via.host, port=via.port, params=params)
+
+
+@lru_cache(maxsize=1024)
+def _sent_by(text: str) -> Via:
+    """A Via's sent-protocol and sent-by, without parameters."""
+    match = _VIA_RE.fullmatch(text)
     if match is None:
         raise ParseError(f"Bad Via {text[:60]!r}")
     name, version, transport, host_text, port_text = match.groups()
@@ -210,11 +239,7 @@ def parse_via(text: str) -> Via:
     port = int(port_text) if port_text is not None else None
     if port is not None and port > 65535:
         raise ParseError(f"Bad port in Via {text[:60]!r}")
-    params = parse_params(text[match.end() :].rstrip(), "Via")
-    received = find_param(params, "received")
-    if received is not None and ":" in received and not is_valid_ipv6(received.strip("[]")):
-        raise ParseError(f"Bad received address in Via {text[:60]!r}")
-    return Via(transport=transport.upper(), host=host, port=port, params=params)
+    return Via(transport=transport.upper(), host=host, port=port)
 
 
 # --- CSeq, Call-ID, numbers, tokens, media types, dates --------------------------------------

@@ -162,6 +162,31 @@ def test_typed_views_are_read_once_and_follow_every_change_to_the_fields() -> No
     assert request.call_id == "other@example.com"
 
 
+def test_values_sharing_a_sent_by_or_name_addr_keep_their_own_parameters() -> None:
+    first = parse_via("SIP/2.0/UDP 192.0.2.1:5060 ;branch=z9hG4bK1;rport")
+    second = parse_via("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK2;received=192.0.2.9")
+    assert (first.host, first.port, first.branch, first.wants_rport) == (
+        "192.0.2.1", 5060, "z9hG4bK1", True)
+    assert (second.host, second.branch, second.received) == ("192.0.2.1", "z9hG4bK2",
+                                                              "192.0.2.9")
+    assert parse_via("SIP/2.0/TCP [::1]").params == ()
+    for bad in ("SIP/2.0/UDP 192.0.2.1:5060 junk;branch=z9hG4bK3",
+                "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK4;received=1:2:zz",
+                "SIP/2.0/UDP 192.0.2.1:5060;;branch=z9hG4bK5", "SIP/3.0/UDP h;branch=x"):
+        with pytest.raises(ParseError):
+            parse_via(bad)
+    alice = parse_address('"A>lice" <sip:alice@example.com>;tag=1')
+    again = parse_address('"A>lice" <sip:alice@example.com>;tag=2;x="q>t"')
+    assert (alice.display_name, str(alice.uri), alice.params) == (
+        "A>lice", "sip:alice@example.com", (("tag", "1"),))
+    assert (again.display_name, again.params) == ("A>lice", (("tag", "2"), ("x", '"q>t"')))
+    assert parse_address("<sip:bob@example.com>").params == ()
+    for bad in ("<sip:bob@example.com>junk", "<sip:bob@example.com>;tag=a>",
+                "<sip:bob@example.com>;x=<b>"):
+        with pytest.raises(ParseError):
+            parse_address(bad)
+
+
 def test_framer_handles_keepalives_partial_and_pipelined_messages() -> None:
     framer = StreamFramer()
     two = b"\r\n\r\n" + INVITE + b"\r\n" + INVITE
