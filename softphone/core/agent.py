@@ -382,10 +382,11 @@ class UserAgentCore:
         """A message built before its destination was known carries our default Contact;
         the one it needs is for the transport that sends it (a sips: URI over TLS) and,
         on a wildcard address, the address the route to ``peer`` leaves from."""
-        if headers.get("Contact") != self.contact_text():
+        contact = headers.get("Contact")
+        if contact is None or contact != self.contact_text():
             return
         routed = self.contact_text(peer.transport, peer.host)
-        if routed != headers.get("Contact"):
+        if routed != contact:
             headers.set("Contact", routed)
 
     def send_stateless(self, request: Request, destination: SipUri,
