@@ -92,6 +92,9 @@ class AnswerSummary:
         print(json.dumps(self.to_json()) if as_json else self.line(), flush=True)
 
 
+SUMMARY_START = '{"event": "summary"'  # how a summary's JSON line starts (json.dumps')
+
+
 def summary_of(line: str) -> AnswerSummary | None:
     """A worker's summary line, or None for any other output line."""
     try:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections import Counter
+
 import pytest
 
+from softphone.cli import answer_workers
+from softphone.cli.answer_summary import AnswerSummary
 from softphone.scenario.load import CallRow, LoadPlan, summarise
 from softphone.scenario.workers import WorkerResult, merge, split_plan, split_ports, worker_count
 
@@ -46,3 +52,33 @@ def test_merged_rows_interleave_and_sum_up_as_one_run() -> None:
     assert summary.seconds == 4.0 and summary.mos_mean == 4.3
     interrupted, _ = merge([WorkerResult(0, None, None), results[1]], 2, media=True)
     assert len(interrupted) == 2
+
+
+def test_answer_workers_output_passes_on_in_chunks_less_the_summaries(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """What an answer worker prints reaches the parent's output whole and in order, however
+    its chunks cut the lines; its summary line (even split across chunks) is kept back."""
+    first = AnswerSummary(received=2, answered=1, ended_by_status=Counter({200: 1, 486: 1}))
+    lines = ['{"event": "incoming", "call_id": "a"}\n', "ringing (180)\n",
+             json.dumps(first.to_json()) + "\n", '{"event": "ended", "call_id": "a"}\n',
+             "a last line without its end"]
+    data = "".join(lines).encode()
+
+    async def relay(cuts: list[int]) -> list[AnswerSummary]:
+        reader = asyncio.StreamReader()
+        summaries: list[AnswerSummary] = []
+        relaying = asyncio.ensure_future(answer_workers._relay(reader, summaries))
+        for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
+            reader.feed_data(data[start:end])
+            await asyncio.sleep(0)  # the relay reads this piece on its own
+            assert not reader._buffer  # type: ignore[attr-defined]
+        reader.feed_eof()
+        await relaying
+        return summaries
+
+    summary_at = data.index(b'{"event": "summary"')
+    for cuts in ([], [5, 40, summary_at + 7, summary_at + 30], list(range(1, len(data)))):
+        summaries = asyncio.run(relay(cuts))
+        assert capsys.readouterr().out == "".join(lines[:2] + lines[3:])
+        assert [(s.received, s.answered, s.ended_by_status) for s in summaries] == [
+            (2, 1, Counter({200: 1, 486: 1}))]
