@@ -328,12 +328,6 @@ class Message:
         """The values of a token-list header (Allow, Supported, Require ...)."""
         return [parse_token(v) for v in self.headers.get_all(name)]
 
-    def _required(self, name: str) -> str:
-        value = self.headers.get(name)
-        if value is None:
-            raise ParseError(f"Missing {name} header")
-        return value
-
     def _header_lines(self) -> list[str]:
         lines = [f"{name}: {value}" for name, value in self.headers]
         lines.append(f"Content-Length: {len(self.body)}")
