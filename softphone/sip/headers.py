@@ -116,9 +116,9 @@ def parse_address(text: str) -> Address:
     its ``>`` is read once for all the values that share it (a peer's From in every call,
     with a new tag each time); only the parameters after it are read anew."""
     end = text.rfind(">") + 1
-    if end and '"' not in text[end:]:  # (a quoted parameter value could hide a '>')
+    if end and end < len(text) and '"' not in text[end:]:  # (a quoted value could hide a '>')
         head = _whole_address(text[:end])
-        tail = parse_params(text[end:].rstrip(), repr(text[:60])) if end < len(text) else ()
+        tail = parse_params(text[end:].rstrip(), repr(text[:60]))
         return Address(uri=head.uri, display_name=head.display_name, params=head.params + tail)
     return _whole_address(text)
 

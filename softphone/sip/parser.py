@@ -119,7 +119,7 @@ def _parse_head(raw: bytes) -> _Head:
     for line in islice(lines, 1, None):
         name, colon, value = line.partition(":")
         name = name.rstrip(_WSP)
-        if not colon or (name not in _GOOD_NAMES and not _is_header_name(name)):
+        if not colon or (name not in _GOOD_NAMES and not _learn_header_name(name)):
             raise ParseError(f"Bad header line {line[:40]!r}")
         canonical = SPELLINGS[name]
         value = value.strip(_WSP)
@@ -152,12 +152,11 @@ def _unfold(lines: list[str]) -> list[str]:
     return joined
 
 
-_GOOD_NAMES: set[str] = set()  # memo of _is_header_name; bounded below
+_GOOD_NAMES: set[str] = set()  # header names seen to be tokens; bounded below
 
 
-def _is_header_name(name: str) -> bool:
-    if name in _GOOD_NAMES:
-        return True
+def _learn_header_name(name: str) -> bool:
+    """Whether a name not in ``_GOOD_NAMES`` is a token (remembered when it is)."""
     if TOKEN_RE.fullmatch(name) is None:
         return False
     if len(_GOOD_NAMES) < 4096:
