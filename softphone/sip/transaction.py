@@ -119,13 +119,11 @@ TransactionEvent = RequestReceived | ResponseReceived | TransactionTimedOut | Ac
 # --- the four machines -----------------------------------------------------------------------
 
 class _Transaction:
-    """What every machine shares: its request, peer, named timers and a terminated flag."""
+    """What every machine shares: its peer, named timers and a terminated flag."""
 
-    def __init__(self, layer: TransactionLayer, key: TransactionKey, request: Request,
-                 peer: Peer) -> None:
+    def __init__(self, layer: TransactionLayer, key: TransactionKey, peer: Peer) -> None:
         self.layer = layer
         self.key = key
-        self.request = request
         self.peer = peer
         self.state = "init"
         self.timers: dict[str, float] = {}
@@ -170,7 +168,46 @@ class _Transaction:
         self.layer.queue_send(message, self.peer)
 
 
-class ClientInviteTransaction(_Transaction):
+class _ClientTransaction(_Transaction):
+    """A request of ours: sent, retransmitted, and named in a timeout, so kept throughout."""
+
+    def __init__(self, layer: TransactionLayer, key: TransactionKey, request: Request,
+                 peer: Peer) -> None:
+        super().__init__(layer, key, peer)
+        self.request = request
+
+
+class _ServerTransaction(_Transaction):
+    """A peer's request and our answer to it. The transaction outlives its final response
+    by up to 64*T1 (32 s) to absorb the peer's retransmissions (RFC 3261 17.2), and all it
+    needs for them is the answer as sent: so that answer is kept as bytes, and the parsed
+    request only until nothing can still ask for it (the ACK of an INVITE's final response,
+    a non-INVITE's final response). At hundreds of calls a second these finished
+    transactions are most of what the agent holds, and every object they held was one the
+    cyclic collector walked over and over."""
+
+    def __init__(self, layer: TransactionLayer, key: TransactionKey, request: Request,
+                 peer: Peer) -> None:
+        super().__init__(layer, key, peer)
+        self.request: Request | None = request
+        self.method = request.method
+        # Call-ID, From tag and CSeq number: what the layer's indexes file the transaction
+        # under (read once, while the request is here; _unusable made sure they read)
+        self.ids = _ack_key(request)
+        self.answer: bytes | None = None  # the last response, as sent
+        self.status = 0  # and its status
+
+    def send_answer(self, response: Response) -> None:
+        self.answer = bytes(response)
+        self.status = response.status
+        self.layer.queue_datagram(self.answer, self.peer)
+
+    def repeat_answer(self) -> None:
+        if self.answer is not None:
+            self.layer.queue_datagram(self.answer, self.peer)
+
+
+class ClientInviteTransaction(_ClientTransaction):
     """RFC 3261 17.1.1 with RFC 6026: Calling, Proceeding, Completed, Accepted, Terminated."""
 
     def start(self, now: float) -> None:
@@ -221,7 +258,7 @@ class ClientInviteTransaction(_Transaction):
             self.terminate()
 
 
-class ClientNonInviteTransaction(_Transaction):
+class ClientNonInviteTransaction(_ClientTransaction):
     """RFC 3261 17.1.2: Trying, Proceeding, Completed, Terminated."""
 
     def start(self, now: float) -> None:
@@ -256,34 +293,35 @@ class ClientNonInviteTransaction(_Transaction):
             self.terminate()
 
 
-class ServerInviteTransaction(_Transaction):
+class ServerInviteTransaction(_ServerTransaction):
     """RFC 3261 17.2.1 with RFC 6026: Proceeding, Completed, Confirmed, Accepted, Terminated.
 
     In Accepted it also retransmits the 2xx until the dialog's ACK arrives (RFC 3261 13.3.1.4
-    gives that job to the UA core; it lives here because this is where the 2xx is held)."""
+    gives that job to the UA core; it lives here because this is where the 2xx is held).
+    The request is let go once an ACK came: until then Timer H or L may name it."""
 
-    last_response: Response | None = None
     acked = False
 
     def start(self, now: float) -> None:
         self.state = "proceeding"
+        assert self.request is not None
         self.respond(make_response(self.request, 100), now)
 
     def receive_request(self, request: Request, now: float) -> None:
         if request.method == "ACK":
             if self.state == "completed":
                 self.state = "confirmed"
+                self.request = None
                 self.timers.clear()
                 self.arm("I", now, 0 if self.peer.reliable else self.settings.t4)
             return
-        if self.state in ("proceeding", "completed") and self.last_response is not None:
-            self.send(self.last_response)  # a retransmitted INVITE: repeat our answer
+        if self.state in ("proceeding", "completed"):
+            self.repeat_answer()  # a retransmitted INVITE: repeat our answer
 
     def respond(self, response: Response, now: float) -> None:
         if self.state != "proceeding":
             raise LocalProtocolError(f"INVITE transaction already answered ({self.state})")
-        self.last_response = response
-        self.send(response)
+        self.send_answer(response)
         if response.status < 200:
             return
         if response.status < 300:
@@ -298,42 +336,40 @@ class ServerInviteTransaction(_Transaction):
 
     def ack_for_2xx(self) -> None:
         self.acked = True
+        self.request = None
         self.timers.pop("2xx", None)
 
     def fire(self, name: str, now: float) -> None:
-        if name in ("G", "2xx") and self.last_response is not None:
-            self.send(self.last_response)
+        if name in ("G", "2xx"):
+            self.repeat_answer()
             self.rearm_backoff(name, now, cap=self.settings.t2)
         elif name in ("H", "L"):
             self.terminate()
-            if not self.acked and self.last_response is not None:
-                self.layer.emit(AckNotReceived(self.key, self.request,
-                                               self.last_response.status))
+            if self.request is not None:  # no ACK came
+                self.layer.emit(AckNotReceived(self.key, self.request, self.status))
         else:  # I
             self.terminate()
 
 
-class ServerNonInviteTransaction(_Transaction):
-    """RFC 3261 17.2.2: Trying, Proceeding, Completed, Terminated."""
-
-    last_response: Response | None = None
+class ServerNonInviteTransaction(_ServerTransaction):
+    """RFC 3261 17.2.2: Trying, Proceeding, Completed, Terminated. The request is let go
+    with the final response: retransmissions get its bytes again, nothing else."""
 
     def start(self, now: float) -> None:
         self.state = "trying"
 
     def receive_request(self, request: Request, now: float) -> None:
-        if self.last_response is not None:
-            self.send(self.last_response)
+        self.repeat_answer()
 
     def respond(self, response: Response, now: float) -> None:
         if self.state not in ("trying", "proceeding"):
-            raise LocalProtocolError(f"{self.request.method} transaction already answered")
-        self.last_response = response
-        self.send(response)
+            raise LocalProtocolError(f"{self.method} transaction already answered")
+        self.send_answer(response)
         if response.status < 200:
             self.state = "proceeding"
         else:
             self.state = "completed"
+            self.request = None
             self.arm("J", now, 0 if self.peer.reliable else self.settings.b)
 
     def fire(self, name: str, now: float) -> None:
@@ -438,7 +474,7 @@ class TransactionLayer:
             raise LocalProtocolError("No such server transaction")
         transaction.respond(response, now)
         if isinstance(transaction, ServerInviteTransaction) and 200 <= response.status < 300:
-            self._awaiting_ack[_ack_key(transaction.request)] = key
+            self._awaiting_ack[transaction.ids] = key
 
     def stop_retransmitting(self, key: TransactionKey) -> None:
         """The call this INVITE began is over (a BYE came before the ACK, say): stop
@@ -476,6 +512,9 @@ class TransactionLayer:
     def queue_send(self, message: Request | Response, peer: Peer) -> None:
         self._outbox.append((bytes(message), peer))
 
+    def queue_datagram(self, data: bytes, peer: Peer) -> None:
+        self._outbox.append((data, peer))
+
     def emit(self, event: TransactionEvent) -> None:
         self._events.append(event)
 
@@ -486,18 +525,17 @@ class TransactionLayer:
 
     def forget(self, transaction: _Transaction) -> None:
         """A transaction ended: drop it and the indexes that point at it."""
-        table: dict[TransactionKey, Any] = self.client if isinstance(
-            transaction, (ClientInviteTransaction, ClientNonInviteTransaction)) else self.server
+        table: dict[TransactionKey, Any] = self.server if isinstance(
+            transaction, _ServerTransaction) else self.client
         if table.get(transaction.key) is transaction:
             del table[transaction.key]
-        if table is self.server:
-            request = transaction.request
-            with contextlib.suppress(ParseError):
-                if self._awaiting_ack.get(_ack_key(request)) == transaction.key:
-                    del self._awaiting_ack[_ack_key(request)]
-                merge = _merge_key(request)
-                if self._merge_index.get(merge) == transaction.key:
-                    del self._merge_index[merge]
+        if isinstance(transaction, _ServerTransaction):
+            ids = transaction.ids
+            if self._awaiting_ack.get(ids) == transaction.key:
+                del self._awaiting_ack[ids]
+            merge = (*ids, transaction.method)
+            if self._merge_index.get(merge) == transaction.key:
+                del self._merge_index[merge]
 
     def _receive_response(self, response: Response, now: float) -> None:
         transaction = self.client.get(client_key(response))

@@ -219,6 +219,36 @@ def test_server_non_invite_absorbs_then_repeats_final_until_timer_j() -> None:
     assert not layer.server
 
 
+def test_a_finished_server_transaction_keeps_its_answer_as_bytes_not_the_messages() -> None:
+    """A server transaction lives on 32 s after its answer to absorb retransmissions: it
+    lets the parsed request go as soon as nothing can ask for it (a non-INVITE's final
+    response; an INVITE's ACK) and repeats the answer's very bytes, so what an agent holds
+    per finished call is a few small objects, not messages the collector walks."""
+    layer = TransactionLayer()
+    bye, invite = request("BYE", to_tag="b1"), request("INVITE", call_id="call-2@test")
+    for message in (bye, invite):
+        layer.receive(message, ALICE, now=0.0)
+    answered = {}
+    for event in drain(layer):
+        assert isinstance(event, RequestReceived) and event.transaction is not None
+        status = 200 if event.request.method == "BYE" else 486
+        layer.respond(event.transaction, make_response(event.request, status, to_tag="b1"),
+                      now=0.0)
+        answered[event.request.method] = layer.server[event.transaction]
+    first = {data for data, _ in layer.datagrams_to_send()}
+    assert answered["BYE"].request is None  # final answer: let go
+    assert answered["INVITE"].request is not None  # Timer H would name it if no ACK came
+    layer.receive(request("ACK", branch=invite.top_via.branch, to_tag="b1",
+                          call_id="call-2@test"), ALICE, now=0.1)
+    assert answered["INVITE"].request is None  # its ACK came: nothing will name it now
+    for message in (bye, invite):  # late retransmissions: the same bytes again
+        layer.receive(message, ALICE, now=0.2)
+    repeated = layer.datagrams_to_send()
+    assert {data for data, _ in repeated} <= first and len(repeated) == 1  # confirmed: quiet
+    layer.handle_timer(40.0)
+    assert not layer.server and not layer._awaiting_ack and not layer._merge_index
+
+
 def test_cancel_is_matched_to_its_invite() -> None:
     layer = TransactionLayer()
     invite = request("INVITE")
