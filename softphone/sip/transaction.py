@@ -169,12 +169,29 @@ class _Transaction:
 
 
 class _ClientTransaction(_Transaction):
-    """A request of ours: sent, retransmitted, and named in a timeout, so kept throughout."""
+    """A request of ours: sent, retransmitted and named in a timeout until its final
+    response; after a 2xx to an INVITE, or any final response to another request, all the
+    transaction does is wait out Timer M or K, so the request is let go (see
+    _ServerTransaction: a load test's caller holds as many finished ones)."""
 
     def __init__(self, layer: TransactionLayer, key: TransactionKey, request: Request,
                  peer: Peer) -> None:
         super().__init__(layer, key, peer)
-        self.request = request
+        self._request: Request | None = request
+
+    @property
+    def request(self) -> Request:
+        """Ours, in every state that sends or names it."""
+        assert self._request is not None, "the transaction let its request go"
+        return self._request
+
+    @property
+    def answered(self) -> bool:
+        """The final response that lets the request go has come."""
+        return self._request is None
+
+    def _let_request_go(self) -> None:
+        self._request = None
 
 
 class _ServerTransaction(_Transaction):
@@ -231,6 +248,7 @@ class ClientInviteTransaction(_ClientTransaction):
                 self.timers.pop("B", None)
             elif status < 300:
                 self.state = "accepted"
+                self._let_request_go()
                 self.timers.clear()
                 self.arm("M", now, self.settings.b)
             else:
@@ -275,6 +293,7 @@ class ClientNonInviteTransaction(_ClientTransaction):
             self.state = "proceeding"
         else:
             self.state = "completed"
+            self._let_request_go()
             self.timers.clear()
             self.arm("K", now, 0 if self.peer.reliable else self.settings.t4)
         self.layer.emit(ResponseReceived(response, self.key))
@@ -489,10 +508,13 @@ class TransactionLayer:
             transaction.expect_final_within(now, seconds)
 
     def transport_error(self, key: TransactionKey, reason: str | None = None) -> None:
+        """Sending failed: a transaction still waiting for its final response fails with
+        503; one already answered has nothing left to lose, and just ends."""
         transaction = self.client.get(key)
         if transaction is not None and not transaction.terminated:
             transaction.terminate()
-            self.emit(TransactionTimedOut(key, transaction.request, 503, reason))
+            if not transaction.answered:
+                self.emit(TransactionTimedOut(key, transaction.request, 503, reason))
 
     # --- inputs from the network and the clock ----------------------------------------------
 

@@ -249,6 +249,30 @@ def test_a_finished_server_transaction_keeps_its_answer_as_bytes_not_the_message
     assert not layer.server and not layer._awaiting_ack and not layer._merge_index
 
 
+def test_an_answered_client_transaction_lets_its_request_go() -> None:
+    """After a 2xx to our INVITE (Timer M runs) or a final response to another request
+    (Timer K), nothing sends or names the request again: it is let go, a 2xx repeated by
+    the peer still reaches the TU, and a transport failure then fails nothing."""
+    layer = TransactionLayer()
+    invite, options = request("INVITE"), request()
+    invite_key = layer.send_request(invite, BOB, now=0.0)
+    options_key = layer.send_request(options, BOB, now=0.0)
+    layer.datagrams_to_send()
+    assert not layer.client[invite_key].answered and layer.client[invite_key].request is invite
+    layer.receive(make_response(invite, 180, to_tag="b1"), BOB, now=0.1)
+    assert not layer.client[invite_key].answered  # a provisional: Timer B's 408 may yet come
+    for message in (invite, options):
+        layer.receive(make_response(message, 200, to_tag="b1"), BOB, now=0.2)
+    assert layer.client[invite_key].answered and layer.client[options_key].answered
+    drain(layer)
+    layer.receive(make_response(invite, 200, to_tag="b1"), BOB, now=0.3)
+    (repeated,) = drain(layer)
+    assert isinstance(repeated, ResponseReceived) and repeated.transaction == invite_key
+    for key in (invite_key, options_key):
+        layer.transport_error(key, "connection refused")
+    assert drain(layer) == [] and not layer.client
+
+
 def test_cancel_is_matched_to_its_invite() -> None:
     layer = TransactionLayer()
     invite = request("INVITE")
