@@ -10,8 +10,13 @@ from typing import Any
 import click
 
 from softphone.cli.answer_summary import AnswerSummary
+from softphone.cli.answer_workers import (
+    WholeLines,
+    hand_over_summary,
+    shared_port,
+    worker_command,
+)
 from softphone.cli.answer_workers import serve as serve_workers
-from softphone.cli.answer_workers import shared_port, worker_command
 from softphone.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -73,7 +78,7 @@ log = logging.getLogger("softphone.cli")
               help="Serve the SIP port from N processes (auto: one per core; SO_REUSEPORT), "
                    "each with its own slice of --rtp-ports.")
 @click.option("--reuse-port", is_flag=True, hidden=True)  # a worker of --workers
-@click.option("--summary-json", is_flag=True, hidden=True)  # a worker: its tally as JSON
+@click.option("--summary-fd", type=int, hidden=True)  # a worker: its tally goes to this pipe
 @click.option("--max-active", type=click.IntRange(1), metavar="N",
               help="At most N calls up (ringing or answered) at once; more get 486 Busy Here.")
 @audio_options
@@ -88,7 +93,7 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
                    reject_code: int | None, redirect: str | None,
                    duration: float | None, registrar: str | None, user: str | None,
                    password: str | None, mwi: bool | None, max_calls: int | None,
-                   max_active: int | None, workers: str, reuse_port: bool, summary_json: bool,
+                   max_active: int | None, workers: str, reuse_port: bool, summary_fd: int | None,
                    play: str | None,
                    tone: float | None, record: str | None, record_both: bool, codecs: str,
                    null_audio: bool,
@@ -108,6 +113,8 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
       softphone answer --listen 0.0.0.0:5060 --auto-answer --auth alice:secret
       softphone answer --early-media announcement.wav --auto-answer --tone 440
     """
+    if summary_fd is not None:  # a worker of --workers: its lines share the parent's output
+        sys.stdout = WholeLines(sys.stdout.fileno())
     profile = cli_context().profile.overridden(
         registrar=registrar, user=user, password=password, listen=listen, transport=transport,
         mwi=mwi,
@@ -227,8 +234,10 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         try:
             return await serve_until_stopped(agent, interactive, stop)
         finally:
-            if tally.listened:
-                tally.print(as_json or summary_json)
+            if tally.listened and summary_fd is not None:  # a worker: the parent prints
+                hand_over_summary(tally, summary_fd)
+            elif tally.listened:
+                tally.print(as_json)
 
     async def serve_until_stopped(agent: UserAgent, interactive: bool,
                                   stop: asyncio.Event) -> int:

@@ -1,8 +1,8 @@
 """What ``softphone answer`` served, told when it stops: as SIPp's uas tells its counts.
 
 The tally listens to the agent's events; at exit it is printed as one line (or, with --json,
-a ``summary`` event). ``answer --workers`` has each worker print its tally as JSON (the hidden
-``--summary-json``) and the parent prints them merged, as one process's would read.
+a ``summary`` event). ``answer --workers`` has each worker hand its tally over as JSON (on a
+pipe, the hidden ``--summary-fd``) and the parent prints them merged, as one process's would.
 """
 
 from __future__ import annotations
@@ -89,14 +89,14 @@ class AnswerSummary:
         return text
 
     def print(self, as_json: bool) -> None:
-        print(json.dumps(self.to_json()) if as_json else self.line(), flush=True)
+        print(self.to_json_line() if as_json else self.line(), flush=True)
 
-
-SUMMARY_START = '{"event": "summary"'  # how a summary's JSON line starts (json.dumps')
+    def to_json_line(self) -> str:
+        return json.dumps(self.to_json())
 
 
 def summary_of(line: str) -> AnswerSummary | None:
-    """A worker's summary line, or None for any other output line."""
+    """The summary a worker handed over, or None (nothing, or not a summary)."""
     try:
         data = json.loads(line)
         return AnswerSummary.from_json(data) if data.get("event") == "summary" else None

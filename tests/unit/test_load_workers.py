@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+import os
+import select
+import subprocess
+import sys
+import time
 from collections import Counter
 
 import pytest
@@ -54,31 +58,69 @@ def test_merged_rows_interleave_and_sum_up_as_one_run() -> None:
     assert len(interrupted) == 2
 
 
-def test_answer_workers_output_passes_on_in_chunks_less_the_summaries(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    """What an answer worker prints reaches the parent's output whole and in order, however
-    its chunks cut the lines; its summary line (even split across chunks) is kept back."""
-    first = AnswerSummary(received=2, answered=1, ended_by_status=Counter({200: 1, 486: 1}))
-    lines = ['{"event": "incoming", "call_id": "a"}\n', "ringing (180)\n",
-             json.dumps(first.to_json()) + "\n", '{"event": "ended", "call_id": "a"}\n',
-             "a last line without its end"]
-    data = "".join(lines).encode()
+def test_an_answer_worker_writes_whole_lines_of_at_most_pipe_buf_bytes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers share the parent's output: each write(2) must be whole lines, at most
+    PIPE_BUF bytes unless one line is longer (the kernel keeps such writes apart); what is
+    written is held until a flush, and nothing is lost or reordered, also when the output
+    takes less than a write offers."""
+    lines = [json.dumps({"event": "incoming", "call_id": f"{n}-é" * (n % 7 + 1)}) + "\n"
+             for n in range(400)] + ["x" * 9000 + "\n", "a last line without its end"]
+    for most in (None, 1000):  # everything a write offers; a pipe taking 1,000 bytes a time
+        writes: list[bytes] = []
 
-    async def relay(cuts: list[int]) -> list[AnswerSummary]:
-        reader = asyncio.StreamReader()
-        summaries: list[AnswerSummary] = []
-        relaying = asyncio.ensure_future(answer_workers._relay(reader, summaries))
-        for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
-            reader.feed_data(data[start:end])
-            await asyncio.sleep(0)  # the relay reads this piece on its own
-            assert not reader._buffer  # type: ignore[attr-defined]
-        reader.feed_eof()
-        await relaying
-        return summaries
+        def write(fd: int, data: bytes, most: int | None = most,
+                  writes: list[bytes] = writes) -> int:
+            writes.append(bytes(data[:most]))
+            return len(writes[-1])
 
-    summary_at = data.index(b'{"event": "summary"')
-    for cuts in ([], [5, 40, summary_at + 7, summary_at + 30], list(range(1, len(data)))):
-        summaries = asyncio.run(relay(cuts))
-        assert capsys.readouterr().out == "".join(lines[:2] + lines[3:])
-        assert [(s.received, s.answered, s.ended_by_status) for s in summaries] == [
-            (2, 1, Counter({200: 1, 486: 1}))]
+        monkeypatch.setattr(answer_workers.os, "write", write)
+        output = answer_workers.WholeLines(1)
+        for line in lines:
+            output.write(line)
+        assert writes == [] and not output.isatty()
+        output.flush()
+        assert b"".join(writes).decode() == "".join(lines)
+        if most is None:
+            assert all(data.endswith(b"\n") for data in writes[:-1])
+            assert all(len(data) <= select.PIPE_BUF or data.count(b"\n") == 1
+                       for data in writes[:-1])
+
+
+def test_an_answer_worker_hands_its_summary_over_its_pipe() -> None:
+    summary = AnswerSummary(received=2, answered=1, ended_by_status=Counter({200: 1, 486: 1}))
+    read_end, write_end = os.pipe()
+    answer_workers.hand_over_summary(summary, write_end)
+    handed = answer_workers._read_summary(read_end)
+    assert handed is not None and (handed.received, handed.answered,
+                                   handed.ended_by_status) == (2, 1, {200: 1, 486: 1})
+    read_end, write_end = os.pipe()
+    os.close(write_end)  # a worker that ended before it had a summary
+    assert answer_workers._read_summary(read_end) is None
+
+
+def test_answer_workers_lines_never_mix_on_a_shared_pipe() -> None:
+    """Two processes writing through WholeLines to one pipe, read slowly (the pipe fills and
+    writers block mid-way): every line arrives whole."""
+    script = ("import sys, json; from softphone.cli.answer_workers import WholeLines\n"
+              "out = WholeLines(1)\n"
+              "for n in range(3000):\n"
+              "    out.write(json.dumps({'worker': sys.argv[1], 'n': n, 'pad': 'x' * 300}) "
+              "+ '\\n')\n"
+              "    if n % 400 == 0: out.flush()\n"
+              "out.flush()\n")
+    read_end, write_end = os.pipe()
+    writers = [subprocess.Popen([sys.executable, "-c", script, name], stdout=write_end)
+               for name in ("a", "b")]
+    os.close(write_end)
+    received = b""
+    with open(read_end, "rb", buffering=0) as pipe:
+        while chunk := pipe.read(2048):
+            received += chunk
+            time.sleep(0.0005)
+    for writer in writers:
+        assert writer.wait(timeout=30) == 0
+    lines = [json.loads(line) for line in received.decode().splitlines()]
+    assert Counter(line["worker"] for line in lines) == {"a": 3000, "b": 3000}
+    for name in ("a", "b"):
+        assert [line["n"] for line in lines if line["worker"] == name] == list(range(3000))
