@@ -223,6 +223,9 @@ class _ServerTransaction(_Transaction):
         if self.answer is not None:
             self.layer.queue_datagram(self.answer, self.peer)
 
+    def _let_request_go(self) -> None:
+        self.request = None
+
 
 class ClientInviteTransaction(_ClientTransaction):
     """RFC 3261 17.1.1 with RFC 6026: Calling, Proceeding, Completed, Accepted, Terminated."""
@@ -319,8 +322,6 @@ class ServerInviteTransaction(_ServerTransaction):
     gives that job to the UA core; it lives here because this is where the 2xx is held).
     The request is let go once an ACK came: until then Timer H or L may name it."""
 
-    acked = False
-
     def start(self, now: float) -> None:
         self.state = "proceeding"
         assert self.request is not None
@@ -330,7 +331,7 @@ class ServerInviteTransaction(_ServerTransaction):
         if request.method == "ACK":
             if self.state == "completed":
                 self.state = "confirmed"
-                self.request = None
+                self._let_request_go()
                 self.timers.clear()
                 self.arm("I", now, 0 if self.peer.reliable else self.settings.t4)
             return
@@ -354,8 +355,7 @@ class ServerInviteTransaction(_ServerTransaction):
             self.arm("H", now, self.settings.b)
 
     def ack_for_2xx(self) -> None:
-        self.acked = True
-        self.request = None
+        self._let_request_go()
         self.timers.pop("2xx", None)
 
     def fire(self, name: str, now: float) -> None:
@@ -388,7 +388,7 @@ class ServerNonInviteTransaction(_ServerTransaction):
             self.state = "proceeding"
         else:
             self.state = "completed"
-            self.request = None
+            self._let_request_go()
             self.arm("J", now, 0 if self.peer.reliable else self.settings.b)
 
     def fire(self, name: str, now: float) -> None:
