@@ -147,9 +147,8 @@ CLICK_LEVEL = 16000
 def _measure_latency(seconds: float, as_json: bool, device: str | int | None,
                      capture: str | int | None, playback: str | int | None) -> int:
     """Clicks out of the speaker every half second, found again in what the microphone
-    brings back: the round trip, softphone's own part of it (what its two rings held, the
-    median over the second half), and how long the device took to deliver its first
-    audio."""
+    brings back: the round trip, softphone's own part of it (what its two rings held), both
+    medians over the second half, and how long the device took to deliver its first audio."""
     clicks: list[int] = []  # the sample each click was written at
     heard: list[np.ndarray] = []
     held: list[int] = []
@@ -171,10 +170,15 @@ def _measure_latency(seconds: float, as_json: bool, device: str | int | None,
     if card is None:
         return 2
     first = card.first_audio()
-    trips = _round_trips(clicks, np.concatenate(heard))
+    audio = np.concatenate(heard)
+    trips = _round_trips(clicks, audio)
+    # Both figures once settled, over the same second half: a late-starting device's
+    # backlog is dropped within seconds, and the rings fill up to their targets meanwhile,
+    # so a round trip from the first half can be shorter than what the rings hold later.
+    settled_from = len(held) // 2 * FRAME
+    settled = _round_trips([at for at in clicks if at >= settled_from], audio) or trips
     result = {"event": "device_latency", "clicks": len(clicks), "found": len(trips),
-              "round_trip_ms": round(float(np.median(trips)), 1) if trips else None,
-              # once settled: a late-starting device's backlog is dropped within seconds
+              "round_trip_ms": round(float(np.median(settled)), 1) if settled else None,
               "softphone_ms": round(float(np.median(held[len(held) // 2:])) * 1000
                                     / (card.rate or TEST_RATE), 1),  # (rings: card's rate)
               "first_audio_ms": round((first - opened) * 1000, 1) if first else None}
