@@ -46,6 +46,9 @@ class TcpTransport:
         self._connecting: dict[tuple[str, int], asyncio.Future[asyncio.StreamWriter]] = {}
         self._per_source: dict[str, int] = {}
         self._closed = False  # a connection that completes after close() is closed at once
+        # the connections close() closed, kept for wait_closed to see gone: their reading
+        # tasks, cancelled, take them out of _writers on their way out
+        self._closing: list[asyncio.StreamWriter] = []
         self.host = ""
         self.port = 0
         self.reuse_port = False  # SO_REUSEPORT: worker processes share one SIP port
@@ -115,7 +118,7 @@ class TcpTransport:
         finally:
             if self._writers.get((peer.host, peer.port)) is writer:
                 del self._writers[(peer.host, peer.port)]
-            writer.close()
+            _close(writer)
             self._sink.connection_lost(peer)
 
     def _keepalives(self, framer: StreamFramer, writer: asyncio.StreamWriter,
@@ -181,8 +184,9 @@ class TcpTransport:
         self._closed = True
         if self._server is not None:
             self._server.close()
-        for writer in list(self._writers.values()):
-            writer.close()
+        self._closing += self._writers.values()
+        for writer in self._closing:
+            _close(writer)
         for task in self._pending():
             task.cancel()
 
@@ -194,7 +198,15 @@ class TcpTransport:
         for task in self._pending():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await asyncio.gather(*(_shut(writer) for writer in list(self._writers.values())))
+        writers = {id(writer): writer for writer in [*self._closing, *self._writers.values()]}
+        await asyncio.gather(*(_shut(writer) for writer in writers.values()))
+
+
+def _close(writer: asyncio.StreamWriter) -> None:
+    """Close a connection once: asyncio's TLS transport, closed a second time, lets go of
+    its protocol, and its abort() then does nothing (see _shut)."""
+    if not writer.is_closing():
+        writer.close()
 
 
 async def _shut(writer: asyncio.StreamWriter) -> None:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import ssl
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +80,47 @@ async def test_a_call_over_tls_with_audio(certificates: Certificates) -> None:
     invite = next(data for data in sent if data.startswith(b"INVITE"))
     assert b"Via: SIP/2.0/TLS 127.0.0.1:" in invite
     assert b"Contact: <sips:alice@127.0.0.1:" in invite
+
+
+async def test_a_peer_that_never_answers_our_close_notify_is_cut_off(
+        certificates: Certificates) -> None:
+    """Closing the agent sends close_notify on each TLS connection; a peer that never
+    answers (here one that stops reading after the handshake) would keep our socket open
+    for asyncio's 30 s shutdown timeout, past the agent's end: it is aborted after a
+    moment instead."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(certificates.server))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held: list[ssl.SSLSocket] = []
+
+    def serve_one_handshake() -> None:
+        connection, _ = listener.accept()
+        held.append(context.wrap_socket(connection, server_side=True))  # then silence
+
+    accepting = threading.Thread(target=serve_one_handshake, daemon=True)
+    accepting.start()
+    try:
+        async with client(certificates.ca) as alice:
+            asyncio.ensure_future(alice.options(f"sips:bob@127.0.0.1:{port}", timeout=30))
+            for _ in range(100):
+                if held:
+                    break
+                await asyncio.sleep(0.05)
+            assert held, "the TLS connection was not made"
+            assert established(port)
+        assert not established(port)  # ours is gone, not waiting on the silent peer
+    finally:
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+def established(port: int) -> bool:
+    """Whether a TCP connection toward ``port`` on 127.0.0.1 is established."""
+    lines = subprocess.run(["ss", "-tnH", "state", "established", f"dport = :{port}"],
+                           capture_output=True, text=True, check=True).stdout
+    return bool(lines.strip())
 
 
 @pytest.mark.parametrize(("which", "reason"), [
