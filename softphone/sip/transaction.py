@@ -226,6 +226,12 @@ class _ServerTransaction(_Transaction):
     def _let_request_go(self) -> None:
         self.request = None
 
+    @property
+    def merge_key(self) -> tuple[str, str, int, str]:
+        """What RFC 3261 8.2.2.2 files a request without a To tag under, to spot it arriving
+        again by another path: its ids and method."""
+        return (*self.ids, self.method)
+
 
 class ClientInviteTransaction(_ClientTransaction):
     """RFC 3261 17.1.1 with RFC 6026: Calling, Proceeding, Completed, Accepted, Terminated."""
@@ -555,9 +561,8 @@ class TransactionLayer:
             ids = transaction.ids
             if self._awaiting_ack.get(ids) == transaction.key:
                 del self._awaiting_ack[ids]
-            merge = (*ids, transaction.method)
-            if self._merge_index.get(merge) == transaction.key:
-                del self._merge_index[merge]
+            if self._merge_index.get(transaction.merge_key) == transaction.key:
+                del self._merge_index[transaction.merge_key]
 
     def _receive_response(self, response: Response, now: float) -> None:
         transaction = self.client.get(client_key(response))
@@ -588,7 +593,7 @@ class TransactionLayer:
                             response_destination(request.top_via, source))
             return
         transaction = self._new_server_transaction(key, request, source, now)
-        if self._is_merged(request, key):
+        if self._is_merged(request, transaction):
             transaction.respond(make_response(request, 482, to_tag="merged"), now)
             return
         cancels = None
@@ -609,15 +614,14 @@ class TransactionLayer:
         transaction.start(now)
         return transaction
 
-    def _is_merged(self, request: Request, key: TransactionKey) -> bool:
+    def _is_merged(self, request: Request, transaction: ServerTransaction) -> bool:
         """RFC 3261 8.2.2.2: the same request reaching us twice by different paths."""
         if request.to_address.tag is not None or request.method == "CANCEL":
             return False
-        index = _merge_key(request)
-        other = self._merge_index.get(index)
-        if other is not None and other != key and other in self.server:
+        other = self._merge_index.get(transaction.merge_key)
+        if other is not None and other != transaction.key and other in self.server:
             return True
-        self._merge_index[index] = key
+        self._merge_index[transaction.merge_key] = transaction.key
         return False
 
     def _receive_ack_for_2xx(self, ack: Request, source: Peer) -> None:
@@ -635,7 +639,7 @@ def _unusable(request: Request) -> str | None:
     """Why a request cannot get a transaction (To, From, Call-ID or CSeq unreadable), or
     None. Checked before one is made, so that hostile input leaves nothing behind."""
     try:
-        _merge_key(request)
+        _ack_key(request)
         request.to_address  # noqa: B018
     except ParseError as error:
         return error.reason
@@ -645,11 +649,6 @@ def _unusable(request: Request) -> str | None:
 def _ack_key(request: Request) -> tuple[str, str, int]:
     """What ties an end-to-end ACK to the INVITE it acknowledges: Call-ID, From tag, CSeq."""
     return (request.call_id, request.from_address.tag or "", request.cseq.number)
-
-
-def _merge_key(request: Request) -> tuple[str, str, int, str]:
-    return (request.call_id, request.from_address.tag or "", request.cseq.number,
-            request.method)
 
 
 def _stamp_received(request: Request, source: Peer) -> Request:
