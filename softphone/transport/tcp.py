@@ -198,8 +198,8 @@ class TcpTransport:
         for task in self._pending():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        writers = {id(writer): writer for writer in [*self._closing, *self._writers.values()]}
-        await asyncio.gather(*(_shut(writer) for writer in writers.values()))
+        writers = {*self._closing, *self._writers.values()}
+        await asyncio.gather(*(_shut(writer) for writer in writers))
 
 
 def _close(writer: asyncio.StreamWriter) -> None:
