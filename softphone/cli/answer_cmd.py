@@ -234,10 +234,11 @@ def answer_command(listen: str | None, transport: str, auto_answer: bool,
         try:
             return await serve_until_stopped(agent, interactive, stop)
         finally:
-            if tally.listened and summary_fd is not None:  # a worker: the parent prints
-                hand_over_summary(tally, summary_fd)
-            elif tally.listened:
-                tally.print(as_json)
+            if tally.listened:
+                if summary_fd is not None:  # a worker: the parent prints them all merged
+                    hand_over_summary(tally, summary_fd)
+                else:
+                    tally.print(as_json)
 
     async def serve_until_stopped(agent: UserAgent, interactive: bool,
                                   stop: asyncio.Event) -> int:

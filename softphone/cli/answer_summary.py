@@ -95,10 +95,10 @@ class AnswerSummary:
         return json.dumps(self.to_json())
 
 
-def summary_of(line: str) -> AnswerSummary | None:
+def summary_of(text: str) -> AnswerSummary | None:
     """The summary a worker handed over, or None (nothing, or not a summary)."""
     try:
-        data = json.loads(line)
+        data = json.loads(text)
         return AnswerSummary.from_json(data) if data.get("event") == "summary" else None
     except (ValueError, KeyError, TypeError, AttributeError):  # not JSON, or not an object
         return None
