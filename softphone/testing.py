@@ -377,7 +377,7 @@ class TestCall:
         loop_deadline = answered_at + within
 
         def first() -> float | None:
-            start = self.conversation.heard.first_start(answered_at)
+            start = self.conversation.heard.first_heard(answered_at)
             if start is not None:
                 return start - answered_at
             return -1.0 if time.monotonic() > loop_deadline else None

@@ -97,11 +97,20 @@ class VoiceActivity:
         """When speech first started at or after ``after``."""
         return next((s.start for s in self.segments if s.start >= after), None)
 
+    def first_heard(self, since: float) -> float | None:
+        """When speech was first going on at or after ``since``: a segment under way then
+        counts from ``since``. Why: a segment is dated from its first voiced 10 ms piece, so
+        speech that starts within a frame of ``since`` can date a few milliseconds before it
+        (a frame is timed when it passes, its pieces before that)."""
+        return next((max(s.start, since) for s in self.segments
+                     if s.end is None or s.end >= since), None)
+
 
 @dataclass(frozen=True)
 class ConversationFigures:
     """A conversation in numbers for reports and load rows, in seconds to the millisecond:
-    ``first_words`` from the answer to the far end's first speech, ``response_latency`` the
+    ``first_words`` from the answer to the far end's first speech (0 when it was already
+    speaking, as early media may), ``response_latency`` the
     median of its turns after ours (from the end of ours), ``talk_over`` both speaking at
     once, ``dead_air`` the longest silence since the answer; None when it did not happen."""
 
@@ -140,7 +149,7 @@ class Conversation:
     def figures(self, now: float) -> ConversationFigures:
         """The conversation in numbers so far."""
         since = self.answered_at if self.answered_at is not None else now
-        first = self.heard.first_start(since)
+        first = self.heard.first_heard(since)
         gaps = self.response_gaps()
         return ConversationFigures(
             first_words=_ms(first - since) if first is not None else None,

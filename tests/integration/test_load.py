@@ -245,6 +245,6 @@ def test_load_voice_timing_gives_each_call_its_conversation_figures() -> None:
                       for run in runs)
     assert len(timed) == 2, runs[0].stderr
     for row in timed:  # the answerer speaks from its answer on, over our own prompt
-        assert row["first_words"] is not None and 0 <= row["first_words"] < 1.0, row
+        assert row["first_words"] is not None and 0 <= row["first_words"] < 1.0, json.dumps(row)
         assert row["talk_over"] > 0.3 and row["dead_air"] < 2.0, row
     assert all(row["first_words"] is None and row["talk_over"] is None for row in untimed)

@@ -54,7 +54,7 @@ def test_a_recorded_prompt_is_speech_and_digital_silence_is_not() -> None:
     assert activity.segments[0].start < 0.5 and end is not None and end <= spoken + 0.1
 
 
-def conversation(said: list[tuple[float, float]], heard: list[tuple[float, float]],
+def conversation(said: list[tuple[float, float]], heard: list[tuple[float, float | None]],
                  answered_at: float = 0.0) -> Conversation:
     talk = Conversation(answered_at=answered_at)
     talk.said.segments = [Segment(start, end) for start, end in said]
@@ -80,3 +80,14 @@ def test_nothing_heard_yet_has_no_first_words_nor_responses() -> None:
     figures = talk.figures(now=2.0)
     assert figures.first_words is None and figures.response_latency is None
     assert figures.dead_air == 1.0 and figures.talk_over == 0.0
+
+
+def test_speech_going_on_at_the_answer_is_first_words_at_once() -> None:
+    # a greeting whose first voiced piece dates 5 ms before the answer (it passed in a frame
+    # played just after it), and early media that spoke on through the answer
+    ongoing: list[list[tuple[float, float | None]]] = [[(9.995, None)], [(8.0, 10.5)]]
+    for heard in ongoing:
+        talk = conversation(said=[], heard=heard, answered_at=10.0)
+        assert talk.figures(now=11.0).first_words == 0.0
+    ended_before = conversation(said=[], heard=[(8.0, 9.5), (10.7, None)], answered_at=10.0)
+    assert ended_before.figures(now=11.0).first_words == pytest.approx(0.7)
