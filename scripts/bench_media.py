@@ -14,9 +14,15 @@ arrival unpack it and keep RFC 3550's statistics), which bounds what a Python me
 can reach against the null stream; a bare 20 ms timer doing nothing (its p99 lateness is
 this machine's pacing floor).
 Aims (issue 14): G.711 streams >= 0.7 of the null stream's; pacing p99 at half that load
-<= 1.25 x the bare timer's p99; Opus >= 100 two-way streams.
+<= 1.25 x the bare timer's p99; Opus >= 100 two-way streams. At half G.711's load, the CPU
+per stream-second of both, as a ratio: how much of the count's gap is G.711's cost per
+packet (the rest: the null stream gets cheaper per stream as its count grows, each epoll
+wake-up finding more datagrams ready).
 
-    .venv/bin/python scripts/bench_media.py [--seconds S] [--max-streams N]
+    .venv/bin/python scripts/bench_media.py [--seconds S] [--max-streams N] [--runs N]
+
+A shared VM's neighbours move these figures from run to run (G.711 / null 0.56 in one
+session, 0.72-0.88 in the next, same code): --runs 3 gives their medians.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import numpy as np
 from bench_signalling import Echo  # the same bare UDP echo both baselines use
@@ -264,38 +271,77 @@ async def search(name: str, measure: Measure, start: int, most: int, seconds: fl
     return carried
 
 
+@dataclass(frozen=True)
+class Ratios:
+    """One run's figures against its own baselines (see the module's text)."""
+
+    g711: float  # G.711 streams carried / the null stream's
+    pacing: float  # pacing p99 at half G.711's load / the bare timer's p99
+    cpu: float  # the null stream's CPU per stream-second / G.711's, at that half load
+    opus: int  # two-way Opus streams carried
+
+
+async def one_run(seconds: float, most: int) -> Ratios:
+    """Every search and comparison once, printed as it goes."""
+    timer_p99 = await bare_timer_p99(seconds)
+    print(f"baseline: a bare 20 ms timer, p99 lateness {timer_p99:.2f} ms")
+    null = await search("null", null_capacity, 100, most, seconds)
+    print(f" null: carried {null} streams (>= 90% delivered, p50 lateness <= 10 ms)")
+    floor = await search("floor", functools.partial(null_capacity, peer=FloorPeer), 100,
+                         most, seconds)
+    print(f"floor: carried {floor} streams (>= 90% delivered, p50 lateness <= 10 ms)")
+    carried = {}
+    for key, start in (("pcmu", 50), ("opus", 10)):
+        carried[key] = await search(key, functools.partial(capacity, key), start, most,
+                                    seconds)
+        print(f"{key:>5}: carried {carried[key]} streams (>= 90% delivered, p50 lateness "
+              "<= 10 ms)")
+    half = max(2, carried["pcmu"] // 4 * 2)
+    _, half_p99, half_cpu, _ = await capacity("pcmu", half, seconds)
+    _, _, null_half_cpu, _ = await null_capacity(half, seconds)
+    ratios = Ratios(carried["pcmu"] / max(null, 1), half_p99 / timer_p99,
+                    null_half_cpu / max(half_cpu, 1e-9), carried["opus"])
+    print(f"G.711 streams carried: {carried['pcmu']} = {ratios.g711:.2f} x the null stream's "
+          f"{null} (aim >= 0.7); the Python floor carried {floor} = "
+          f"{floor / max(null, 1):.2f} x the null stream's, G.711 = "
+          f"{carried['pcmu'] / max(floor, 1):.2f} x the floor's")
+    print(f"pacing p99 at half that load ({half} streams): {half_p99:.2f} ms = "
+          f"{ratios.pacing:.2f} x the bare timer's {timer_p99:.2f} ms (aim <= 1.25)")
+    print(f"CPU per stream-second at {half} streams: G.711 {half_cpu:.3f} ms, the null "
+          f"stream {null_half_cpu:.3f} ms: the null stream's cost = {ratios.cpu:.2f} x "
+          "G.711's (the count ratio above is lower when the null stream's cost per stream "
+          "falls further with its higher count)")
+    print(f"Opus two-way streams carried: {carried['opus']} (aim >= 100)")
+    return ratios
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--max-streams", type=int, default=4800,
                         help="the most streams any search tries (two sockets each for RTP)")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="repeat the searches and comparisons; the medians come last")
     args = parser.parse_args()
     baseline = await echo_baseline()
     print(f"baseline: bare asyncio UDP echo, {baseline:,.0f} round trips/s "
           f"({type(asyncio.get_running_loop()).__module__})")
     codec_costs()
-    timer_p99 = await bare_timer_p99(args.seconds)
-    print(f"baseline: a bare 20 ms timer, p99 lateness {timer_p99:.2f} ms")
-    null = await search("null", null_capacity, 100, args.max_streams, args.seconds)
-    print(f" null: carried {null} streams (>= 90% delivered, p50 lateness <= 10 ms)")
-    floor = await search("floor", functools.partial(null_capacity, peer=FloorPeer), 100,
-                         args.max_streams, args.seconds)
-    print(f"floor: carried {floor} streams (>= 90% delivered, p50 lateness <= 10 ms)")
-    carried = {}
-    for key, start in (("pcmu", 50), ("opus", 10)):
-        carried[key] = await search(key, functools.partial(capacity, key), start,
-                                    args.max_streams, args.seconds)
-        print(f"{key:>5}: carried {carried[key]} streams (>= 90% delivered, p50 lateness "
-              "<= 10 ms)")
-    half = max(2, carried["pcmu"] // 4 * 2)
-    _, half_p99, _, _ = await capacity("pcmu", half, args.seconds)
-    print(f"G.711 streams carried: {carried['pcmu']} = {carried['pcmu'] / max(null, 1):.2f} x "
-          f"the null stream's {null} (aim >= 0.7); the Python floor carried {floor} = "
-          f"{floor / max(null, 1):.2f} x the null stream's, G.711 = "
-          f"{carried['pcmu'] / max(floor, 1):.2f} x the floor's")
-    print(f"pacing p99 at half that load ({half} streams): {half_p99:.2f} ms = "
-          f"{half_p99 / timer_p99:.2f} x the bare timer's {timer_p99:.2f} ms (aim <= 1.25)")
-    print(f"Opus two-way streams carried: {carried['opus']} (aim >= 100)")
+    runs = []
+    for number in range(1, args.runs + 1):
+        if args.runs > 1:
+            print(f"--- run {number} of {args.runs}")
+        runs.append(await one_run(args.seconds, args.max_streams))
+    if len(runs) > 1:
+        def median(values: list[float], digits: int = 2) -> str:
+            runs = ", ".join(f"{value:.{digits}f}" for value in values)
+            return f"{float(np.median(values)):.{digits}f} (runs: {runs})"
+
+        print(f"medians of {len(runs)} runs: G.711 streams / the null stream's "
+              f"{median([r.g711 for r in runs])} (aim >= 0.7); pacing p99 / the bare "
+              f"timer's {median([r.pacing for r in runs])} (aim <= 1.25); CPU, the null "
+              f"stream's / G.711's {median([r.cpu for r in runs])}; Opus streams "
+              f"{median([float(r.opus) for r in runs], 0)} (aim >= 100)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ SO_REUSEPORT spreads the calls over the workers; aim >= 0.3 of SIPp's uas). SIPp
 on the same cores, as it would for a user testing on one machine. Needs `sipp` (Debian:
 sip-tester, installed by scripts/setup --test).
 
-    .venv/bin/python scripts/bench_sipp.py [--calls N]
+    .venv/bin/python scripts/bench_sipp.py [--runs N]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -129,30 +130,46 @@ def softphone_answer(port: int, workers: str) -> list[str]:
             "--auto-answer", "--no-media", "--workers", workers]
 
 
+def one_run(folder: Path) -> tuple[float, float, float]:
+    """SIPp's uas, softphone in one process, and with workers: each sustained rate, printed
+    as it comes."""
+    port = free_port()
+    baseline, ended = sustained(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port),
+                                 "-nostdin"], port, folder, socket_per_call=True, settle=1.0)
+    print(f"SIPp uac -> SIPp uas              : {baseline:6.0f} set-ups/s sustained "
+          f"(ended {ended})")
+    port = free_port()
+    one, ended = sustained(softphone_answer(port, "1"), port, folder, socket_per_call=False,
+                           listening=1)
+    print(f"SIPp uac -> softphone answer      : {one:6.0f} set-ups/s  "
+          f"({one / baseline:.2f} x SIPp; {one / 800:.2f} x the aim of 800 per process; "
+          f"ended {ended})")
+    port = free_port()
+    spread, ended = sustained(softphone_answer(port, "auto"), port, folder,
+                              socket_per_call=True, listening=os.cpu_count() or 1)
+    print(f"SIPp uac -> answer --workers auto : {spread:6.0f} set-ups/s  "
+          f"({spread / baseline:.2f} x SIPp; aim >= 0.3; ended {ended})")
+    return baseline, one, spread
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.parse_args()
+    parser.add_argument("--runs", type=int, default=1,
+                        help="repeat the three measurements; the medians come last")
+    args = parser.parse_args()
     if shutil.which("sipp") is None:
         sys.exit("bench_sipp: needs sipp (Debian: apt-get install sip-tester)")
+    runs = []
     with tempfile.TemporaryDirectory(prefix="bench-sipp-") as name:
-        folder = Path(name)
-        port = free_port()
-        baseline, ended = sustained(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port),
-                                     "-nostdin"], port, folder, socket_per_call=True,
-                                    settle=1.0)
-        print(f"SIPp uac -> SIPp uas              : {baseline:6.0f} set-ups/s sustained "
-              f"(ended {ended})")
-        port = free_port()
-        one, ended = sustained(softphone_answer(port, "1"), port, folder,
-                               socket_per_call=False, listening=1)
-        print(f"SIPp uac -> softphone answer      : {one:6.0f} set-ups/s  "
-              f"({one / baseline:.2f} x SIPp; {one / 800:.2f} x the aim of 800 per process; "
-              f"ended {ended})")
-        port = free_port()
-        spread, ended = sustained(softphone_answer(port, "auto"), port, folder,
-                                  socket_per_call=True, listening=os.cpu_count() or 1)
-        print(f"SIPp uac -> answer --workers auto : {spread:6.0f} set-ups/s  "
-              f"({spread / baseline:.2f} x SIPp; aim >= 0.3; ended {ended})")
+        for number in range(1, args.runs + 1):
+            if args.runs > 1:
+                print(f"--- run {number} of {args.runs}")
+            runs.append(one_run(Path(name)))
+    if len(runs) > 1:
+        one = statistics.median(run[1] for run in runs)
+        print(f"medians of {len(runs)} runs: softphone answer {one:.0f} set-ups/s "
+              f"({one / 800:.2f} x the aim of 800); answer --workers auto / SIPp uas "
+              f"{statistics.median(run[2] / run[0] for run in runs):.2f} (aim >= 0.3)")
 
 
 if __name__ == "__main__":
