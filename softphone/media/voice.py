@@ -110,9 +110,9 @@ class VoiceActivity:
 class ConversationFigures:
     """A conversation in numbers for reports and load rows, in seconds to the millisecond:
     ``first_words`` from the answer to the far end's first speech (0 when it was already
-    speaking, as early media may), ``response_latency`` the
-    median of its turns after ours (from the end of ours), ``talk_over`` both speaking at
-    once, ``dead_air`` the longest silence since the answer; None when it did not happen."""
+    speaking, as early media may), ``response_latency`` the median of its turns after ours
+    (from the end of ours), ``talk_over`` both speaking at once, ``dead_air`` the longest
+    silence since the answer; None when it did not happen."""
 
     first_words: float | None
     response_latency: float | None
