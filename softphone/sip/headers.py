@@ -76,7 +76,9 @@ def set_param(params: Params, name: str, value: str | None) -> Params:
 
 # --- name-addr / addr-spec: From, To, Contact, Route, Record-Route, Refer-To ------------------
 
-_DISPLAY_TOKENS_RE = re.compile(rf"{LWS}((?:{TOKEN}{LWS})*)<")
+# Tokens with whitespace required between them: one way to cut a run, so a display name whose
+# '<' never comes fails in linear time (an optional space there let the regex try 2^n cuts).
+_DISPLAY_TOKENS_RE = re.compile(rf"{LWS}((?:{TOKEN}(?:[ \t]+{TOKEN})*)?){LWS}<")
 _QUOTED_DISPLAY_RE = re.compile(rf"{LWS}({QUOTED_STRING}){LWS}<")
 
 
