@@ -109,8 +109,9 @@ def test_answer_send_a_digit_and_hang_up_with_keys(terminal: tuple[Terminal, int
     screen, port = terminal
     screen.wait_for("waiting for calls")
     with calling(port) as call:
-        ringing = screen.wait_for("a answer")
-        assert "sip:softphone@127.0.0.1" in ringing and "ringing" in ringing
+        screen.wait_for("a answer")  # the keys show from the INVITE on ("incoming call")
+        ringing = screen.wait_for("ringing")  # and the state from our 180 on
+        assert "sip:softphone@127.0.0.1" in ringing and "a answer" in ringing
         screen.press("a")
         talking = screen.wait_for("talking")
         assert "h hang up" in talking and "MOS" in talking
