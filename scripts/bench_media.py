@@ -334,8 +334,8 @@ async def main() -> None:
         runs.append(await one_run(args.seconds, args.max_streams))
     if len(runs) > 1:
         def median(values: list[float], digits: int = 2) -> str:
-            runs = ", ".join(f"{value:.{digits}f}" for value in values)
-            return f"{float(np.median(values)):.{digits}f} (runs: {runs})"
+            each = ", ".join(f"{value:.{digits}f}" for value in values)
+            return f"{float(np.median(values)):.{digits}f} (runs: {each})"
 
         print(f"medians of {len(runs)} runs: G.711 streams / the null stream's "
               f"{median([r.g711 for r in runs])} (aim >= 0.7); pacing p99 / the bare "

@@ -561,8 +561,9 @@ class TransactionLayer:
             ids = transaction.ids
             if self._awaiting_ack.get(ids) == transaction.key:
                 del self._awaiting_ack[ids]
-            if self._merge_index.get(transaction.merge_key) == transaction.key:
-                del self._merge_index[transaction.merge_key]
+            merge = transaction.merge_key
+            if self._merge_index.get(merge) == transaction.key:
+                del self._merge_index[merge]
 
     def _receive_response(self, response: Response, now: float) -> None:
         transaction = self.client.get(client_key(response))
@@ -618,10 +619,11 @@ class TransactionLayer:
         """RFC 3261 8.2.2.2: the same request reaching us twice by different paths."""
         if request.to_address.tag is not None or request.method == "CANCEL":
             return False
-        other = self._merge_index.get(transaction.merge_key)
+        merge = transaction.merge_key
+        other = self._merge_index.get(merge)
         if other is not None and other != transaction.key and other in self.server:
             return True
-        self._merge_index[transaction.merge_key] = transaction.key
+        self._merge_index[merge] = transaction.key
         return False
 
     def _receive_ack_for_2xx(self, ack: Request, source: Peer) -> None:
