@@ -102,7 +102,7 @@ class MediaStream:
         "source", "send_samples", "send_rate", "codec", "muted", "_last_sent", "dtmf",
         "_coded", "_cycle_at",
         "packets_sent", "octets_sent", "_chores_at", "srtp", "stats", "_latched", "last_rtp",
-        "_last_payload", "foreign",
+        "_last_heard", "_last_heard_at", "foreign",
         # playing what arrives, and the chores of every second or so
         "_playing", "_sink", "_metered", "jitter", "rtcp", "_adapt_at", "heard", "rate",
         "samples_per_frame", "_pending", "_pending_samples", "_packet_samples", "_last_played",
@@ -147,7 +147,9 @@ class MediaStream:
         self.recovered = 0  # lost frames rebuilt from FEC
         self._last_sent: Samples | None = None    # frames kept for the level meters, which
         self._last_played: Samples | None = None  # are computed only when somebody looks
-        self._last_payload: bytes | None = None   # heard but not decoded (a Discard sink)
+        # heard but not decoded (a Discard sink): the datagram and where its payload starts
+        self._last_heard: bytes | None = None
+        self._last_heard_at = 0
         self.on_failure: Callable[[Exception], None] | None = None
         self.failure: Exception | None = None
         self.undecodable = 0  # received payloads the codec refused (concealed instead)
@@ -341,9 +343,9 @@ class MediaStream:
         while the peer holds us (nothing arrives, nothing plays)."""
         if not self.receiving or time.monotonic() - self.last_rtp > SILENT_AFTER:
             return -96.0  # nothing arrives (on hold, a peer gone quiet): say so
-        if self._last_payload is not None:
-            payload, self._last_payload = self._last_payload, None
-            self._last_played = self._decode(payload)
+        if self._last_heard is not None:
+            heard, self._last_heard = self._last_heard, None
+            self._last_played = self._decode(heard[self._last_heard_at:])
             self._start_metering()
         return level_dbfs(self._last_played) if self._last_played is not None else -96.0
 
@@ -493,7 +495,7 @@ class MediaStream:
             data = plain
         if len(data) >= _HEADER_SIZE and data[0] == 0x80:  # the usual packet, read in place
             _, second, sequence, timestamp, ssrc = _unpack_header(data)
-            payload_type, payload = second & 0x7F, data[_HEADER_SIZE:]
+            payload_type, payload_at = second & 0x7F, _HEADER_SIZE
         else:  # CSRCs, an extension, padding, or not RTP at all
             try:
                 packet = RtpPacket.parse(data)
@@ -502,7 +504,8 @@ class MediaStream:
                 return
             payload_type, sequence, timestamp, ssrc = (packet.payload_type, packet.sequence,
                                                        packet.timestamp, packet.ssrc)
-            payload, second = packet.payload, payload_type | (0x80 if packet.marker else 0)
+            data, payload_at = packet.payload, 0
+            second = payload_type | (0x80 if packet.marker else 0)
         is_event = payload_type == self._event_type
         if payload_type != self._voice_type and not is_event:
             return  # comfort noise, or a codec we did not agree on
@@ -515,14 +518,15 @@ class MediaStream:
         self.last_rtp = now = _monotonic()
         self.stats.update(sequence, timestamp, now, not is_event)
         if is_event:
-            digit = self._dtmf_receiver.receive(timestamp, payload)
+            digit = self._dtmf_receiver.receive(timestamp, data[payload_at:])
             if digit is not None and self.on_dtmf is not None:
                 self.on_dtmf(digit)
         elif self._discarding:
-            self._last_payload = payload  # nobody plays it: no jitter buffer, no decoding
+            # nobody plays it: no jitter buffer, no decoding, not even a copy of the payload
+            self._last_heard, self._last_heard_at = data, payload_at
         else:
-            self.jitter.put(RtpPacket(payload_type, sequence, timestamp, ssrc, payload,
-                                      second > 0x7F))
+            self.jitter.put(RtpPacket(payload_type, sequence, timestamp, ssrc,
+                                      data[payload_at:], second > 0x7F))
 
     def _unprotect(self, data: bytes, source: tuple[str, int]) -> bytes | None:
         """SRTP's plain packet; None for what is not the peer's (counted, not worth a

@@ -92,6 +92,23 @@ async def test_a_listener_nobody_hears_counts_packets_off_by_their_length() -> N
     assert stream.jitter.late == 0
 
 
+@pytest.mark.parametrize("csrcs", [(), (0x1234, 0x5678)])
+async def test_the_meter_of_discarded_audio_reads_the_last_payload_heard(
+        csrcs: tuple[int, ...]) -> None:
+    """Nothing is decoded for a Discard sink until a meter asks; then the last packet's
+    payload is, wherever in the datagram it starts (after CSRCs, say), and only it."""
+    stream = await make_stream(sink=Discard())
+    codec, quiet = make_codec("pcmu"), np.full(160, 100, dtype=np.int16)
+    loud = (np.sin(np.arange(160) * 2 * np.pi / 16) * 16000).astype(np.int16)
+    payloads = [codec.encode(frame) for frame in (quiet, loud)]
+    for number, payload in enumerate(payloads):
+        packet = RtpPacket(0, 100 + number, 1000 + 160 * number, 7, payload, csrc=csrcs)
+        stream._on_packet(bytes(packet), PEER)
+    assert stream.jitter.size == 0  # discarded: nothing buffered
+    assert abs(stream.level_out - level_dbfs(loud)) < 0.5
+    assert np.array_equal(stream._last_played, make_codec("pcmu").decode(payloads[1]))
+
+
 @pytest.mark.parametrize(("codec", "ptime", "payload"), [
     ("pcmu", 30, 240), ("pcmu", 40, 320), ("opus", 10, None), ("opus", 60, None)])
 async def test_frames_sent_hold_the_negotiated_packet_time(codec: str, ptime: int,
