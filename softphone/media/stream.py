@@ -100,7 +100,7 @@ class MediaStream:
         "rtp", "remote", "ssrc", "_sequence", "_timestamp", "clock_per_frame", "_first",
         "_voice_type", "_event_type", "_transmitting", "_discarding", "receiving", "sending",
         "source", "send_samples", "send_rate", "codec", "muted", "_last_sent", "dtmf",
-        "_coded", "_cycle_at",
+        "_sending_digits", "_cycle", "_frames", "_payloads", "_cycle_at", "_loop_from",
         "packets_sent", "octets_sent", "_chores_at", "srtp", "stats", "_latched", "last_rtp",
         "_last_heard", "_last_heard_at", "foreign",
         # playing what arrives, and the chores of every second or so
@@ -117,9 +117,13 @@ class MediaStream:
         self.rtp = rtp
         self.media = media
         self._listen_only = False
-        # a source's FrameCycle and its payloads, coded once (see _take_cycle); the next index
-        self._coded: tuple[FrameCycle, Sequence[bytes]] | None = None
-        self._cycle_at = 0
+        # a source's FrameCycle (see _take_cycle); a tick reads its frames, their payloads
+        # coded once, the index of the next and where the cycle loops back to, each kept
+        # here: a cycle is shared, a stream's own objects are what a tick finds out of cache
+        self._cycle: FrameCycle | None = None
+        self._payloads: Sequence[bytes] | None = None
+        self._frames: Sequence[Samples] = ()
+        self._cycle_at = self._loop_from = 0
         self.srtp = SrtpContext(media.srtp) if media.srtp is not None else None
         self._metered = False  # a Discard sink's level is watched: decode what arrives
         self._sink = sink
@@ -138,6 +142,7 @@ class MediaStream:
         self._running = False
         # telephone-event durations run on its own 8 kHz clock, whatever the voice codec
         self.dtmf = DtmfSender(samples_per_frame=8 * media.ptime)
+        self._sending_digits = False  # dtmf.busy, as of its last change (a tick reads it)
         self._dtmf_receiver = DtmfReceiver()
         self._dtmf_timestamp = 0
         self.on_dtmf: Callable[[str], None] | None = None
@@ -249,7 +254,7 @@ class MediaStream:
     def replace_ports(self, source: AudioSource, sink: AudioSink) -> None:
         """Reconnect the stream (to a conference, say); the old ports are closed."""
         old_source, old_sink = self.source, self.sink
-        self._coded = None  # the old source's cycle: the old source is closed below
+        self._cycle = self._payloads = None  # the old source's: it is closed below
         self.source, self.sink = source, sink
         if self._rates(self.media) != (self.send_rate, self.rate):  # silence -> a conference
             self._make_codec(self.media)
@@ -354,6 +359,7 @@ class MediaStream:
         if self.media.dtmf_payload_type is None:
             return False
         self.dtmf.queue(digits)
+        self._sending_digits = self.dtmf.busy
         return True
 
     def _take_cycle(self) -> None:
@@ -369,34 +375,34 @@ class MediaStream:
             return
         cycle: FrameCycle | None = offer(self.send_samples, self.send_rate)
         if cycle is not None:
-            self._coded = (cycle, encode_cycle(cycle.frames))
-            self._cycle_at = cycle.start
+            self._cycle, self._payloads = cycle, encode_cycle(cycle.frames)
+            self._frames, self._cycle_at, self._loop_from = (cycle.frames, cycle.start,
+                                                             cycle.loop_from)
 
     def _leave_cycle(self) -> None:
         """Bring the source to where its cycle got to, so reading it goes on from there."""
-        if self._coded is not None:
-            self._coded[0].catch_up(self.source, self._cycle_at)
-            self._coded = None
+        if self._cycle is not None:
+            self._cycle.catch_up(self.source, self._cycle_at)
+            self._cycle = self._payloads = None
 
     def _send_frame(self) -> None:
         """This tick's packet: a voice frame or, while digits are being sent, a
         telephone-event (the voice's clock and the source run on under it)."""
         timestamp = self._timestamp
         self._timestamp = (timestamp + self.clock_per_frame) & 0xFFFFFFFF
-        coded, payload = self._coded, None
-        if coded is None:
+        payloads, payload = self._payloads, None
+        if payloads is None:
             frame = self.source.read(self.send_samples, self.send_rate)
         else:  # the frame and its payload the source's cycle has next
-            cycle, payloads = coded
             index = self._cycle_at  # and the one after it: FrameCycle.after, inlined (a tick)
-            self._cycle_at = index + 1 if index + 1 < len(payloads) else cycle.loop_from
-            frame, payload = cycle.frames[index], payloads[index]
+            self._cycle_at = index + 1 if index + 1 < len(payloads) else self._loop_from
+            frame, payload = self._frames[index], payloads[index]
         if self.muted:
             self._last_sent = payload = None
             frame = frame * 0
         else:
             self._last_sent = frame
-        if self.dtmf.busy and self._event_type is not None:
+        if self._sending_digits and self._event_type is not None:
             self._send_event(timestamp)
             return
         self._send(self._voice_type, timestamp,
@@ -407,6 +413,7 @@ class MediaStream:
         """A telephone-event packet in place of the voice frame, or nothing (the gap after a
         digit); every packet of one event carries the event's first timestamp."""
         event = self.dtmf.next()
+        self._sending_digits = self.dtmf.busy
         if event is None or event is False:
             return
         assert self.media.dtmf_payload_type is not None

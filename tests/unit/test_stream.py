@@ -286,7 +286,7 @@ async def test_a_source_cycle_coded_once_sends_what_reading_and_coding_each_fram
             if tick == 77:
                 stream.update(media("pcma", 8, 40))
             stream.tick(0.0)
-    assert cycled._coded is not None and read._coded is None  # A-law's cycle, taken anew
+    assert cycled._payloads is not None and read._payloads is None  # A-law's cycle, taken anew
     for stream in (cycled, read):
         stream.stop()
     sent = [[packet[1:2] + packet[12:] for packet in stream.rtp.sent]  # type: ignore[attr-defined]
