@@ -106,7 +106,8 @@ class Stream:
 
     def __init__(self, mailbox: Mailbox, clock: MediaClock) -> None:
         endpoint = RtpEndpoint()
-        media = NegotiatedMedia(CODECS["pcmu"], 0, "127.0.0.1", 5004, 101, "sendrecv")
+        host = "".join(("127.0.0.", "1"))  # a string of its own, as each call's SDP gives
+        media = NegotiatedMedia(CODECS["pcmu"], 0, host, 5004, 101, "sendrecv")
         self.stream = MediaStream(endpoint, media, Tone(440), Discard(), clock=clock)
         self.stream.start()  # sends its first packet, as a call's stream does
         clock.remove(self.stream)  # the harness ticks it

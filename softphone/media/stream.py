@@ -13,6 +13,7 @@ import contextlib
 import logging
 import random
 import secrets
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -131,7 +132,7 @@ class MediaStream:
         self.source = source
         self.clock = clock or MediaClock.shared()
         self._use_codec(media)
-        self.remote = (media.remote_address, media.remote_port)
+        self.remote = _peer(media.remote_address, media.remote_port)
         self.ssrc = secrets.randbits(32)
         self._sequence = secrets.randbits(16)
         self._timestamp = secrets.randbits(32)
@@ -304,7 +305,7 @@ class MediaStream:
         self._agree(media)
         if moved:  # the peer's new SDP names another address: latch to it afresh
             self._latched = False
-            self.remote = (media.remote_address, media.remote_port)
+            self.remote = _peer(media.remote_address, media.remote_port)
             self.rtcp.remote = _rtcp_destination(media)
         self.last_rtp = time.monotonic()  # a direction change restarts the inactivity clock
 
@@ -520,7 +521,8 @@ class MediaStream:
             if self._latched:
                 self.foreign += 1  # not the peer's: injected or stray, never played
                 return
-            self.remote = source  # symmetric RTP (RFC 4961): answer where it comes from
+            # symmetric RTP (RFC 4961): answer where it comes from
+            self.remote = _peer(*source)
         self._latched = True
         self.last_rtp = now = _monotonic()
         self.stats.update(sequence, timestamp, now, not is_event)
@@ -639,6 +641,13 @@ class RtcpState:
             rtt = (arrival - block.last_sr - block.delay_since_last_sr) & 0xFFFFFFFF
             if rtt < 65536 * 10:  # ignore nonsense from clock jumps
                 self.rtt_ms = rtt * 1000 / 65536
+
+
+def _peer(host: str, port: int) -> tuple[str, int]:
+    """Where a stream sends, and whose packets it takes: every packet's source is compared
+    with it, so its host is the process's one string for that address (interned), which
+    stays in cache, rather than each call's own copy."""
+    return sys.intern(host), port
 
 
 def _rtcp_destination(media: NegotiatedMedia) -> tuple[str, int] | None:

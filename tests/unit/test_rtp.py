@@ -53,6 +53,16 @@ def test_loss_counts_across_the_sequence_wrap_and_ignores_duplicates() -> None:
     assert stats.lost == 2  # 65532 and 2
 
 
+@pytest.mark.parametrize("first", [0, 1, 2, 65535])
+def test_the_first_packet_starts_the_count_whatever_its_sequence_number(first: int) -> None:
+    """Sequence 1 is what the in-order case looks for after the initial max_seq 0: the
+    first packet must still be taken for the first (A.1's init_seq), not as the next."""
+    stats = ReceiverStats(clock_rate=8000)
+    for n in range(3):
+        stats.update((first + n) & 0xFFFF, n * 160, n * 0.02)
+    assert (stats.base_seq, stats.expected, stats.lost) == (first, 3, 0)
+
+
 def test_jitter_follows_rfc3550_a8() -> None:
     steady = ReceiverStats(clock_rate=8000)
     for n in range(100):
