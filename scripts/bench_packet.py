@@ -102,7 +102,8 @@ class Floor(HandOver):
 
 class Stream:
     """A real MediaStream (G.711, a tone sent, what arrives discarded), its endpoint's
-    ``sendto`` the harness's and the clock never started."""
+    ``sendto`` the harness's, its arrivals handed to its handler as an IPv4 socket's are,
+    and the clock never started."""
 
     def __init__(self, mailbox: Mailbox, clock: MediaClock) -> None:
         endpoint = RtpEndpoint()
@@ -113,7 +114,10 @@ class Stream:
         clock.remove(self.stream)  # the harness ticks it
         endpoint.sendto = mailbox.keep
         self.tick: Tick = self.stream.tick
-        self.receive: Receive = endpoint.datagram_received
+        # what the transport calls for each datagram on IPv4: the stream's handler itself
+        handler = endpoint.handler
+        assert handler is not None
+        self.receive: Receive = handler
 
 
 Side = HandOver | Stream
