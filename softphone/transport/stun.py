@@ -8,6 +8,7 @@ NAT maps each socket separately and only that socket's request can learn its map
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
 from aioice import stun
@@ -37,8 +38,8 @@ class StunClient:
     def received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
             message = stun.parse_message(data)
-        except ValueError:
-            return
+        except (ValueError, struct.error):  # aioice's: what it checks, a truncated attribute
+            return  # anyone can send anything: not an answer of ours
         transaction = self._pending.get(message.transaction_id)
         if transaction is not None:
             transaction.response_received(message, addr)
@@ -56,8 +57,18 @@ class StunClient:
             raise OSError(f"no STUN answer from {server[0]}:{server[1]} ({error})") from None
         finally:
             del self._pending[request.transaction_id]
-        host, port = response.attributes["XOR-MAPPED-ADDRESS"]
-        return str(host), int(port)
+        return _mapped(response, server)
+
+
+def _mapped(response: stun.Message, server: tuple[str, int]) -> tuple[str, int]:
+    """The address a binding answer gives: XOR-MAPPED-ADDRESS, or MAPPED-ADDRESS from a
+    server of RFC 3489's day; OSError naming the server when it gives neither."""
+    for name in ("XOR-MAPPED-ADDRESS", "MAPPED-ADDRESS"):
+        mapped = response.attributes.get(name)
+        if mapped is not None:
+            host, port = mapped
+            return str(host), int(port)
+    raise OSError(f"the STUN answer from {server[0]}:{server[1]} gives no mapped address")
 
 
 def parse_server(text: str) -> tuple[str, int]:

@@ -11,6 +11,12 @@ from aioice import stun
 
 
 class StunServer(asyncio.DatagramProtocol):
+    """``attribute``: where the answer puts the address (XOR-MAPPED-ADDRESS; MAPPED-ADDRESS
+    as RFC 3489's servers did; None for an answer without one)."""
+
+    def __init__(self, attribute: str | None = "XOR-MAPPED-ADDRESS") -> None:
+        self.attribute = attribute
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
 
@@ -24,7 +30,8 @@ class StunServer(asyncio.DatagramProtocol):
         response = stun.Message(message_method=stun.Method.BINDING,
                                 message_class=stun.Class.RESPONSE,
                                 transaction_id=request.transaction_id)
-        response.attributes["XOR-MAPPED-ADDRESS"] = addr
+        if self.attribute is not None:
+            response.attributes[self.attribute] = addr
         self.transport.sendto(bytes(response), addr)  # type: ignore[attr-defined]
 
 
