@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import struct
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -120,12 +121,20 @@ class Wire(RtpEndpoint):
         pass
 
 
-def _stream(codec: str, sink: Discard | Recorder) -> MediaStream:
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """The clock's loop: the streams are ticked by hand, so it never runs."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def _stream(codec: str, sink: Discard | Recorder, loop: asyncio.AbstractEventLoop
+            ) -> MediaStream:
     payload_type = {"pcmu": 0, "g722": 9, "opus": 111}[codec]
     media = NegotiatedMedia(CODECS[codec], payload_type, *PEER, 101, "sendrecv",
                             remote_rtcp_port=PEER[1] + 1)
-    return MediaStream(Wire(), media, Tone(440), sink,
-                       clock=MediaClock(asyncio.get_event_loop_policy().get_event_loop()))
+    return MediaStream(Wire(), media, Tone(440), sink, clock=MediaClock(loop))
 
 
 def _datagrams() -> st.SearchStrategy[bytes]:
@@ -144,13 +153,13 @@ def _datagrams() -> st.SearchStrategy[bytes]:
 @given(datagrams=st.lists(_datagrams(), min_size=1, max_size=30),
        rtcp=st.lists(st.builds(mutate, st.just(_compound()), st.integers(0, 2**32 - 1),
                                st.integers(0, 6)), max_size=3))
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_a_stream_takes_any_datagram_and_goes_on_ticking(
-        codec: str, playing: bool, datagrams: list[bytes], rtcp: list[bytes]) -> None:
+        loop: asyncio.AbstractEventLoop, codec: str, playing: bool, datagrams: list[bytes],
+        rtcp: list[bytes]) -> None:
     """Junk from the peer's address, interleaved with ticks: counted, concealed or dropped;
     the stream never raises, and plays a whole frame every tick it plays."""
-    stream = _stream(codec, Recorder() if playing else Discard())
+    stream = _stream(codec, Recorder() if playing else Discard(), loop)
     stream.source.prepare(stream.send_rate)
     for number, data in enumerate(datagrams):
         stream._on_packet(data, PEER)
