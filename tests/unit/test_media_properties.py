@@ -18,11 +18,20 @@ from hypothesis import strategies as st
 
 from softphone.media.clock import MediaClock
 from softphone.media.ports import Discard, Recorder, Tone
+from softphone.media.srtp import SrtpContext
 from softphone.media.stream import MediaStream
 from softphone.rtp.packet import RtpError, RtpPacket
 from softphone.rtp.rtcp import RtcpError, parse_compound
+from softphone.sdp.crypto import SUITES
 from softphone.sdp.model import SdpError, SessionDescription
-from softphone.sdp.negotiation import CODECS, NegotiatedMedia, answer_offer, make_offer, read_answer
+from softphone.sdp.negotiation import (
+    CODECS,
+    NegotiatedMedia,
+    SrtpKeys,
+    answer_offer,
+    make_offer,
+    read_answer,
+)
 from softphone.transport.rtp import RtpEndpoint
 from softphone.transport.stun import StunClient, is_stun
 from tests.conftest import TESTDATA
@@ -171,6 +180,46 @@ def test_a_stream_takes_any_datagram_and_goes_on_ticking(
         frames = {len(frame) for frame in stream.sink.frames}
         assert frames <= {stream.samples_per_frame}
         assert all(np.asarray(frame).dtype == np.int16 for frame in stream.sink.frames)
+
+
+def _srtp_pair(suite_name: str) -> tuple[SrtpContext, SrtpKeys]:
+    """The peer's SRTP context, and our keys that read it (and it ours)."""
+    suite = SUITES[suite_name]
+    theirs, ours = (bytes(range(offset, offset + suite.material_length))
+                    for offset in (0, 100))
+    return SrtpContext(SrtpKeys(suite, theirs, ours)), SrtpKeys(suite, ours, theirs)
+
+
+@pytest.mark.parametrize("suite", ["AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"])
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2**32 - 1), st.integers(0, 6)),
+                min_size=1, max_size=30))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_an_srtp_stream_takes_tampered_and_foreign_packets_and_goes_on(
+        loop: asyncio.AbstractEventLoop, suite: str,
+        arrivals: list[tuple[int, int, int]]) -> None:
+    """The peer's SRTP and SRTCP, some mutated (or raw junk): what fails authentication is
+    counted as rejected and never heard; what the peer sent unharmed is."""
+    peer, keys = _srtp_pair(suite)
+    media = NegotiatedMedia(CODECS["pcmu"], 0, *PEER, 101, "sendrecv",
+                            remote_rtcp_port=PEER[1] + 1, srtp=keys)
+    stream = MediaStream(Wire(), media, Tone(440), Recorder(), clock=MediaClock(loop))
+    stream.source.prepare(stream.send_rate)
+    intact = 0
+    for number, (kind, seed, mutations) in enumerate(arrivals):
+        header = struct.pack("!BBHII", 0x80, 0, 1000 + number, 160 * number, 7)
+        packet = peer.protect(header + bytes(160))
+        report = peer.protect_rtcp(_compound())
+        if kind == 2:
+            packet = random.Random(seed).randbytes(seed % 64)
+        else:
+            packet = mutate(packet, seed, mutations)
+            report = mutate(report, seed, mutations)
+        intact += kind != 2 and mutations == 0
+        stream._on_packet(packet, PEER)
+        stream._on_rtcp(report, (PEER[0], PEER[1] + 1))
+        stream.tick(number * 0.02)
+    assert stream.srtp is not None
+    assert stream.stats.received >= intact  # unharmed packets all got through
 
 
 # --- SDP offers and answers -----------------------------------------------------------------
